@@ -1,0 +1,139 @@
+"""Leases: how a worker holds an attempt, and how a dead worker's attempt is found and failed.
+
+claim()   one conditional UPDATE moves rows into their running status, bumps `lease_token` (the
+          fencing token) and stamps this worker as owner with an expiry;
+Keeper    a daemon thread in the worker process that renews the expiry of everything it holds;
+finish()  the closing UPDATE requires the token it claimed with: if the attempt was reaped (or
+          claimed again) meanwhile, the late result is dropped instead of overwriting the newer one;
+reap()    fails every attempt whose lease expired with "worker lost", so it reaches the inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.db.models import F, Model
+from django.utils import timezone
+
+log = logging.getLogger("redrive.leases")
+
+WORKER_LOST = "worker lost: the worker running this attempt stopped renewing its lease"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lease_seconds() -> int:
+    return settings.REDRIVE_LEASE_SECONDS
+
+
+def lease_expiry(extra_seconds: float = 0):
+    return timezone.now() + timedelta(seconds=lease_seconds() + extra_seconds)
+
+
+class Keeper:
+    """Renews the leases this process holds, every third of the lease time."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[type[Model], str], int] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, model: type[Model], pk, token: int) -> None:
+        with self._lock:
+            self._held[(model, str(pk))] = token
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+                self._thread.start()
+
+    def release(self, model: type[Model], pk) -> None:
+        with self._lock:
+            self._held.pop((model, str(pk)), None)
+
+    def renew_now(self) -> int:
+        with self._lock:
+            held = list(self._held.items())
+        renewed = 0
+        expires = lease_expiry()
+        for (model, pk), token in held:
+            renewed += model.objects.filter(pk=pk, lease_token=token).update(
+                lease_expires_at=expires
+            )
+        return renewed
+
+    def _run(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(max(lease_seconds() / 3, 0.5)):
+            try:
+                close_old_connections()
+                self.renew_now()
+            except Exception:  # a database blip must not kill the keeper; next round retries
+                log.exception("lease renewal failed")
+                connections.close_all()
+
+
+keeper = Keeper()
+
+
+def new_owner() -> str:
+    return f"{worker_name()}:{uuid.uuid4().hex[:8]}"[:64]
+
+
+def claim(
+    queryset,
+    *,
+    status_field: str = "status",
+    to_status: str,
+    owner: str,
+    extra=None,
+    grace_seconds: float = 0,
+) -> dict[str, int]:
+    """Claim every row of `queryset` (already filtered to claimable states) for `owner`.
+
+    Returns {pk: fencing token} of the rows this call won; rows another worker won are absent.
+    """
+    model = queryset.model
+    values = {
+        status_field: to_status,
+        "lease_owner": owner,
+        "lease_token": F("lease_token") + 1,
+        "lease_expires_at": lease_expiry(grace_seconds),
+        **(extra or {}),
+    }
+    with transaction.atomic():
+        claimed = queryset.update(**values)
+        if not claimed:
+            return {}
+        # Our UPDATE holds the row locks until commit, so this read sees exactly what we won.
+        won = dict(
+            model.objects.filter(lease_owner=owner, **{status_field: to_status}).values_list(
+                "pk", "lease_token"
+            )
+        )
+    for pk, token in won.items():
+        keeper.hold(model, pk, token)
+    return {str(pk): token for pk, token in won.items()}
+
+
+def finish(model: type[Model], pk, token: int, *, running_status: str, **values) -> bool:
+    """The fenced closing UPDATE. False means the attempt was reaped or re-claimed meanwhile."""
+    keeper.release(model, pk)
+    updated = model.objects.filter(pk=pk, lease_token=token, status=running_status).update(
+        lease_owner="", lease_expires_at=None, **values
+    )
+    if not updated:
+        log.warning("dropped a late result for %s %s (token %s)", model.__name__, pk, token)
+    return bool(updated)
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)).strip()

@@ -1,0 +1,654 @@
+"""Redrive's data: tenants and who may do what, the five kinds of work, and the evidence trail
+(attempt history, audit, outbox events, idempotency, bulk retries).
+
+Field names follow the seed each kind comes from (snake_case here, the seed's own spelling in the
+API serializers). State changes do not live here: they are conditional UPDATEs in
+`executions/engine.py` (running the work) and `executions/kinds/` (retrying it).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+
+def object_id() -> str:
+    """A MongoDB-ObjectId-shaped id (24 hex), as seed 000's projectId/functionId/_id are."""
+    return f"{int(timezone.now().timestamp()):08x}{secrets.token_hex(8)}"
+
+
+def run_id() -> str:
+    return f"run_{uuid.uuid4().hex}"
+
+
+# --- kinds ------------------------------------------------------------------------------------
+
+
+class Kind(models.TextChoices):
+    FUNCTION = "function", "Function execution"
+    AUTOMATION = "automation", "Automation execution"
+    JOB = "job", "Job"
+    WORKFLOW = "workflow", "Workflow execution"
+    RUN = "run", "Run"
+
+
+# --- tenancy and permissions ------------------------------------------------------------------
+
+READ_PERMISSIONS = (
+    "functions:read",
+    "automation:read",
+    "jobs:read",
+    "workflowOrchestrationACL:READ",
+    "runs:read",
+)
+RETRY_PERMISSIONS = (
+    "functions:retry",
+    "automation:execute",
+    "jobs:write",
+    "workflowOrchestrationACL:WRITE",
+    "runs:write",
+)
+COMMAND_PERMISSION = "command:execute"
+ADMIN_PERMISSIONS = ("apikeys:manage", "audit:read")
+ALL_PERMISSIONS = READ_PERMISSIONS + RETRY_PERMISSIONS + (COMMAND_PERMISSION,) + ADMIN_PERMISSIONS
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    VIEWER = "viewer"
+
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.ADMIN: frozenset(ALL_PERMISSIONS),
+    Role.OPERATOR: frozenset(READ_PERMISSIONS + RETRY_PERMISSIONS + ("audit:read",)),
+    Role.VIEWER: frozenset(READ_PERMISSIONS),
+}
+
+
+class Tenant(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    # Seed 000 addresses functions under a project (ObjectId); seed 003 under a CDF project name.
+    functions_project_id = models.CharField(max_length=24, unique=True, default=object_id)
+    workflows_project = models.SlugField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant} ({self.role})"
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        return ROLE_PERMISSIONS[self.role]
+
+
+class ApiKeyManager(BaseAPIKeyManager):
+    pass
+
+
+class ApiKey(AbstractAPIKey):
+    """A server-to-server key: hashed with SHA-512 (high-entropy secret, so no slow KDF), looked up
+    by its prefix, scoped to one tenant and a set of permissions."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    permissions = models.JSONField(default=list)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyManager()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+
+
+# --- leases (shared by every unit of work a worker runs) ---------------------------------------
+
+
+class Leased(models.Model):
+    """A worker holds an attempt through a lease it renews; `lease_token` is the fencing token:
+    bumped on every claim, and every finishing UPDATE requires it, so a presumed-dead worker's late
+    finish cannot overwrite a newer attempt."""
+
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_token = models.PositiveBigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Failure(models.Model):
+    """What every kind records when it fails, for the inbox."""
+
+    error_message = models.TextField(null=True, blank=True)
+    error_stack = models.TextField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+# --- seed 000: functions ----------------------------------------------------------------------
+
+
+class Function(models.Model):
+    id = models.CharField(primary_key=True, max_length=24, default=object_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="functions")
+    name = models.CharField(max_length=200)
+    handler = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    timeout_ms = models.PositiveIntegerField(default=30_000)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FunctionExecution(Leased, Failure):
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCESS = "success"
+        FAILED = "failed"
+        TIMEOUT = "timeout"
+
+    class InvokedBy(models.TextChoices):
+        MANUAL = "manual"
+        API_KEY = "api_key"
+        TRIGGER = "trigger"
+        CRON = "cron"
+
+    id = models.CharField(primary_key=True, max_length=24, default=object_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    function = models.ForeignKey(Function, on_delete=models.CASCADE, related_name="executions")
+    # The definition that ran, so a retry runs the same version even if the function changed since.
+    handler = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    function_version = models.PositiveIntegerField(default=1)
+    timeout_ms = models.PositiveIntegerField(default=30_000)
+    payload = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    execution_time = models.PositiveIntegerField(null=True, blank=True)  # ms
+    executed_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    invoked_by = models.CharField(max_length=16, choices=InvokedBy.choices, default="manual")
+    retry_count = models.PositiveIntegerField(default=0)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    logs = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["function", "-executed_at", "-id"], name="fnexec_log_order"),
+            models.Index(
+                fields=["tenant", "-executed_at", "-id"],
+                name="fnexec_failed_inbox",
+                condition=Q(status__in=["failed", "timeout"]),
+            ),
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="fnexec_lease",
+                condition=Q(status="running"),
+            ),
+        ]
+
+    @property
+    def success(self) -> bool:
+        return self.status == self.Status.SUCCESS
+
+
+# --- seed 001: automations --------------------------------------------------------------------
+
+
+class AutomationRule(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="automation_rules")
+    name = models.CharField(max_length=200)
+    trigger = models.JSONField(default=dict)
+    # Ordered list of {"handler": name, "params": {...}}.
+    actions = models.JSONField(default=list)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AutomationExecution(Leased, Failure):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        TIMEOUT = "timeout"
+        SKIPPED = "skipped"
+
+    execution_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    automation_rule = models.ForeignKey(
+        AutomationRule, on_delete=models.CASCADE, related_name="executions"
+    )
+    trigger_data = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    started_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    actions_total = models.PositiveIntegerField(default=0)
+    actions_successful = models.PositiveIntegerField(default=0)
+    actions_failed = models.PositiveIntegerField(default=0)
+    failed_action_index = models.IntegerField(null=True, blank=True)
+    # Holds the snapshot of the rule's actions (and version) this execution runs.
+    execution_context = models.JSONField(default=dict, blank=True)
+    logs = models.JSONField(default=list, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "-updated_at", "-execution_id"],
+                name="autoexec_failed_inbox",
+                condition=Q(status__in=["failed", "timeout"]),
+            ),
+            models.Index(fields=["tenant", "status", "-started_at"], name="autoexec_list"),
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="autoexec_lease",
+                condition=Q(status="running"),
+            ),
+        ]
+
+
+# --- seed 002: jobs ---------------------------------------------------------------------------
+
+
+class Job(Leased, Failure):
+    class Status(models.TextChoices):
+        UNPROCESSED = "unprocessed"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    ANY_HOST = "_any"
+
+    job_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    operation = models.JSONField()  # {"type": ..., "data": ...}
+    operation_type = models.CharField(max_length=64)  # operation["type"], indexed for filters
+    target_hostname = models.CharField(max_length=253, default=ANY_HOST)
+    taken_by = models.CharField(max_length=253, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNPROCESSED)
+    revision = models.PositiveIntegerField(default=1)
+    result = models.JSONField(null=True, blank=True)
+    logs = models.JSONField(default=list, blank=True)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "-updated_at", "-job_id"],
+                name="job_failed_inbox",
+                condition=Q(status="failed"),
+            ),
+            models.Index(fields=["tenant", "status", "-created_at"], name="job_list"),
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="job_lease",
+                condition=Q(status="processing"),
+            ),
+        ]
+
+
+class JobEvent(models.Model):
+    """Append-only timeline of a job: one row per state change (and the `retried` marker)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    revision = models.PositiveIntegerField()
+    type = models.CharField(max_length=32)
+    data = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+
+
+# --- seed 003: workflows ----------------------------------------------------------------------
+
+
+class Workflow(models.Model):
+    """One version of a workflow: a DAG of tasks, each
+    {"externalId", "handler", "params", "dependsOn": [...], "isOptional", "retries", "timeout"}."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="workflows")
+    external_id = models.CharField(max_length=255)
+    version = models.CharField(max_length=255)
+    tasks = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "external_id", "version"], name="workflow_unique_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id}@{self.version}"
+
+
+class WorkflowExecution(Failure):
+    class Status(models.TextChoices):
+        RUNNING = "RUNNING"
+        COMPLETED = "COMPLETED"
+        FAILED = "FAILED"
+        TIMED_OUT = "TIMED_OUT"
+        TERMINATED = "TERMINATED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="executions")
+    engine_execution_id = models.UUIDField(default=uuid.uuid4)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    input = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_time = models.DateTimeField(default=timezone.now)
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    reason_for_incompletion = models.TextField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "-updated_at", "-id"],
+                name="wfexec_failed_inbox",
+                condition=Q(status__in=["FAILED", "TIMED_OUT", "TERMINATED"]),
+            ),
+            models.Index(fields=["tenant", "status", "-created_time"], name="wfexec_list"),
+        ]
+
+
+class WorkflowTaskExecution(Leased, Failure):
+    class Status(models.TextChoices):
+        SCHEDULED = "SCHEDULED"
+        IN_PROGRESS = "IN_PROGRESS"
+        COMPLETED = "COMPLETED"
+        CANCELED = "CANCELED"
+        FAILED = "FAILED"
+        FAILED_WITH_TERMINAL_ERROR = "FAILED_WITH_TERMINAL_ERROR"
+        TIMED_OUT = "TIMED_OUT"
+        SKIPPED = "SKIPPED"
+
+    FINAL_BAD = ("CANCELED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "TIMED_OUT")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    execution = models.ForeignKey(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="task_executions"
+    )
+    task_external_id = models.CharField(max_length=255)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.SCHEDULED)
+    attempts = models.PositiveIntegerField(default=0)
+    # retries + 1 to start with; each retry of the execution grants one more when used up.
+    max_attempts = models.PositiveIntegerField(default=1)
+    output = models.JSONField(null=True, blank=True)
+    logs = models.JSONField(default=list, blank=True)
+    # Who the task runs as: the identity of the session whose nonce authorised the last retry.
+    run_as = models.CharField(max_length=200, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "task_external_id"], name="wftask_unique_per_execution"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="wftask_lease",
+                condition=Q(status="IN_PROGRESS"),
+            ),
+        ]
+
+
+class WorkflowSession(models.Model):
+    """Seed 003's sessions: a nonce that authorises one retry, as the user who created it."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE)
+    api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.CASCADE)
+    type = models.CharField(max_length=32, default="TOKEN_EXCHANGE")
+    nonce = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+
+# --- seed 004: runs ---------------------------------------------------------------------------
+
+
+class Run(Leased, Failure):
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        WAITING = "waiting"
+        SUCCESS = "success"
+        PARTIAL = "partial"
+        FAILURE = "failure"
+        CANCELLED = "cancelled"
+
+    RETRYABLE = ("failure", "cancelled", "partial")
+
+    id = models.CharField(primary_key=True, max_length=40, default=run_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    workflow_id = models.CharField(max_length=100)
+    workflow_version = models.PositiveIntegerField(default=1)
+    workflow_owner_user_id = models.CharField(max_length=100, blank=True, default="")
+    # The snapshot this run executes: {"nodes": {...}, "triggerNodeIds": [...],
+    # "inputSchema": [...], "variableDefs": [...], "blockExpansions": {...}}.
+    workflow_definition = models.JSONField()
+    execution_state = models.JSONField(default=dict, blank=True)  # node id -> output
+    node_states = models.JSONField(default=dict, blank=True)  # node id -> {status, error, ...}
+    prop_values = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    # One retry per run: the unique constraint makes a racing second retry fail in the database.
+    source_run = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
+    )
+    is_dust_test = models.BooleanField(default=False)
+    is_simulation = models.BooleanField(default=False)
+    simulation_forks = models.JSONField(default=list, blank=True)
+    simulation_mode = models.CharField(max_length=32, blank=True, default="")
+    summary = models.TextField(blank=True, default="")
+    total_cu = models.FloatField(default=0)
+    trigger_node_id = models.CharField(max_length=100, blank=True, default="")
+    trigger_source = models.CharField(max_length=32, blank=True, default="manual")
+    triggered_by = models.CharField(max_length=100, blank=True, default="")
+    progress = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "-started_at", "-id"],
+                name="run_failed_inbox",
+                condition=Q(status__in=["failure", "cancelled", "partial"]),
+            ),
+            models.Index(fields=["tenant", "status", "-started_at"], name="run_list"),
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="run_lease",
+                condition=Q(status="running"),
+            ),
+        ]
+
+
+# --- evidence: attempts, audit, events, idempotency, bulk ---------------------------------------
+
+
+class Attempt(models.Model):
+    """History of kinds that retry in place (automation, workflow): before a retry resets the row,
+    the attempt that failed is copied here, error, stack, logs and counters included."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    object_id = models.CharField(max_length=64)
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=32)
+    error_message = models.TextField(null=True, blank=True)
+    error_stack = models.TextField(null=True, blank=True)
+    logs = models.JSONField(default=list, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_id", "number"], name="attempt_unique")
+        ]
+
+
+class BulkRetry(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        FINISHED = "finished"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    actor = models.CharField(max_length=200)
+    source = models.CharField(max_length=16)
+    selection = models.JSONField(default=dict)  # {"ids": {...}} or {"filter": {...}}
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+
+class AuditEvent(models.Model):
+    """Append-only: who retried what, from where, when. Written in the retry's own transaction."""
+
+    class Source(models.TextChoices):
+        API = "api"
+        CONSOLE = "console"
+        ADMIN = "admin"
+        CLI = "cli"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    actor = models.CharField(max_length=200)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    action = models.CharField(max_length=32, default="retry")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    target_id = models.CharField(max_length=64)
+    new_target_id = models.CharField(max_length=64, blank=True, default="")
+    status_before = models.CharField(max_length=32, blank=True, default="")
+    status_after = models.CharField(max_length=32, blank=True, default="")
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    bulk = models.ForeignKey(BulkRetry, null=True, blank=True, on_delete=models.SET_NULL)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="audit_recent"),
+            models.Index(fields=["kind", "target_id"], name="audit_target"),
+        ]
+
+
+class OutboxEvent(models.Model):
+    """Events such as `automation.execution.retried`, written in the retry's transaction and
+    published (Django signal) once it commits."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    name = models.CharField(max_length=100)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="outbox_unpublished",
+                condition=Q(published_at__isnull=True),
+            ),
+        ]
+
+
+class IdempotencyRecord(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    actor = models.CharField(max_length=200)
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=300)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["actor", "key"], name="idempotency_unique_actor_key")
+        ]
+
+
+class HandlerCall(models.Model):
+    """One row per call of the `counter` demo handler (proof of what ran, across processes)."""
+
+    key = models.CharField(max_length=200, db_index=True)
+    called_at = models.DateTimeField(default=timezone.now)
