@@ -199,8 +199,10 @@ class FunctionExecution(Leased, Failure):
     finished_at = models.DateTimeField(null=True, blank=True)
     invoked_by = models.CharField(max_length=16, choices=InvokedBy.choices, default="manual")
     retry_count = models.PositiveIntegerField(default=0)
-    retry_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    # Each execution is retried at most once (retry the newest to go on): the unique index makes
+    # two racing retries of the same execution produce exactly one new execution.
+    retry_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
     )
     logs = models.JSONField(default=list, blank=True)
 
@@ -310,8 +312,9 @@ class Job(Leased, Failure):
     revision = models.PositiveIntegerField(default=1)
     result = models.JSONField(null=True, blank=True)
     logs = models.JSONField(default=list, blank=True)
-    retry_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    # A job is cloned at most once (retry the clone to go on), like function executions.
+    retry_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

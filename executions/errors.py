@@ -1,0 +1,55 @@
+"""Domain errors. Each API seed maps them to its own error shape in one place
+(`executions/api/errors.py`); the console turns them into messages."""
+
+from __future__ import annotations
+
+
+class RedriveError(Exception):
+    status_code = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str = "", **details) -> None:
+        super().__init__(message or self.__class__.__doc__ or "")
+        self.message = message or (self.__class__.__doc__ or "").strip()
+        self.details = details
+
+
+class InvalidInput(RedriveError):
+    """Invalid request."""
+
+    status_code = 400
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, message: str, field: str = "", **details) -> None:
+        super().__init__(message, field=field, **details)
+        self.field = field
+
+
+class NotFound(RedriveError):
+    """Not found."""
+
+    status_code = 404
+    code = "NOT_FOUND"
+
+
+class PermissionDenied(RedriveError):
+    """Access denied or insufficient permissions."""
+
+    status_code = 403
+    code = "FORBIDDEN"
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(f"Missing permission {permission}", permission=permission)
+        self.permission = permission
+
+
+class NotRetryable(RedriveError):
+    """The item's state does not allow a retry. Each seed picks the HTTP code (400 or 409)."""
+
+    status_code = 409
+    code = "NOT_RETRYABLE"
+
+    def __init__(self, message: str, *, status: str = "", retried_by: str = "") -> None:
+        super().__init__(message, status=status, retried_by=retried_by)
+        self.status = status
+        self.retried_by = retried_by

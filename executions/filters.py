@@ -1,0 +1,226 @@
+"""The failure filter: one parser for the inbox, the API and bulk retry, and the per-kind
+queryset it selects. Any input gives a FailureFilter or an InvalidInput naming the field, never
+an exception of another type."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Model, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .errors import InvalidInput
+from .models import (
+    AutomationExecution,
+    FunctionExecution,
+    Job,
+    Kind,
+    Run,
+    Tenant,
+    WorkflowExecution,
+)
+
+
+@dataclass(frozen=True)
+class KindMeta:
+    kind: str
+    model: type[Model]
+    failed_statuses: tuple[str, ...]
+    all_statuses: tuple[str, ...]
+    time_field: str  # when it failed (indexed with the failed partial index)
+    name_field: str  # handler / rule / operation / workflow
+    name_label: str
+
+
+KINDS: dict[str, KindMeta] = {
+    Kind.FUNCTION: KindMeta(
+        Kind.FUNCTION,
+        FunctionExecution,
+        ("failed", "timeout"),
+        tuple(FunctionExecution.Status.values),
+        "executed_at",
+        "function__name",
+        "function",
+    ),
+    Kind.AUTOMATION: KindMeta(
+        Kind.AUTOMATION,
+        AutomationExecution,
+        ("failed", "timeout"),
+        tuple(AutomationExecution.Status.values),
+        "updated_at",
+        "automation_rule__name",
+        "rule",
+    ),
+    Kind.JOB: KindMeta(
+        Kind.JOB,
+        Job,
+        ("failed",),
+        tuple(Job.Status.values),
+        "updated_at",
+        "operation_type",
+        "operation",
+    ),
+    Kind.WORKFLOW: KindMeta(
+        Kind.WORKFLOW,
+        WorkflowExecution,
+        ("FAILED", "TIMED_OUT", "TERMINATED"),
+        tuple(WorkflowExecution.Status.values),
+        "updated_at",
+        "workflow__external_id",
+        "workflow",
+    ),
+    Kind.RUN: KindMeta(
+        Kind.RUN,
+        Run,
+        ("failure", "cancelled", "partial"),
+        tuple(Run.Status.values),
+        "started_at",
+        "workflow_id",
+        "workflow",
+    ),
+}
+
+RANGES = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+_FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
+MAX_TEXT = 200
+
+
+@dataclass(frozen=True)
+class FailureFilter:
+    kinds: tuple[str, ...] = tuple(KINDS)
+    statuses: tuple[str, ...] = ()  # empty: each kind's failed statuses
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str = ""
+    fingerprint: str = ""
+    name: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": list(self.kinds),
+            "status": list(self.statuses),
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "q": self.q,
+            "fingerprint": self.fingerprint,
+            "name": self.name,
+        }
+
+    def queryset(self, kind: str, tenant: Tenant) -> QuerySet:
+        meta = KINDS[kind]
+        statuses = [s for s in self.statuses if s in meta.all_statuses] or list(
+            meta.failed_statuses
+        )
+        if self.statuses and not any(s in meta.all_statuses for s in self.statuses):
+            return meta.model.objects.none()
+        qs = meta.model.objects.filter(tenant=tenant, status__in=statuses)
+        if self.since:
+            qs = qs.filter(**{f"{meta.time_field}__gte": self.since})
+        if self.until:
+            qs = qs.filter(**{f"{meta.time_field}__lt": self.until})
+        if self.q:
+            qs = qs.filter(error_message__icontains=self.q)
+        if self.fingerprint:
+            qs = qs.filter(fingerprint=self.fingerprint)
+        if self.name:
+            qs = qs.filter(**{meta.name_field: self.name})
+        return qs
+
+    def querysets(self, tenant: Tenant) -> dict[str, QuerySet]:
+        return {kind: self.queryset(kind, tenant) for kind in self.kinds}
+
+
+def _values(data, key: str) -> list[str]:
+    if hasattr(data, "getlist"):
+        raw = data.getlist(key)
+    else:
+        raw = data.get(key)
+        if raw is None:
+            raw = []
+        elif not isinstance(raw, list):
+            raw = [raw]
+    out: list[str] = []
+    for item in raw:
+        if not isinstance(item, str):
+            raise InvalidInput(f"{key} must be a string or a list of strings", field=key)
+        out += [part.strip() for part in item.split(",") if part.strip()]
+    return out
+
+
+def _single(data, key: str) -> str:
+    values = _values(data, key)
+    if len(values) > 1:
+        raise InvalidInput(f"{key} takes one value", field=key)
+    return values[0] if values else ""
+
+
+def _datetime(data, key: str) -> datetime | None:
+    value = _single(data, key)
+    if not value:
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise InvalidInput(f"{key} must be an ISO 8601 date-time", field=key)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.UTC)
+    return parsed
+
+
+def parse(data) -> FailureFilter:
+    """Parse a QueryDict or a JSON object into a FailureFilter."""
+    if data is None:
+        data = {}
+    if not hasattr(data, "get"):
+        raise InvalidInput("filter must be an object", field="filter")
+    kinds = _values(data, "kind")
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise InvalidInput(
+            f"kind must be one of {', '.join(KINDS)}; got {unknown[0]!r}", field="kind"
+        )
+    statuses = _values(data, "status")
+    known = {s for meta in KINDS.values() for s in meta.all_statuses}
+    bad = [s for s in statuses if s not in known]
+    if bad:
+        raise InvalidInput(f"status {bad[0]!r} is not a status of any kind", field="status")
+    since, until = _datetime(data, "since"), _datetime(data, "until")
+    rng = _single(data, "range")
+    if rng:
+        if rng not in RANGES:
+            raise InvalidInput(f"range must be one of {', '.join(RANGES)}", field="range")
+        since = timezone.now() - RANGES[rng]
+    if since and until and since >= until:
+        raise InvalidInput("since must be before until", field="since")
+    q = _single(data, "q")
+    if len(q) > MAX_TEXT:
+        raise InvalidInput(f"q must be at most {MAX_TEXT} characters", field="q")
+    fp = _single(data, "fingerprint")
+    if fp and not _FINGERPRINT.match(fp):
+        raise InvalidInput("fingerprint must be 16 lowercase hex characters", field="fingerprint")
+    name = _single(data, "name")
+    if len(name) > MAX_TEXT:
+        raise InvalidInput(f"name must be at most {MAX_TEXT} characters", field="name")
+    for text, key in ((q, "q"), (name, "name")):
+        if "\x00" in text:
+            raise InvalidInput(f"{key} must not contain NUL characters", field=key)
+    return FailureFilter(
+        kinds=tuple(kinds) or tuple(KINDS),
+        statuses=tuple(statuses),
+        since=since,
+        until=until,
+        q=q,
+        fingerprint=fp,
+        name=name,
+    )
