@@ -527,7 +527,7 @@ def terminate_workflow(execution_id: str, reason: str = "Terminated by user") ->
 # --- runs (seed 004) ----------------------------------------------------------------------------
 
 
-def start_run(
+def new_run(
     tenant: Tenant,
     definition: dict,
     *,
@@ -535,13 +535,15 @@ def start_run(
     workflow_version: int = 1,
     prop_values: dict | None = None,
     triggered_by: str = "",
+    trigger_source: str = "manual",
+    owner: str = "",
     source_run: Run | None = None,
     carried: dict | None = None,
 ) -> Run:
-    """Create a run of `definition` (a snapshot) and queue it. `carried` = outputs of nodes that
-    already succeeded in `source_run`; they are not executed again."""
+    """An unsaved run of `definition` (a snapshot). `carried` = outputs of nodes that already
+    succeeded in `source_run`; they are not executed again."""
     carried = carried or {}
-    run = Run.objects.create(
+    return Run(
         tenant=tenant,
         workflow_id=workflow_id,
         workflow_version=workflow_version,
@@ -549,14 +551,26 @@ def start_run(
         prop_values=prop_values or {},
         source_run=source_run,
         triggered_by=triggered_by,
+        trigger_source=trigger_source,
+        workflow_owner_user_id=owner,
         trigger_node_id=(definition.get("triggerNodeIds") or [""])[0],
         execution_state=dict(carried),
         node_states={n: {"status": "success", "carriedOver": True} for n in carried},
         progress={"done": len(carried), "total": len(definition.get("nodes", {}))},
     )
+
+
+def enqueue_runs(runs: list[Run]) -> None:
     from .tasks import execute_run
 
-    enqueue_on_commit(execute_run, run.pk)
+    for run in runs:
+        enqueue_on_commit(execute_run, run.pk)
+
+
+def start_run(tenant: Tenant, definition: dict, **kwargs) -> Run:
+    run = new_run(tenant, definition, **kwargs)
+    run.save(force_insert=True)
+    enqueue_runs([run])
     return run
 
 

@@ -425,6 +425,9 @@ class WorkflowTaskExecution(Leased, Failure):
         WorkflowExecution, on_delete=models.CASCADE, related_name="task_executions"
     )
     task_external_id = models.CharField(max_length=255)
+    is_optional = models.BooleanField(
+        default=False
+    )  # from the definition; optional tasks never retry
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.SCHEDULED)
     attempts = models.PositiveIntegerField(default=0)
     # retries + 1 to start with; each retry of the execution grants one more when used up.
@@ -612,6 +615,15 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="audit_recent"),
             models.Index(fields=["kind", "target_id"], name="audit_target"),
+        ]
+        constraints = [
+            # An Idempotency-Key names one retry per actor: a racing duplicate fails here and is
+            # answered with the first retry's result.
+            models.UniqueConstraint(
+                fields=["tenant", "actor", "idempotency_key"],
+                name="audit_unique_idempotency_key",
+                condition=~Q(idempotency_key=""),
+            )
         ]
 
 

@@ -42,3 +42,10 @@ def execute_run(run_id: str) -> None:
 @task()
 def reap_lost_attempts() -> dict:
     return {str(k): v for k, v in engine.reap().items()}
+
+
+@task()
+def run_bulk_retry(bulk_id: str) -> None:
+    from . import services
+
+    services.run_bulk_retry(bulk_id)

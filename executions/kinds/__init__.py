@@ -1,0 +1,37 @@
+"""One module per kind, each holding that kind's retry rule and nothing else:
+
+functions.py (seed 000)  automations.py (seed 001)  jobs.py (seed 002)  workflows.py (seed 003)
+runs.py (seed 004)
+
+Each module has KIND, PERMISSION, `reason(obj)` (why an item is not retryable, or None),
+`retryable(qs)` / `not_retryable(qs)` (the same rule as querysets, for previews and bulk), and
+`retry(actor, ids, **options) -> list[Retried]`, which runs inside the caller's transaction and is
+set-based, so one retry and a batch of a thousand share one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Retried:
+    target_id: str
+    new_id: str
+    status_before: str
+    status_after: str
+
+
+_MODULES = {
+    "function": "functions",
+    "automation": "automations",
+    "job": "jobs",
+    "workflow": "workflows",
+    "run": "runs",
+}
+
+
+def rule(kind: str) -> ModuleType:
+    return import_module(f"{__name__}.{_MODULES[kind]}")

@@ -1,0 +1,125 @@
+"""Retrying an automation execution (seed 001).
+
+Only `failed` executions. The same row goes back to `pending` in one conditional UPDATE, with its
+completion, duration, error and action counters cleared; the attempt that failed is first copied to
+the Attempt history (error, stack, logs, counters), the execution is queued for real, and
+`automation.execution.retried` {executionId, tenantId, userId} is published after commit.
+"""
+
+from __future__ import annotations
+
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from .. import engine, events
+from ..models import Attempt, AutomationExecution, Kind
+from ..tenancy import Actor
+from . import Retried
+
+KIND = Kind.AUTOMATION
+PERMISSION = "automation:execute"
+RETRYABLE = ("failed",)
+# Worker batches: one django.tasks task runs this many executions (claimed in one UPDATE).
+TASK_BATCH = 100
+
+
+def reason(obj: AutomationExecution) -> str | None:
+    if obj.status in RETRYABLE:
+        return None
+    return f"Only failed executions can be retried (status is {obj.status})"
+
+
+def retryable(qs: QuerySet, actor: Actor) -> QuerySet:
+    return qs.filter(status__in=RETRYABLE)
+
+
+def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in qs.exclude(status__in=RETRYABLE).values_list("status", flat=True).distinct():
+        counts[f"status is {status}"] = qs.filter(status=status).count()
+    return counts
+
+
+def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
+    """Set-based: lock the failed rows among `ids`, copy them to the history, reset them."""
+    rows = list(
+        AutomationExecution.objects.select_for_update()
+        .filter(pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE)
+        .values(
+            "pk",
+            "status",
+            "attempt",
+            "error_message",
+            "error_stack",
+            "logs",
+            "started_at",
+            "completed_at",
+            "duration_ms",
+            "actions_total",
+            "actions_successful",
+            "actions_failed",
+            "failed_action_index",
+        )
+    )
+    if not rows:
+        return []
+    now = timezone.now()
+    Attempt.objects.bulk_create(
+        Attempt(
+            tenant=actor.tenant,
+            kind=KIND,
+            object_id=str(r["pk"]),
+            number=r["attempt"],
+            status=r["status"],
+            error_message=r["error_message"],
+            error_stack=r["error_stack"],
+            logs=r["logs"],
+            started_at=r["started_at"],
+            finished_at=r["completed_at"],
+            recorded_at=now,
+            details={
+                k: r[k]
+                for k in (
+                    "duration_ms",
+                    "actions_total",
+                    "actions_successful",
+                    "actions_failed",
+                    "failed_action_index",
+                )
+            },
+        )
+        for r in rows
+    )
+    locked = [r["pk"] for r in rows]
+    AutomationExecution.objects.filter(pk__in=locked, status__in=RETRYABLE).update(
+        status="pending",
+        attempt=F("attempt") + 1,
+        completed_at=None,
+        duration_ms=None,
+        error_message=None,
+        error_stack=None,
+        failed_action_index=None,
+        actions_successful=0,
+        actions_failed=0,
+        logs=[],
+        updated_at=now,
+        started_at=now,
+    )
+    ids_str = [str(pk) for pk in locked]
+    from ..tasks import run_automation_executions
+
+    for start in range(0, len(ids_str), TASK_BATCH):
+        engine.enqueue_on_commit(run_automation_executions, ids_str[start : start + TASK_BATCH])
+    user_id = str(actor.user.pk) if actor.user is not None else None
+    events.emit_many(
+        actor.tenant,
+        "automation.execution.retried",
+        [
+            {"executionId": pk, "tenantId": str(actor.tenant.pk), "userId": user_id}
+            for pk in ids_str
+        ],
+    )
+    return [
+        Retried(target_id=pk, new_id=pk, status_before="failed", status_after="pending")
+        for pk in ids_str
+    ]

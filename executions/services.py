@@ -1,0 +1,507 @@
+"""The write entry points. The REST API, the console, the admin and the commands all retry through
+these functions, so every retry gets the same rule (executions/kinds/<kind>.py), the same race
+safety, the same audit row and the same after-commit side effects.
+
+Entry points use `transaction.atomic(durable=True)`: nobody can nest them in a larger transaction by
+accident, so "after commit" really means after the retry is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from . import engine, filters, kinds
+from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
+from .filters import KINDS, FailureFilter
+from .models import (
+    AuditEvent,
+    BulkRetry,
+    Function,
+    FunctionExecution,
+    Kind,
+    WorkflowSession,
+)
+from .tenancy import Actor, get_for_tenant
+
+log = logging.getLogger("redrive.services")
+
+SESSION_LIFETIME = timedelta(hours=1)
+BULK_BATCH = 1000
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass
+class RetryOutcome:
+    kind: str
+    target_id: str
+    new_id: str
+    obj: Model
+    replayed: bool = False
+
+
+# --- single retries --------------------------------------------------------------------------
+
+
+def retry_function(
+    actor: Actor,
+    *,
+    project_id: str,
+    function_id: str,
+    index: int | None = None,
+    execution_id: str | None = None,
+    idempotency_key: str = "",
+    current_definition: bool = False,
+) -> RetryOutcome:
+    """Seed 000: pick by 0-based position in the log (newest first) or by stable id, re-invoke the
+    handler synchronously with the original payload, append the new execution."""
+    actor.require(kinds.rule(Kind.FUNCTION).PERMISSION)
+    function = get_for_tenant(
+        Function,
+        actor.tenant,
+        "Function not found",
+        pk=function_id,
+        tenant__functions_project_id=project_id,
+    )
+    log_order = FunctionExecution.objects.filter(function=function).order_by("-executed_at", "-id")
+    if execution_id is not None:
+        execution = get_for_tenant(log_order, actor.tenant, "Execution not found", pk=execution_id)
+    else:
+        if index is None or index < 0:
+            raise InvalidInput(
+                "executionIndex must be a non-negative integer", field="executionIndex"
+            )
+        execution = log_order.only("pk").filter(tenant=actor.tenant)[index : index + 1].first()
+        if execution is None:
+            raise NotFound("Execution not found")
+    return _retry(
+        actor,
+        Kind.FUNCTION,
+        execution.pk,
+        idempotency_key,
+        {"queued": False, "current_definition": current_definition},
+    )
+
+
+def retry_automation(actor: Actor, execution_id: str, *, idempotency_key: str = "") -> RetryOutcome:
+    """Seed 001: reset the same failed execution to pending and queue it."""
+    return retry_one(actor, Kind.AUTOMATION, execution_id, idempotency_key=idempotency_key)
+
+
+def retry_job(
+    actor: Actor, job_id: str, *, target_hostname: str | None = None, idempotency_key: str = ""
+) -> RetryOutcome:
+    """Seed 002: clone a finished job (needs the original operation's permission too)."""
+    return retry_one(
+        actor, Kind.JOB, job_id, idempotency_key=idempotency_key, target_hostname=target_hostname
+    )
+
+
+def retry_workflow(
+    actor: Actor, *, project: str, execution_id: str, nonce: str | None, idempotency_key: str = ""
+) -> RetryOutcome:
+    """Seed 003: resume the same execution from its failure points, authorised by a nonce."""
+    actor.require(kinds.rule(Kind.WORKFLOW).PERMISSION)
+    if project != actor.tenant.workflows_project:
+        raise NotFound("Workflow execution not found")
+    return retry_one(
+        actor, Kind.WORKFLOW, execution_id, idempotency_key=idempotency_key, nonce=nonce
+    )
+
+
+def retry_run(actor: Actor, run_id: str, *, idempotency_key: str = "") -> RetryOutcome:
+    """Seed 004: a new run resuming from the failure point; once per run."""
+    return retry_one(actor, Kind.RUN, run_id, idempotency_key=idempotency_key)
+
+
+def retry_one(
+    actor: Actor, kind: str, object_id: str, *, idempotency_key: str = "", **options: Any
+) -> RetryOutcome:
+    """Retry one item of any kind (the console, the admin and the CLI call this directly)."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    rule = kinds.rule(kind)
+    actor.require(rule.PERMISSION)
+    obj = get_for_tenant(KINDS[kind].model, actor.tenant, _not_found(kind), pk=object_id)
+    if kind == Kind.JOB:
+        actor.require(rule.operation_permission(obj.operation_type))
+    if kind == Kind.FUNCTION:
+        options.setdefault("queued", False)
+    return _retry(actor, kind, obj.pk, idempotency_key, options)
+
+
+def _not_found(kind: str) -> str:
+    return {
+        Kind.FUNCTION: "Execution not found",
+        Kind.AUTOMATION: "Automation execution not found",
+        Kind.JOB: "Job not found",
+        Kind.WORKFLOW: "Workflow execution not found",
+        Kind.RUN: "Run not found",
+    }[kind]
+
+
+def _retry(
+    actor: Actor, kind: str, pk: Any, idempotency_key: str, options: dict[str, Any]
+) -> RetryOutcome:
+    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters",
+            field="Idempotency-Key",
+        )
+    replay = _replay(actor, kind, str(pk), idempotency_key)
+    if replay is not None:
+        return replay
+    rule = kinds.rule(kind)
+    nonce = options.pop("nonce", None) if kind == Kind.WORKFLOW else None
+    try:
+        with transaction.atomic(durable=True):
+            if kind == Kind.WORKFLOW:
+                options.update(_consume_nonce(actor, nonce))
+            retried = rule.retry(actor, [pk], **options)
+            if retried:
+                _audit(
+                    actor,
+                    kind,
+                    retried,
+                    idempotency_key=idempotency_key,
+                    details={
+                        k: v for k, v in options.items() if k in ("target_hostname", "run_as")
+                    },
+                )
+    except IntegrityError:
+        # A racing retry of the same item (or with the same Idempotency-Key) won.
+        retried = []
+    if not retried:
+        replay = _replay(actor, kind, str(pk), idempotency_key)
+        if replay is not None:
+            return replay
+        obj = KINDS[kind].model.objects.get(pk=pk)
+        reason = rule.reason(obj) or "This item cannot be retried right now"
+        raise NotRetryable(
+            reason,
+            status=obj.status,
+            retried_by=rule.retried_by(obj) if hasattr(rule, "retried_by") else "",
+        )
+    new_id = retried[0].new_id
+    if kind == Kind.FUNCTION and not options.get("queued", True):
+        # Seed 000 answers with the retry's result: run it here, after the commit, outside any
+        # transaction (a handler may take up to the function's timeout).
+        engine.execute_function(new_id)
+    return RetryOutcome(
+        kind=kind,
+        target_id=str(pk),
+        new_id=str(new_id),
+        obj=KINDS[kind].model.objects.get(pk=new_id),
+    )
+
+
+def _replay(actor: Actor, kind: str, target_id: str, key: str) -> RetryOutcome | None:
+    if not key:
+        return None
+    audit = AuditEvent.objects.filter(
+        tenant=actor.tenant, actor=actor.label, idempotency_key=key
+    ).first()
+    if audit is None:
+        return None
+    if audit.kind != kind or audit.target_id != target_id:
+        raise InvalidInput(
+            "Idempotency-Key was already used for a different retry", field="Idempotency-Key"
+        )
+    obj = KINDS[kind].model.objects.get(pk=audit.new_target_id)
+    return RetryOutcome(
+        kind=kind, target_id=target_id, new_id=audit.new_target_id, obj=obj, replayed=True
+    )
+
+
+def _audit(
+    actor: Actor,
+    kind: str,
+    retried: list[kinds.Retried],
+    *,
+    idempotency_key: str = "",
+    bulk: BulkRetry | None = None,
+    details: dict | None = None,
+) -> None:
+    now = timezone.now()
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            tenant=actor.tenant,
+            user=actor.user,
+            api_key=actor.api_key,
+            actor=actor.label,
+            source=actor.source,
+            kind=kind,
+            target_id=str(r.target_id),
+            new_target_id=str(r.new_id),
+            status_before=r.status_before,
+            status_after=r.status_after,
+            request_id=actor.request_id,
+            idempotency_key=idempotency_key,
+            ip=actor.ip,
+            bulk=bulk,
+            details=details or {},
+            created_at=now,
+        )
+        for r in retried
+    )
+
+
+# --- seed 003 sessions -------------------------------------------------------------------------
+
+
+def create_session(actor: Actor) -> WorkflowSession:
+    """A single-use nonce, valid one hour, that authorises one workflow retry as `actor`."""
+    user = actor.user if actor.api_key is None else None
+    return WorkflowSession.objects.create(
+        tenant=actor.tenant,
+        user=user,
+        api_key=actor.api_key,
+        nonce=secrets.token_urlsafe(24),
+        expires_at=timezone.now() + SESSION_LIFETIME,
+    )
+
+
+def _consume_nonce(actor: Actor, nonce: str | None) -> dict[str, Any]:
+    if nonce is None and actor.source in ("console", "admin", "cli"):
+        nonce = create_session(actor).nonce  # the operator's own session, made on their behalf
+    if not isinstance(nonce, str) or not nonce:
+        raise InvalidInput("authentication.nonce is required", field="authentication.nonce")
+    session = (
+        WorkflowSession.objects.select_for_update()
+        .filter(
+            nonce=nonce, tenant=actor.tenant, used_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .select_related("user", "api_key")
+        .first()
+    )
+    if session is None:
+        raise InvalidInput(
+            "authentication.nonce is not a valid, unused session nonce",
+            field="authentication.nonce",
+        )
+    WorkflowSession.objects.filter(pk=session.pk).update(used_at=timezone.now())
+    run_as = (
+        f"user:{session.user.get_username()}"
+        if session.user is not None
+        else f"key:{session.api_key.prefix}"
+        if session.api_key is not None
+        else actor.label
+    )
+    return {"run_as": run_as, "nonce_session": session.pk}
+
+
+# --- what the console shows ---------------------------------------------------------------------
+
+
+def why_not_retryable(actor: Actor, kind: str, obj: Model) -> str | None:
+    rule = kinds.rule(kind)
+    if not actor.can(rule.PERMISSION):
+        return (
+            "Read-only role"
+            if not any(actor.can(p) for p in _retry_permissions())
+            else (f"Needs permission {rule.PERMISSION}")
+        )
+    if kind == Kind.JOB and not actor.can(rule.operation_permission(obj.operation_type)):
+        return f"Needs permission {rule.operation_permission(obj.operation_type)}"
+    return rule.reason(obj)
+
+
+def _retry_permissions() -> list[str]:
+    return [kinds.rule(k).PERMISSION for k in KINDS]
+
+
+# --- bulk ---------------------------------------------------------------------------------------
+
+
+def _querysets(actor: Actor, selection: dict) -> dict[str, Any]:
+    if "ids" in selection:
+        ids = selection["ids"]
+        if not isinstance(ids, dict):
+            raise InvalidInput("ids must map a kind to a list of ids", field="ids")
+        out = {}
+        for kind, values in ids.items():
+            if kind not in KINDS:
+                raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="ids")
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise InvalidInput(f"ids.{kind} must be a list of strings", field=f"ids.{kind}")
+            out[kind] = KINDS[kind].model.objects.filter(
+                tenant=actor.tenant, pk__in=_valid_pks(kind, values)
+            )
+        return out
+    flt = selection.get("filter")
+    if isinstance(flt, dict):
+        flt = filters.parse(flt)
+    if not isinstance(flt, FailureFilter):
+        raise InvalidInput("give ids or a filter", field="filter")
+    return flt.querysets(actor.tenant)
+
+
+def _valid_pks(kind: str, values: list[str]) -> list[str]:
+    """Drop ids that cannot be primary keys of this kind (they simply match nothing)."""
+    field = KINDS[kind].model._meta.pk
+    out = []
+    for value in values:
+        try:
+            out.append(field.to_python(value))
+        except Exception:  # noqa: S112 - a malformed id matches nothing, like a missing one
+            continue
+    return out
+
+
+def preview_retry(actor: Actor, selection: dict) -> dict:
+    result: dict[str, Any] = {"total": 0, "will_retry": 0, "not_retryable": 0, "kinds": {}}
+    for kind, qs in _querysets(actor, selection).items():
+        rule = kinds.rule(kind)
+        if not actor.can(rule.PERMISSION):
+            n = qs.count()
+            entry = {
+                "will_retry": 0,
+                "not_retryable": {f"needs permission {rule.PERMISSION}": n} if n else {},
+            }
+        else:
+            entry = {
+                "will_retry": rule.retryable(qs, actor).count(),
+                "not_retryable": rule.not_retryable(qs, actor),
+            }
+        skipped = sum(entry["not_retryable"].values())
+        result["kinds"][kind] = entry
+        result["will_retry"] += entry["will_retry"]
+        result["not_retryable"] += skipped
+        result["total"] += entry["will_retry"] + skipped
+    return result
+
+
+def _serialise(selection: dict) -> dict:
+    if "filter" in selection:
+        flt = selection["filter"]
+        return {"filter": flt.as_dict() if isinstance(flt, FailureFilter) else flt}
+    return {"ids": selection.get("ids", {})}
+
+
+def start_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
+    """Record a bulk retry (with its preview as the plan) and run it in a worker after commit."""
+    preview = preview_retry(actor, selection)
+    with transaction.atomic(durable=True):
+        bulk = BulkRetry.objects.create(
+            tenant=actor.tenant,
+            created_by=actor.user,
+            api_key=actor.api_key,
+            actor=actor.label,
+            source=actor.source,
+            selection=_serialise(selection),
+            total=preview["will_retry"],
+            skipped=preview["not_retryable"],
+            summary={"preview": preview},
+        )
+        from .tasks import run_bulk_retry
+
+        engine.enqueue_on_commit(run_bulk_retry, str(bulk.pk))
+    return bulk
+
+
+def actor_for_bulk(bulk: BulkRetry) -> Actor:
+    if bulk.api_key is not None:
+        return Actor.for_api_key(bulk.api_key, source=bulk.source)
+    if bulk.created_by is not None:
+        return Actor.for_user(bulk.created_by, bulk.tenant, source=bulk.source)
+    raise NotFound("The user who started this bulk retry no longer exists")
+
+
+def retry_many(
+    actor: Actor, selection: dict, bulk: BulkRetry | None = None, progress=None
+) -> BulkRetry:
+    """Retry everything `selection` matches, in set-based batches, recording progress in `bulk`.
+    Stops between batches when cancelled; a batch is one transaction, so nothing is half-done."""
+    if bulk is None:
+        preview = preview_retry(actor, selection)
+        bulk = BulkRetry.objects.create(
+            tenant=actor.tenant,
+            created_by=actor.user,
+            api_key=actor.api_key,
+            actor=actor.label,
+            source=actor.source,
+            selection=_serialise(selection),
+            total=preview["will_retry"],
+            skipped=preview["not_retryable"],
+            summary={"preview": preview},
+        )
+    if not BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
+        status="running", started_at=timezone.now()
+    ):
+        return BulkRetry.objects.get(pk=bulk.pk)
+    done = failed = 0
+    per_kind: dict[str, dict[str, int]] = {}
+    cancelled = False
+    for kind, qs in _querysets(actor, selection).items():
+        rule = kinds.rule(kind)
+        if not actor.can(rule.PERMISSION):
+            continue
+        counts = per_kind.setdefault(kind, {"retried": 0, "failed": 0})
+        candidates = rule.retryable(qs, actor).order_by("pk").values_list("pk", flat=True)
+        last = None
+        while True:
+            if BulkRetry.objects.filter(pk=bulk.pk, cancel_requested=True).exists():
+                cancelled = True
+                break
+            page = candidates.filter(pk__gt=last) if last is not None else candidates
+            batch = list(page[:BULK_BATCH])
+            if not batch:
+                break
+            last = batch[-1]
+            try:
+                with transaction.atomic(durable=True):
+                    retried = rule.retry(actor, batch)
+                    _audit(actor, kind, retried, bulk=bulk)
+                counts["retried"] += len(retried)
+                done += len(retried)
+            except Exception:  # one bad batch must not stop the others; it is counted and logged
+                log.exception("bulk retry %s: a batch of %s %s failed", bulk.pk, len(batch), kind)
+                counts["failed"] += len(batch)
+                failed += len(batch)
+            BulkRetry.objects.filter(pk=bulk.pk).update(done=done, failed=failed)
+            if progress is not None:
+                progress(done, failed)
+        if cancelled:
+            break
+    summary = dict(bulk.summary or {})
+    summary["kinds"] = per_kind
+    BulkRetry.objects.filter(pk=bulk.pk).update(
+        status="cancelled" if cancelled else "finished",
+        finished_at=timezone.now(),
+        done=done,
+        failed=failed,
+        summary=summary,
+    )
+    return BulkRetry.objects.get(pk=bulk.pk)
+
+
+def cancel_bulk_retry(actor: Actor, bulk_id: Any) -> BulkRetry:
+    bulk = get_for_tenant(BulkRetry, actor.tenant, "Bulk retry not found", pk=bulk_id)
+    if bulk.actor != actor.label and not actor.can("apikeys:manage"):
+        raise PermissionDenied("bulk:cancel")
+    BulkRetry.objects.filter(pk=bulk.pk, status__in=["pending", "running"]).update(
+        cancel_requested=True
+    )
+    # Not started yet: it will never start.
+    BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
+        status="cancelled", finished_at=timezone.now()
+    )
+    return BulkRetry.objects.get(pk=bulk.pk)
+
+
+def run_bulk_retry(bulk_id: str) -> None:
+    bulk = BulkRetry.objects.select_related("tenant", "created_by", "api_key").get(pk=bulk_id)
+    retry_many(actor_for_bulk(bulk), _deserialise(bulk.selection), bulk)
+
+
+def _deserialise(selection: dict) -> dict:
+    if "filter" in selection:
+        return {"filter": filters.parse(selection["filter"])}
+    return selection
