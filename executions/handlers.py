@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections, connections
+from django.db import connections
 from django.utils import timezone
 
 
@@ -191,7 +191,6 @@ def counter(ctx: HandlerContext) -> dict:
     counting when params.fail is true. Tests use it to prove what did and did not run again."""
     from .models import HandlerCall
 
-    close_old_connections()
     key = str(ctx.params.get("key", ctx.key))
     HandlerCall.objects.create(key=key)
     if ctx.params.get("fail"):

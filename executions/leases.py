@@ -78,6 +78,8 @@ class Keeper:
                 self.renew_now()
             except Exception:  # a database blip must not kill the keeper; next round retries
                 log.exception("lease renewal failed")
+            finally:
+                # One short connection per round: an idle keeper holds no database connection.
                 connections.close_all()
 
 
