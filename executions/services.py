@@ -275,13 +275,16 @@ def _consume_nonce(actor: Actor, nonce: str | None) -> dict[str, Any]:
         raise InvalidInput("authentication.nonce is required", field="authentication.nonce")
     session = (
         WorkflowSession.objects.select_for_update(of=("self",))
-        .filter(nonce=nonce, tenant=actor.tenant, used_at__isnull=True,
-                expires_at__gt=timezone.now())
+        .filter(
+            nonce=nonce, tenant=actor.tenant, used_at__isnull=True, expires_at__gt=timezone.now()
+        )
         .first()
     )
     if session is None:
-        raise InvalidInput("authentication.nonce is not a valid, unused session nonce",
-                           field="authentication.nonce")
+        raise InvalidInput(
+            "authentication.nonce is not a valid, unused session nonce",
+            field="authentication.nonce",
+        )
     WorkflowSession.objects.filter(pk=session.pk).update(used_at=timezone.now())
     run_as = (
         f"user:{session.user.get_username()}"

@@ -1,7 +1,7 @@
 """`manage.py retry`: retry from a shell, through the same domain code as the API and console.
 
-    manage.py retry --tenant acme --user alice automation 0b5c…  [more ids]
-    manage.py retry --tenant acme --user alice --filter kind=job --filter q=timeout [--dry-run]
+manage.py retry --tenant acme --user alice automation 0b5c…  [more ids]
+manage.py retry --tenant acme --user alice --filter kind=job --filter q=timeout [--dry-run]
 """
 
 from __future__ import annotations
@@ -26,14 +26,20 @@ class Command(BaseCommand):
         parser.add_argument("kind", nargs="?", choices=list(KINDS))
         parser.add_argument("ids", nargs="*")
         parser.add_argument("--tenant", required=True, help="tenant slug")
-        parser.add_argument("--user", required=True, help="who retries (audited; their role applies)")
-        parser.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
-                            help="kind, status, range, since, until, q, fingerprint, name")
+        parser.add_argument("--user", required=True, help="who retries (their role applies)")
+        parser.add_argument(
+            "--filter",
+            action="append",
+            default=[],
+            metavar="FIELD=VALUE",
+            help="kind, status, range, since, until, q, fingerprint, name",
+        )
         parser.add_argument("--target-hostname", default=None, help="for jobs (default _any)")
         parser.add_argument("--dry-run", action="store_true", help="only show the preview")
 
-    def handle(self, *args, kind, ids, tenant, user, filter, target_hostname, dry_run,
-               **options) -> None:
+    def handle(
+        self, *args, kind, ids, tenant, user, filter, target_hostname, dry_run, **options
+    ) -> None:
         tenant_obj = Tenant.objects.filter(slug=tenant).first()
         user_obj = get_user_model().objects.filter(username=user).first()
         if tenant_obj is None or user_obj is None:
@@ -59,8 +65,10 @@ class Command(BaseCommand):
                 failures += 1
                 self.stderr.write(f"{kind} {object_id}: {exc.message}")
                 continue
-            self.stdout.write(f"{kind} {object_id}: retried as {outcome.new_id} "
-                              f"({getattr(outcome.obj, 'status', '')})")
+            self.stdout.write(
+                f"{kind} {object_id}: retried as {outcome.new_id} "
+                f"({getattr(outcome.obj, 'status', '')})"
+            )
         if failures:
             raise CommandError(f"{failures} of {len(ids)} could not be retried")
 
@@ -87,5 +95,7 @@ class Command(BaseCommand):
             sys.stdout.flush()
 
         bulk = services.retry_many(actor, selection, progress=progress)
-        self.stdout.write(f"\n{bulk.status}: retried {bulk.done}, skipped {bulk.skipped}, "
-                          f"failed {bulk.failed} (bulk retry {bulk.pk})")
+        self.stdout.write(
+            f"\n{bulk.status}: retried {bulk.done}, skipped {bulk.skipped}, "
+            f"failed {bulk.failed} (bulk retry {bulk.pk})"
+        )
