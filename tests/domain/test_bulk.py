@@ -1,0 +1,215 @@
+"""Bulk retry: a preview that counts right, set-based batches with progress, cancellation between
+batches with nothing half-done, and the background task path through a real worker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.utils import timezone
+
+from executions import filters, services
+from executions.fingerprints import fingerprint
+from executions.models import (
+    Attempt,
+    AuditEvent,
+    AutomationExecution,
+    AutomationRule,
+    BulkRetry,
+    Function,
+    FunctionExecution,
+    Job,
+    Run,
+    Workflow,
+    WorkflowExecution,
+    WorkflowTaskExecution,
+)
+
+ERROR = "connection reset by peer (attempt 1; succeeds after 1)"
+
+
+def failed_rows(tenant, kind: str, n: int, **extra) -> None:
+    """n failed items of `kind`, inserted set-based (the shape the engine leaves behind)."""
+    now = timezone.now()
+    common = {
+        "tenant": tenant,
+        "error_message": ERROR,
+        "error_stack": "Traceback…",
+        "fingerprint": fingerprint(kind, "flaky", "ConnectionResetError", ERROR),
+    }
+    if kind == "automation":
+        actions = [{"handler": "flaky"}]
+        rule = AutomationRule.objects.create(tenant=tenant, name="bulk rule", actions=actions)
+        AutomationExecution.objects.bulk_create(
+            (
+                AutomationExecution(
+                    automation_rule=rule,
+                    status="failed",
+                    actions_total=1,
+                    actions_failed=1,
+                    failed_action_index=0,
+                    updated_at=now,
+                    execution_context={"actions": actions},
+                    **common,
+                    **extra,
+                )
+                for _ in range(n)
+            ),
+            batch_size=2000,
+        )
+    elif kind == "function":
+        function = Function.objects.create(tenant=tenant, name="bulk fn", handler="flaky")
+        FunctionExecution.objects.bulk_create(
+            (
+                FunctionExecution(
+                    function=function, handler="flaky", status="failed", payload={}, **common
+                )
+                for _ in range(n)
+            ),
+            batch_size=2000,
+        )
+    elif kind == "job":
+        op = extra.pop("op", "package.install")
+        Job.objects.bulk_create(
+            (
+                Job(
+                    operation={"type": op, "data": {"handler": "flaky"}},
+                    operation_type=op,
+                    status="failed",
+                    updated_at=now,
+                    **common,
+                )
+                for _ in range(n)
+            ),
+            batch_size=2000,
+        )
+    elif kind == "workflow":
+        workflow = Workflow.objects.create(
+            tenant=tenant,
+            external_id="bulk",
+            version="1",
+            tasks=[{"externalId": "t", "handler": "flaky"}],
+        )
+        executions = WorkflowExecution.objects.bulk_create(
+            (
+                WorkflowExecution(workflow=workflow, status="FAILED", updated_at=now, **common)
+                for _ in range(n)
+            ),
+            batch_size=2000,
+        )
+        WorkflowTaskExecution.objects.bulk_create(
+            (
+                WorkflowTaskExecution(
+                    execution=e, task_external_id="t", status="FAILED", attempts=1
+                )
+                for e in executions
+            ),
+            batch_size=2000,
+        )
+    elif kind == "run":
+        definition = {
+            "triggerNodeIds": ["root"],
+            "nodes": {
+                "root": {"type": "trigger"},
+                "a": {"handler": "flaky", "dependsOn": ["root"]},
+            },
+        }
+        Run.objects.bulk_create(
+            (
+                Run(
+                    workflow_id="bulk",
+                    workflow_definition=definition,
+                    status="failure",
+                    node_states={"root": {"status": "success"}, "a": {"status": "failure"}},
+                    execution_state={"root": {}},
+                    **common,
+                )
+                for _ in range(n)
+            ),
+            batch_size=2000,
+        )
+
+
+@pytest.mark.django_db
+def test_the_preview_counts_what_will_and_will_not_be_retried_and_why(tenant, operator):
+    failed_rows(tenant, "automation", 3)
+    AutomationExecution.objects.filter(pk=AutomationExecution.objects.first().pk).update(
+        status="completed"
+    )
+    failed_rows(tenant, "job", 2)
+    failed_rows(tenant, "job", 1, op="command.exec")
+    flt = filters.parse({"kind": ["automation", "job"], "status": ["failed", "completed"]})
+
+    preview = services.preview_retry(operator, {"filter": flt})
+
+    assert preview["kinds"]["automation"] == {
+        "will_retry": 2,
+        "not_retryable": {"status is completed": 1},
+    }
+    assert preview["kinds"]["job"]["will_retry"] == 2
+    assert preview["kinds"]["job"]["not_retryable"] == {"needs permission command:execute": 1}
+    assert (preview["total"], preview["will_retry"], preview["not_retryable"]) == (6, 4, 2)
+
+
+@pytest.mark.django_db
+def test_ten_thousand_mixed_items_retry_through_retry_many(tenant, admin, capsys):
+    plan = {"automation": 4000, "function": 2000, "job": 2000, "workflow": 1000, "run": 1000}
+    for kind, n in plan.items():
+        failed_rows(tenant, kind, n)
+
+    started = time.perf_counter()
+    bulk = services.retry_many(admin, {"filter": filters.parse({})})
+    elapsed = time.perf_counter() - started
+    with capsys.disabled():
+        print(f"\nretry_many: 10,000 mixed items in {elapsed:.2f}s")
+
+    assert (bulk.status, bulk.total, bulk.done, bulk.failed) == ("finished", 10000, 10000, 0)
+    assert {k: v["retried"] for k, v in bulk.summary["kinds"].items()} == plan
+    assert AutomationExecution.objects.filter(status="pending", attempt=2).count() == 4000
+    assert Attempt.objects.filter(kind="automation").count() == 4000
+    assert (
+        FunctionExecution.objects.filter(retry_of__isnull=False, status="running").count() == 2000
+    )
+    assert Job.objects.filter(retry_of__isnull=False, status="unprocessed").count() == 2000
+    assert WorkflowExecution.objects.filter(status="RUNNING").count() == 1000
+    assert WorkflowTaskExecution.objects.filter(status="SCHEDULED", max_attempts=2).count() == 1000
+    assert Run.objects.filter(source_run__isnull=False, status="running").count() == 1000
+    assert AuditEvent.objects.filter(bulk=bulk).count() == 10000
+    assert services.preview_retry(admin, {"filter": filters.parse({})})["will_retry"] == 0
+
+
+@pytest.mark.django_db
+def test_cancel_stops_between_batches_with_nothing_half_done(tenant, admin):
+    failed_rows(tenant, "automation", 3 * services.BULK_BATCH)
+    bulk = BulkRetry.objects.create(tenant=tenant, actor=admin.label, source="api")
+
+    def cancel_after_first_batch(done: int, failed: int) -> None:
+        services.cancel_bulk_retry(admin, bulk.pk)
+
+    result = services.retry_many(
+        admin,
+        {"filter": filters.parse({"kind": "automation"})},
+        bulk,
+        progress=cancel_after_first_batch,
+    )
+
+    assert (result.status, result.done) == ("cancelled", services.BULK_BATCH)
+    assert AutomationExecution.objects.filter(status="pending").count() == services.BULK_BATCH
+    assert Attempt.objects.count() == AuditEvent.objects.count() == services.BULK_BATCH
+    assert AutomationExecution.objects.filter(status="failed").count() == 2 * services.BULK_BATCH
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_retry_runs_in_the_background_and_the_work_really_reruns(items, admin, run_worker):
+    ids = [items.failed("automation") for _ in range(5)]
+    flt = filters.parse({"kind": "automation"})
+
+    bulk = services.start_bulk_retry(admin, {"filter": flt})
+    assert (bulk.status, bulk.total) == ("pending", 5)
+    run_worker()  # runs the bulk task, then the executions it queued
+
+    bulk.refresh_from_db()
+    assert (bulk.status, bulk.done, bulk.skipped) == ("finished", 5, 0)
+    assert set(AutomationExecution.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
+        "completed"
+    }
