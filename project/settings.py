@@ -78,6 +78,11 @@ def env_database(name: str, default: str) -> dict:
             "timeout": 20,
             "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"),
         }
+        # The test database is a file, not Django's in-memory default, so that the real worker
+        # processes the tests start can open it too (pytest-xdist suffixes it per process).
+        stem = Path(config["NAME"]).stem if config["NAME"] not in ("", ":memory:") else "memory"
+        test_name = BASE_DIR / "var" / f"test_{stem}.sqlite3"
+        config["TEST"] = {"NAME": os.environ.get("REDRIVE_TEST_DB_NAME") or str(test_name)}
     else:
         config.setdefault("OPTIONS", {})
         config["TEST"] = {"NAME": os.environ.get("REDRIVE_TEST_DB_NAME") or None}
@@ -124,6 +129,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_tasks_db",
     "executions",
 ]
@@ -174,7 +180,7 @@ if REDRIVE_TASKS == "rq":
             return self["default"]
 
     RQ_QUEUES = _RQQueues(default={"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600})
-    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": []}}
+    TASKS = {"default": {"BACKEND": "executions.rq_backend.RedriveRQBackend", "QUEUES": []}}
 else:
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}}
 
@@ -224,6 +230,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Find failed executions, understand why they failed, and retry them.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files (drf-spectacular-sidecar), so /api/docs/ works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "FunctionExecutionStatusEnum": "executions.models.FunctionExecution.Status",
+        "AutomationExecutionStatusEnum": "executions.models.AutomationExecution.Status",
+        "JobStatusEnum": "executions.models.Job.Status",
+        "WorkflowExecutionStatusEnum": "executions.models.WorkflowExecution.Status",
+        "RunStatusEnum": "executions.models.Run.Status",
+    },
 }
 
 # Production hardening: on whenever DEBUG is off (check --deploy stays clean).

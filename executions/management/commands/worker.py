@@ -94,6 +94,7 @@ class Command(BaseCommand):
 
     def _run_rq(self, queues: list[str], batch: bool) -> None:
         import django_rq
+        from django_tasks_rq.backend import Job
 
-        worker = django_rq.get_worker(*queues)
+        worker = django_rq.get_worker(*queues, job_class=Job)
         worker.work(burst=batch, with_scheduler=False)
