@@ -10,6 +10,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from . import sets
 from .models import OutboxEvent, Tenant
 
 log = logging.getLogger("redrive.events")
@@ -19,21 +20,22 @@ published = Signal()
 
 
 def emit_many(tenant: Tenant, name: str, payloads: list[dict]) -> None:
-    rows = OutboxEvent.objects.bulk_create(
-        OutboxEvent(tenant=tenant, name=name, payload=payload) for payload in payloads
+    now = timezone.now()
+    ids = sets.insert_rows(
+        OutboxEvent,
+        {"tenant_id": tenant.pk, "name": name, "created_at": now},
+        {"payload": payloads},
+        returning="id",
     )
-    ids = [row.pk for row in rows]
     transaction.on_commit(lambda: publish(ids))
 
 
 def publish(ids: list[int]) -> None:
-    for event in OutboxEvent.objects.filter(pk__in=ids, published_at__isnull=True):
-        try:
-            published.send(
-                sender=OutboxEvent, name=event.name, payload=event.payload, event_id=event.pk
-            )
-        except Exception:  # a faulty subscriber must not undo a committed retry
-            log.exception("event subscriber failed for %s %s", event.name, event.pk)
-    OutboxEvent.objects.filter(pk__in=ids, published_at__isnull=True).update(
-        published_at=timezone.now()
-    )
+    pending = OutboxEvent.objects.filter(pk__in=ids, published_at__isnull=True)
+    if published.has_listeners(OutboxEvent):
+        for pk, name, payload in pending.values_list("pk", "name", "payload"):
+            try:
+                published.send(sender=OutboxEvent, name=name, payload=payload, event_id=pk)
+            except Exception:  # a faulty subscriber must not undo a committed retry
+                log.exception("event subscriber failed for %s %s", name, pk)
+    pending.update(published_at=timezone.now())

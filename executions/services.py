@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from . import engine, filters, kinds
+from . import engine, filters, kinds, sets
 from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
 from .filters import KINDS, FailureFilter
 from .models import (
@@ -34,7 +34,7 @@ from .tenancy import Actor, get_for_tenant
 log = logging.getLogger("redrive.services")
 
 SESSION_LIFETIME = timedelta(hours=1)
-BULK_BATCH = 1000
+BULK_BATCH = 2000
 MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -229,27 +229,31 @@ def _audit(
     bulk: BulkRetry | None = None,
     details: dict | None = None,
 ) -> None:
-    now = timezone.now()
-    AuditEvent.objects.bulk_create(
-        AuditEvent(
-            tenant=actor.tenant,
-            user=actor.user,
-            api_key=actor.api_key,
-            actor=actor.label,
-            source=actor.source,
-            kind=kind,
-            target_id=str(r.target_id),
-            new_target_id=str(r.new_id),
-            status_before=r.status_before,
-            status_after=r.status_after,
-            request_id=actor.request_id,
-            idempotency_key=idempotency_key,
-            ip=actor.ip,
-            bulk=bulk,
-            details=details or {},
-            created_at=now,
-        )
-        for r in retried
+    if not retried:
+        return
+    sets.insert_rows(
+        AuditEvent,
+        {
+            "tenant_id": actor.tenant.pk,
+            "user_id": getattr(actor.user, "pk", None),
+            "api_key_id": getattr(actor.api_key, "pk", None),
+            "actor": actor.label,
+            "source": actor.source,
+            "action": "retry",
+            "kind": kind,
+            "request_id": actor.request_id,
+            "idempotency_key": idempotency_key,
+            "ip": actor.ip,
+            "bulk_id": getattr(bulk, "pk", None),
+            "details": details or {},
+            "created_at": timezone.now(),
+        },
+        {
+            "target_id": [str(r.target_id) for r in retried],
+            "new_target_id": [str(r.new_id) for r in retried],
+            "status_before": [r.status_before for r in retried],
+            "status_after": [r.status_after for r in retried],
+        },
     )
 
 

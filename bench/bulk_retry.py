@@ -1,0 +1,117 @@
+"""Bulk retry of N failed automation executions, measured beside its references in one run:
+
+- redrive_s:     services.retry_many over all of them (audit rows, attempt history, outbox events
+                 and enqueueing included; the preview excluded);
+- raw_update_s:  a hand-written `UPDATE ... SET status='pending' ... WHERE status='failed'` on an
+                 identical copy of the rows (same columns and indexes);
+- rq_requeue_s:  RQ's own requeue of N failed RQ jobs in Redis (what `rq requeue --all` does).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+        uv run python bench/bulk_retry.py --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from common import bench_database, insert_failed_automations, setup_django, tenant_and_admin, timed
+
+
+def raw_update(n_expected: int) -> float:
+    from django.db import connection
+
+    from executions.models import AutomationExecution
+
+    table = AutomationExecution._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_raw_copy")
+        cursor.execute(f"CREATE TABLE bench_raw_copy (LIKE {table} INCLUDING ALL)")
+        cursor.execute(f"INSERT INTO bench_raw_copy SELECT * FROM {table}")  # noqa: S608
+        cursor.execute("VACUUM ANALYZE bench_raw_copy") if connection.get_autocommit() else None
+        started = time.perf_counter()
+        cursor.execute(
+            "UPDATE bench_raw_copy SET status = 'pending', completed_at = NULL, "
+            "duration_ms = NULL, error_message = NULL, error_stack = NULL, "
+            "failed_action_index = NULL, actions_successful = 0, actions_failed = 0, "
+            "attempt = attempt + 1, updated_at = now() WHERE status = 'failed'"
+        )
+        elapsed = time.perf_counter() - started
+        assert cursor.rowcount == n_expected, cursor.rowcount
+        cursor.execute("DROP TABLE bench_raw_copy")
+    return elapsed
+
+
+def rq_requeue(n: int) -> float:
+    import redis
+    from rq import Queue
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/15"
+    conn = redis.Redis.from_url(url)
+    conn.flushdb()
+    queue = Queue("bench", connection=conn)
+    registry = FailedJobRegistry(queue=queue)
+    pipe = conn.pipeline()
+    ids = []
+    for i in range(n):
+        job = Job.create(
+            "builtins.print", args=(i,), connection=conn, origin="bench", id=f"bench-{i}"
+        )
+        job.set_status("failed", pipeline=pipe)
+        job.save(pipeline=pipe)
+        registry.add(job, ttl=-1, pipeline=pipe)
+        ids.append(job.id)
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    assert registry.count == n, registry.count
+    started = time.perf_counter()
+    for job_id in registry.get_job_ids():  # what `rq requeue --all` does
+        registry.requeue(job_id)
+    elapsed = time.perf_counter() - started
+    assert queue.count == n, queue.count
+    conn.flushdb()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--skip-rq", action="store_true")
+    args = parser.parse_args()
+    bench_database("redrive_bench_bulk")
+    setup_django()
+    from executions import filters, services
+    from executions.models import AuditEvent, AutomationExecution
+
+    tenant, actor = tenant_and_admin()
+    insert_failed_automations(tenant, args.n)
+    results: dict[str, float] = {}
+    results["raw_update_s"] = raw_update(args.n)
+    selection = {"filter": filters.parse({"kind": "automation"})}
+    with timed(results, "redrive_s"):
+        bulk = services.retry_many(actor, selection)
+    assert bulk.done == args.n, (bulk.done, bulk.failed)
+    assert AutomationExecution.objects.filter(status="pending").count() == args.n
+    assert AuditEvent.objects.count() == args.n
+    if not args.skip_rq:
+        results["rq_requeue_s"] = rq_requeue(args.n)
+    print(f"n: {args.n}")
+    for name in ("redrive_s", "raw_update_s", "rq_requeue_s"):
+        if name in results:
+            print(f"{name}: {results[name]:.3f}")
+    ratio = results["redrive_s"] / results["raw_update_s"]
+    print(f"ratio_to_raw: {ratio:.2f}")
+    rq = results.get("rq_requeue_s")
+    print(
+        f"summary: retry_many of {args.n} automation executions took {results['redrive_s']:.2f} s, "
+        f"{ratio:.2f}x a raw UPDATE (target <= 3)"
+        + (f", {rq / results['redrive_s']:.1f}x faster than RQ requeue" if rq else "")
+    )
+
+
+if __name__ == "__main__":
+    main()
