@@ -170,11 +170,12 @@ def run_automation_executions(execution_ids: list[str]) -> None:
     rows = AutomationExecution.objects.filter(pk__in=list(won)).values(
         "pk", "execution_context", "trigger_data", "attempt"
     )
-    for row in rows:
-        _run_automation(row, won[str(row["pk"])])
+    with leases.Finisher(AutomationExecution, running_status="running") as finisher:
+        for row in rows:
+            _run_automation(row, won[str(row["pk"])], finisher)
 
 
-def _run_automation(row: dict, token: int) -> None:
+def _run_automation(row: dict, token: int, finisher: leases.Finisher) -> None:
     actions = row["execution_context"].get("actions", [])
     logs: list[dict] = []
     successful = 0
@@ -218,11 +219,9 @@ def _run_automation(row: dict, token: int) -> None:
         )
         successful += 1
     now = timezone.now()
-    leases.finish(
-        AutomationExecution,
+    finisher.add(
         row["pk"],
         token,
-        running_status="running",
         actions_successful=successful,
         completed_at=now,
         updated_at=now,

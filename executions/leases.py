@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from datetime import timedelta
@@ -58,6 +59,12 @@ class Keeper:
     def release(self, model: type[Model], pk) -> None:
         with self._lock:
             self._held.pop((model, str(pk)), None)
+
+    def release_all(self) -> None:
+        """Stop renewing everything: a task that raised half-way must let its unfinished
+        attempts expire, so the reaper fails them instead of leaving them running forever."""
+        with self._lock:
+            self._held.clear()
 
     def renew_now(self) -> int:
         with self._lock:
@@ -135,6 +142,47 @@ def finish(model: type[Model], pk, token: int, *, running_status: str, **values)
     if not updated:
         log.warning("dropped a late result for %s %s (token %s)", model.__name__, pk, token)
     return bool(updated)
+
+
+class Finisher:
+    """Writes the fenced finishes of a batch together: one transaction (one commit) per group of
+    results instead of one per execution, flushed often enough that the console sees progress."""
+
+    def __init__(
+        self,
+        model: type[Model],
+        *,
+        running_status: str,
+        max_rows: int = 100,
+        max_seconds: float = 0.5,
+    ) -> None:
+        self.model = model
+        self.running_status = running_status
+        self.max_rows = max_rows
+        self.max_seconds = max_seconds
+        self.pending: list[tuple] = []
+        self.last_flush = time.monotonic()
+
+    def __enter__(self) -> Finisher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+    def add(self, pk, token: int, **values) -> None:
+        self.pending.append((pk, token, values))
+        if len(self.pending) >= self.max_rows or (
+            time.monotonic() - self.last_flush >= self.max_seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            with transaction.atomic():
+                for pk, token, values in self.pending:
+                    finish(self.model, pk, token, running_status=self.running_status, **values)
+            self.pending = []
+        self.last_flush = time.monotonic()
 
 
 def format_exception(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ of surfacing later as a confusing failure.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -59,17 +60,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _without_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
 def env_database(name: str, default: str) -> dict:
     raw = os.environ.get(name) or default
+    shown = _without_password(raw)  # error messages end up in logs: never the password
     try:
         config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(
-            f"{name} is not a valid database URL ({exc}); got {raw!r}"
+            f"{name} is not a valid database URL ({exc}); got {shown!r}"
         ) from None
     engine = config.get("ENGINE", "")
     if engine not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
-        raise ImproperlyConfigured(f"{name} must be a postgres:// or sqlite:// URL; got {raw!r}")
+        raise ImproperlyConfigured(f"{name} must be a postgres:// or sqlite:// URL; got {shown!r}")
     if engine.endswith("sqlite3"):
         # SQLite is the zero-setup default; persistent connections only add lock contention there.
         config["CONN_MAX_AGE"] = 0
@@ -252,7 +258,7 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SECURE_REDIRECT_EXEMPT = [r"^health(/live)?$"]
 
 LOGGING = {
     "version": 1,

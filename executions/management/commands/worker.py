@@ -11,12 +11,13 @@ import logging
 import os
 import socket
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
-from executions import engine
+from executions import engine, leases
 from executions.validation import HOSTNAME_RE
 
 log = logging.getLogger("redrive.worker")
@@ -90,7 +91,17 @@ class Command(BaseCommand):
             excluded_queue_names=[],
         )
         worker.configure_signals()
-        worker.run()
+        while True:
+            try:
+                worker.run()
+                return
+            except (OperationalError, InterfaceError):
+                # The database went away (restart, failover, a terminated backend): reconnect
+                # and go on. Attempts of the task that was cut off expire and are reaped.
+                log.exception("database connection lost; reconnecting")
+                leases.keeper.release_all()
+                connections.close_all()
+                time.sleep(1)
 
     def _run_rq(self, queues: list[str], batch: bool) -> None:
         import django_rq

@@ -1,0 +1,220 @@
+"""Shared test fixtures: real worker processes against the test database, the seed_demo manifest,
+and the PostgreSQL-only marker.
+
+Work runs in a real `manage.py worker` subprocess, never eagerly in the test process. The worker
+can only see committed rows, so every test that uses one is transactional (the fixtures below ask
+for `transactional_db`; mark such tests `@pytest.mark.django_db(transaction=True)` anyway, it says
+what the test relies on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The SQLite test database is a file under var/ (see env_database in project/settings.py).
+(ROOT / "var").mkdir(exist_ok=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pg_only: needs PostgreSQL (row locks, concurrency); skipped on SQLite"
+    )
+
+
+def is_postgresql() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if is_postgresql():
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: run with DATABASE_URL=postgres://...")
+    for item in items:
+        if item.get_closest_marker("pg_only"):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def pg_only() -> None:
+    """For tests that cannot carry the marker (e.g. one case of a parametrized test)."""
+    if not is_postgresql():
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+
+
+def worker_database_url() -> str:
+    """The URL of the test database this session uses, for processes the tests start."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        name = str(s["NAME"])
+        assert name != ":memory:" and "mode=memory" not in name, "worker needs a file database"
+        return f"sqlite:///{Path(name).resolve()}"
+    auth = quote(s["USER"] or "", safe="")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"], safe="")
+    host = quote(s.get("HOST") or "127.0.0.1", safe="")  # a socket directory is %2F-encoded
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{quote(s['NAME'], safe='')}"
+
+
+def worker_env(lease_seconds: int | None = None, env: dict[str, str] | None = None) -> dict:
+    environ = {**os.environ, "DATABASE_URL": worker_database_url(), "PYTHONUNBUFFERED": "1"}
+    if lease_seconds is not None:
+        environ["REDRIVE_LEASE_SECONDS"] = str(lease_seconds)
+    environ.update(env or {})
+    return environ
+
+
+@pytest.fixture
+def process_env(transactional_db: None) -> Callable[..., dict]:
+    """`process_env(lease_seconds=None, env=None)`: the environment for any process a test starts
+    (a server, a command) so that it works on the test database."""
+    return worker_env
+
+
+def worker_command(hostname: str | None, *extra: str) -> list[str]:
+    command = [sys.executable, "manage.py", "worker", *extra]
+    if hostname:
+        command += ["--hostname", hostname]
+    return command
+
+
+def _wait_until(
+    condition: Callable[[], object], timeout: float = 30, interval: float = 0.1, message: str = ""
+) -> object:
+    """Poll `condition` (typically a database query) until it returns something truthy."""
+    from django.db import close_old_connections
+
+    deadline = time.monotonic() + timeout
+    while True:
+        close_old_connections()
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., object]:
+    """`wait_until(lambda: ..., timeout=30, message="...")` -> the first truthy value."""
+    return _wait_until
+
+
+@pytest.fixture
+def run_worker(transactional_db: None) -> Callable[..., str]:
+    """`run_worker(hostname=None, timeout=60, lease_seconds=None, env=None)`: run a real
+    `manage.py worker --batch` on the test database until the queue is empty; asserts it exited
+    0 and returns its output (stdout + stderr)."""
+
+    def run(
+        hostname: str | None = None,
+        timeout: float = 60,
+        lease_seconds: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        done = subprocess.run(
+            worker_command(hostname, "--batch"),
+            cwd=ROOT,
+            env=worker_env(lease_seconds, env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, f"worker exited {done.returncode}:\n{done.stdout}"
+        return done.stdout
+
+    return run
+
+
+class WorkerProcess:
+    """A long-running `manage.py worker`; its output goes to a file (a pipe could fill up)."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix="redrive-worker-", suffix=".log", delete=False
+        )
+        # Its own session, so a Ctrl-C on pytest does not hit it and stop() can kill the group.
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> int:
+        """SIGKILL the worker (it is the python process that runs the tasks) and reap it."""
+        if self.alive():
+            os.kill(self.process.pid, signal.SIGKILL)
+        return self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        # The whole group: the worker and anything it may have started.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def worker_process(transactional_db: None) -> Iterator[Callable[..., WorkerProcess]]:
+    """`worker_process(hostname=None, lease_seconds=None, env=None, args=())` starts a real,
+    long-running worker; every worker started is killed when the test ends."""
+    started: list[WorkerProcess] = []
+
+    def start(
+        hostname: str | None = None,
+        lease_seconds: int | None = None,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> WorkerProcess:
+        worker = WorkerProcess(
+            worker_command(hostname, "--interval", "0.1", *args), worker_env(lease_seconds, env)
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def manifest(db: None) -> dict:
+    """The seed_demo manifest (see ../shared/contracts/seed_demo_manifest.schema.json), with its
+    data freshly seeded in the test database."""
+    from executions.demo import seed
+
+    return seed()

@@ -1,0 +1,131 @@
+"""Settings are parsed strictly: a bad value stops start-up with ImproperlyConfigured naming the
+variable, instead of surfacing later as a confusing failure.
+
+Each case starts a fresh Python process with only the given environment, as a deployment would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUP = "import django; django.setup(); from django.conf import settings; "
+
+
+def start(env: dict[str, str], code: str = "") -> subprocess.CompletedProcess:
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DEBUG": "1",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", SETUP + code],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"DATABASE_URL": "mysql://app:pw@db.internal/redrive"},
+            "DATABASE_URL must be a postgres:// or sqlite:// URL; "
+            "got 'mysql://app:pw@db.internal/redrive'",
+        ),
+        (
+            {"DATABASE_URL": "postgres://u@h:notaport/db"},
+            "DATABASE_URL is not a valid database URL",
+        ),
+        (
+            {"REDRIVE_TASKS": "celery"},
+            "REDRIVE_TASKS must be one of db, rq; got 'celery'",
+        ),
+        (
+            {"DEBUG": "maybe"},
+            "DEBUG must be one of 1/0, true/false, yes/no, on/off; got 'maybe'",
+        ),
+        (
+            {"DEBUG": "0"},
+            "SECRET_KEY is required when DEBUG is off",
+        ),
+        (
+            {"DEBUG": "false", "SECRET_KEY": ""},
+            "SECRET_KEY is required when DEBUG is off",
+        ),
+        (
+            {"REDIS_URL": "http://x"},
+            "REDIS_URL must start with redis or rediss or unix://; got 'http://x'",
+        ),
+        (
+            {"REDRIVE_LEASE_SECONDS": "soon"},
+            "REDRIVE_LEASE_SECONDS must be an integer; got 'soon'",
+        ),
+        (
+            {"REDRIVE_LEASE_SECONDS": "1"},
+            "REDRIVE_LEASE_SECONDS must be >= 2; got 1",
+        ),
+    ],
+    ids=lambda value: "-".join(value) if isinstance(value, dict) else None,
+)
+def test_a_bad_value_fails_naming_the_variable(env, message):
+    done = start(env)
+
+    assert done.returncode != 0
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"django.core.exceptions.ImproperlyConfigured: {message}")
+
+
+def test_a_production_environment_parses():
+    done = start(
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "a-long-random-production-key",
+            "DATABASE_URL": "postgres://redrive:pw@db.internal:5432/redrive",
+            "REDIS_URL": "redis://cache.internal:6379/1",
+            "REDRIVE_TASKS": "rq",
+            "ALLOWED_HOSTS": "redrive.example.com, www.redrive.example.com",
+            "REDRIVE_LEASE_SECONDS": "45",
+        },
+        "from django.tasks import task_backends; from django_tasks_rq import RQBackend; "
+        "db = settings.DATABASES['default']; "
+        "print(settings.DEBUG, db['ENGINE'], db['HOST'], db['NAME'], settings.ALLOWED_HOSTS, "
+        "isinstance(task_backends['default'], RQBackend), settings.RQ_QUEUES['host-web-1']['URL'], "
+        "settings.REDRIVE_LEASE_SECONDS, settings.SECURE_SSL_REDIRECT)",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        "False",
+        "django.db.backends.postgresql",
+        "db.internal",
+        "redrive",
+        "['redrive.example.com',",
+        "'www.redrive.example.com']",
+        "True",  # the RQ backend
+        "redis://cache.internal:6379/1",
+        "45",
+        "True",
+    ]
+
+
+def test_the_default_is_a_sqlite_file_in_the_project_and_the_db_backend():
+    done = start(
+        {},
+        "from django.tasks import task_backends; from django_tasks_db import DatabaseBackend; "
+        "print(settings.DATABASES['default']['NAME'], "
+        "isinstance(task_backends['default'], DatabaseBackend))",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(ROOT / "db.sqlite3"), "True"]

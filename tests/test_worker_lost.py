@@ -1,0 +1,150 @@
+"""No stuck work: a worker SIGKILLed mid-execution leaves nothing "running" once its lease expires.
+
+Stock django-tasks-db leaves such a task RUNNING forever (upstream django-tasks issue 46). Redrive's
+worker holds a lease on every attempt and renews it; the reaper fails attempts whose lease expired
+with "worker lost", and the fencing token drops the dead worker's late finish.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from executions import engine, leases
+from executions.models import (
+    AutomationExecution,
+    AutomationRule,
+    FunctionExecution,
+    Job,
+    Run,
+    Tenant,
+    WorkflowTaskExecution,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LEASE_SECONDS = 2
+
+
+@pytest.fixture
+def tenant() -> Tenant:
+    return Tenant.objects.create(slug="acme", name="Acme", workflows_project="acme")
+
+
+def nothing_running() -> dict[str, int]:
+    return {
+        "function": FunctionExecution.objects.filter(status="running").count(),
+        "automation": AutomationExecution.objects.filter(status="running").count(),
+        "job": Job.objects.filter(status="processing").count(),
+        "workflow task": WorkflowTaskExecution.objects.filter(status="IN_PROGRESS").count(),
+        "run": Run.objects.filter(status="running").count(),
+    }
+
+
+def test_a_sigkilled_workers_automation_is_failed_as_worker_lost(
+    tenant, worker_process, wait_until
+):
+    rule = AutomationRule.objects.create(
+        tenant=tenant, name="slow", actions=[{"handler": "sleep", "params": {"seconds": 30}}]
+    )
+    with transaction.atomic():
+        execution = engine.start_automation(rule, {})
+    worker = worker_process(lease_seconds=LEASE_SECONDS)
+
+    running = wait_until(
+        lambda: AutomationExecution.objects.filter(pk=execution.pk, status="running").first(),
+        timeout=30,
+        message="the worker to start the automation",
+    )
+    # The process we are about to kill is the one holding the attempt ...
+    assert f":{worker.pid}:" in running.lease_owner
+    token = running.lease_token
+    # ... and it is alive: it keeps renewing its lease.
+    wait_until(
+        lambda: AutomationExecution.objects.filter(
+            pk=execution.pk, lease_expires_at__gt=running.lease_expires_at
+        ).exists(),
+        timeout=10,
+        message="the lease to be renewed",
+    )
+
+    assert worker.kill() == -9  # SIGKILL: no handler, no cleanup, no goodbye
+    killed_at = timezone.now()
+    # Renewed a moment ago, its lease has not expired yet: a reaper must leave the attempt alone.
+    expires = AutomationExecution.objects.get(pk=execution.pk).lease_expires_at
+    assert expires > timezone.now()
+    assert engine.reap()["automation"] == 0
+    assert AutomationExecution.objects.get(pk=execution.pk).status == "running"
+
+    time.sleep(max((expires - timezone.now()).total_seconds(), 0) + 0.2)
+    counts = {str(kind): n for kind, n in engine.reap().items()}
+
+    execution.refresh_from_db()
+    print(
+        f"\nSIGKILL test: worker pid {worker.pid} killed at {killed_at:%H:%M:%S.%f}, lease expired"
+        f" {expires:%H:%M:%S.%f}, reaped {counts}; execution {execution.pk} -> {execution.status}"
+        f" ({execution.error_message}); still running: {nothing_running()}; django-tasks-db row"
+        f" left as {list(DBTaskResult.objects.values_list('status', flat=True))}"
+    )
+    assert counts["automation"] == 1
+    assert execution.status == "failed"
+    assert execution.error_message.startswith("worker lost")
+    assert execution.completed_at is not None
+    assert (execution.lease_owner, execution.lease_expires_at) == ("", None)
+    assert nothing_running() == dict.fromkeys(nothing_running(), 0)
+
+    # Fencing: the presumed-dead worker's late finish, with the token it claimed with, is dropped.
+    late = leases.finish(
+        AutomationExecution,
+        execution.pk,
+        token,
+        running_status="running",
+        status="completed",
+        error_message=None,
+        actions_successful=1,
+    )
+    assert late is False
+    after = AutomationExecution.objects.get(pk=execution.pk)
+    assert (after.status, after.error_message, after.actions_successful) == (
+        "failed",
+        execution.error_message,
+        0,
+    )
+    # A second reap finds nothing more to do.
+    assert not any(engine.reap().values())
+
+
+def test_a_second_workers_reaper_fails_the_lost_job(tenant, worker_process, wait_until):
+    with transaction.atomic():
+        job = engine.create_job(
+            tenant, {"type": "service.restart", "data": {"handler": "sleep", "seconds": 30}}
+        )
+    first = worker_process(hostname="web-1", lease_seconds=LEASE_SECONDS)
+    wait_until(
+        lambda: Job.objects.filter(pk=job.pk, status="processing").exists(),
+        timeout=30,
+        message="the first worker to take the job",
+    )
+    assert first.kill() == -9
+
+    # Another machine's worker runs the reaper beside its own work.
+    worker_process(hostname="web-2", lease_seconds=LEASE_SECONDS)
+    wait_until(
+        lambda: Job.objects.filter(pk=job.pk, status="failed").exists(),
+        timeout=20,
+        message="the second worker's reaper to fail the job",
+    )
+
+    job.refresh_from_db()
+    assert job.error_message.startswith("worker lost")
+    assert (job.revision, job.taken_by) == (3, "web-1")
+    assert list(job.events.values_list("revision", "type", "data")) == [
+        (1, "created", {"target_hostname": "_any"}),
+        (2, "processing", {"hostname": "web-1"}),
+        (3, "failed", {"error": leases.WORKER_LOST}),
+    ]
+    assert nothing_running() == dict.fromkeys(nothing_running(), 0)
