@@ -1,0 +1,280 @@
+"""Reliability: workers killed mid-drain, lost database connections, overlapping bulk retries,
+the RQ backend end to end, hostile input to the parsers, and a clean deployment check."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from django.db import connection
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from executions import filters, services
+from executions.errors import InvalidInput
+from executions.fingerprints import fingerprint, normalise
+from executions.models import (
+    Attempt,
+    AuditEvent,
+    AutomationExecution,
+    AutomationRule,
+    HandlerCall,
+    Membership,
+    Tenant,
+)
+from executions.tenancy import Actor
+from tests.conftest import ROOT, worker_env
+
+
+@pytest.fixture
+def acme(db):
+    from django.contrib.auth.models import User
+
+    tenant = Tenant.objects.create(slug="acme", name="Acme", workflows_project="acme-prod")
+    user = User.objects.create_user("alice")
+    Membership.objects.create(user=user, tenant=tenant, role="admin")
+    return tenant, Actor.for_user(user, tenant, source="cli")
+
+
+def failed_automations(tenant, n: int, actions: list[dict]) -> list[str]:
+    rule = AutomationRule.objects.create(tenant=tenant, name="drain", actions=actions)
+    rows = AutomationExecution.objects.bulk_create(
+        AutomationExecution(
+            tenant=tenant,
+            automation_rule=rule,
+            status="failed",
+            error_message="boom",
+            actions_total=len(actions),
+            execution_context={"actions": actions},
+        )
+        for _ in range(n)
+    )
+    return [str(r.pk) for r in rows]
+
+
+@pytest.mark.pg_only
+@pytest.mark.django_db(transaction=True)
+def test_draining_while_workers_are_killed_loses_nothing(acme, worker_process, wait_until, capsys):
+    tenant, actor = acme
+    ids = failed_automations(
+        tenant,
+        2000,
+        [
+            {"handler": "counter", "params": {"key": "drain"}},
+            {"handler": "sleep", "params": {"seconds": 0.005}},
+        ],
+    )
+    services.retry_many(actor, {"filter": filters.parse({"kind": "automation"})})
+
+    kills = 0
+    keeper = worker_process(lease_seconds=2)  # stays up: its reaper fails what the killed lose
+    victim = worker_process(lease_seconds=2, args=("--no-reaper",))
+    while kills < 10:
+        wait_until(
+            lambda: (
+                AutomationExecution.objects.filter(status="running").exists()
+                or not AutomationExecution.objects.filter(status="pending").exists()
+            ),
+            timeout=60,
+            message="a worker to be running something",
+        )
+        time.sleep(0.3)
+        victim.kill()
+        kills += 1
+        victim = worker_process(lease_seconds=2, args=("--no-reaper",))
+    wait_until(
+        lambda: not AutomationExecution.objects.filter(status__in=["pending", "running"]).exists(),
+        timeout=120,
+        message="every execution to be final",
+    )
+    assert keeper.alive()
+
+    final = dict.fromkeys(["completed", "failed"], 0)
+    for status in AutomationExecution.objects.filter(pk__in=ids).values_list("status", flat=True):
+        final[status] += 1
+    lost = (
+        AutomationExecution.objects.filter(pk__in=ids, status="failed")
+        .exclude(error_message__startswith="worker lost")
+        .count()
+    )
+    calls = HandlerCall.objects.filter(key="drain").count()
+    with capsys.disabled():
+        print(
+            f"\nkills: {kills}; completed: {final['completed']}; "
+            f"failed as worker lost: {final['failed']}; handler calls: {calls}"
+        )
+    assert sum(final.values()) == len(ids) == 2000  # every one final, none lost
+    assert lost == 0  # the only failures are the killed workers' attempts
+    # A killed worker was inside at most one execution: every call beyond the completed ones is
+    # attributable to a kill, and nothing ran twice.
+    assert final["completed"] <= calls <= final["completed"] + kills
+
+
+@pytest.mark.pg_only
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_reconnects_when_its_database_connections_are_terminated(
+    acme, worker_process, wait_until
+):
+    tenant, actor = acme
+    ids = failed_automations(tenant, 600, [{"handler": "sleep", "params": {"seconds": 0.01}}])
+    services.retry_many(actor, {"filter": filters.parse({"kind": "automation"})})
+    worker = worker_process(lease_seconds=2)
+    wait_until(
+        lambda: AutomationExecution.objects.filter(status="completed").exists(),
+        timeout=60,
+        message="the drain to start",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+    wait_until(
+        lambda: (
+            not AutomationExecution.objects.filter(
+                pk__in=ids, status__in=["pending", "running"]
+            ).exists()
+        ),
+        timeout=120,
+        message="the drain to finish",
+    )
+    assert worker.alive(), worker.output()
+    statuses = set(AutomationExecution.objects.filter(pk__in=ids).values_list("status", flat=True))
+    assert statuses <= {"completed", "failed"}
+    assert AutomationExecution.objects.filter(pk__in=ids).count() == 600
+
+
+@pytest.mark.pg_only
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_bulk_retries_retry_every_item_once(acme):
+    tenant, actor = acme
+    failed_automations(tenant, 5000, [{"handler": "noop"}])
+    selection = {"filter": filters.parse({"kind": "automation"})}
+    results = []
+
+    def bulk() -> None:
+        try:
+            results.append(services.retry_many(actor, selection))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=bulk) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+
+    assert sum(r.done for r in results) == 5000
+    assert AutomationExecution.objects.filter(status="pending", attempt=2).count() == 5000
+    assert Attempt.objects.count() == AuditEvent.objects.count() == 5000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_runs_end_to_end_on_the_rq_backend(acme):
+    import redis
+
+    tenant, _ = acme
+    rule = AutomationRule.objects.create(tenant=tenant, name="rq", actions=[{"handler": "flaky"}])
+    execution = AutomationExecution.objects.create(
+        tenant=tenant,
+        automation_rule=rule,
+        status="failed",
+        actions_total=1,
+        execution_context={"actions": rule.actions},
+        error_message="boom",
+    )
+    redis_url = "redis://127.0.0.1:6379/14"
+    redis.Redis.from_url(redis_url).flushdb()
+    env = worker_env(env={"REDRIVE_TASKS": "rq", "REDIS_URL": redis_url})
+
+    def manage(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    manage("retry", "automation", str(execution.pk), "--tenant", "acme", "--user", "alice")
+    execution.refresh_from_db()
+    assert execution.status == "pending"
+    assert redis.Redis.from_url(redis_url).llen("rq:queue:default") == 1  # queued in Redis
+
+    manage("worker", "--batch")
+
+    execution.refresh_from_db()
+    assert (execution.status, execution.attempt) == ("completed", 2)
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=3000))
+def test_the_fingerprint_normaliser_takes_any_string(text):
+    normalised = normalise(text)
+    assert isinstance(normalised, str) and len(normalised) <= 3000
+    assert len(fingerprint("job", "h", "E", text)) == 16
+    # The same failure with other numbers and ids is the same fingerprint.
+    assert fingerprint("job", "h", "E", f"{text} id 42") == fingerprint(
+        "job", "h", "E", f"{text} id 7"
+    )
+
+
+_FILTER_KEYS = st.sampled_from(
+    ["kind", "status", "since", "until", "range", "q", "name", "fingerprint", "other"]
+)
+_FILTER_VALUES = st.one_of(
+    st.text(max_size=300),
+    st.lists(st.text(max_size=50), max_size=3),
+    st.integers(),
+    st.none(),
+    st.booleans(),
+    st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(_FILTER_KEYS, _FILTER_VALUES, max_size=6))
+def test_the_filter_parser_gives_a_filter_or_a_clear_error(data):
+    try:
+        flt = filters.parse(data)
+    except InvalidInput as exc:
+        assert exc.field and exc.message
+    else:
+        assert set(flt.kinds) <= set(filters.KINDS)
+
+
+def test_filter_parser_rejects_non_objects():
+    for bad in ([], "kind=job", 3):
+        with pytest.raises(InvalidInput):
+            filters.parse(bad)
+
+
+def test_the_deployment_check_is_clean_with_production_settings():
+    env = {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "redrive.example.com",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
