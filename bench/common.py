@@ -61,9 +61,11 @@ def tenant_and_admin():
     from executions.models import Membership, Tenant
     from executions.tenancy import Actor
 
-    tenant = Tenant.objects.create(slug="bench", name="Bench", workflows_project="bench-prod")
-    user = User.objects.create_user("bench-admin")
-    Membership.objects.create(user=user, tenant=tenant, role="admin")
+    tenant, _ = Tenant.objects.get_or_create(
+        slug="bench", defaults={"name": "Bench", "workflows_project": "bench-prod"}
+    )
+    user, _ = User.objects.get_or_create(username="bench-admin")
+    Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": "admin"})
     return tenant, Actor.for_user(user, tenant, source="cli")
 
 

@@ -10,6 +10,7 @@ reap()    fails every attempt whose lease expired with "worker lost", so it reac
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -17,10 +18,10 @@ import threading
 import time
 import traceback
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
@@ -178,11 +179,67 @@ class Finisher:
 
     def flush(self) -> None:
         if self.pending:
-            with transaction.atomic():
-                for pk, token, values in self.pending:
-                    finish(self.model, pk, token, running_status=self.running_status, **values)
+            if connection.vendor == "postgresql":
+                self._flush_set_based()
+            else:
+                with transaction.atomic():
+                    for pk, token, values in self.pending:
+                        finish(self.model, pk, token, running_status=self.running_status, **values)
             self.pending = []
         self.last_flush = time.monotonic()
+
+    def _flush_set_based(self) -> None:
+        """One fenced UPDATE per shape of result: `UPDATE t SET ... FROM jsonb_to_recordset(...)
+        WHERE t.pk = r.pk AND t.lease_token = r.token AND t.status = <running>`."""
+        groups: dict[tuple[str, ...], list[tuple]] = {}
+        for pk, token, values in self.pending:
+            keeper.release(self.model, pk)
+            groups.setdefault(tuple(sorted(values)), []).append((pk, token, values))
+        meta = self.model._meta
+        quote = connection.ops.quote_name
+        pk_type = meta.pk.db_type(connection)
+        with transaction.atomic(), connection.cursor() as cursor:
+            for names, rows in groups.items():
+                fields = [meta.get_field(n) for n in names]
+                record = ", ".join(
+                    [f"pk {pk_type}", "token bigint"]
+                    + [f"{quote(f.column)} {f.db_type(connection)}" for f in fields]
+                )
+                assignments = ", ".join(
+                    [f"{quote(f.column)} = r.{quote(f.column)}" for f in fields]
+                    + [f"{quote('lease_owner')} = ''", f"{quote('lease_expires_at')} = NULL"]
+                )
+                documents = [
+                    {
+                        "pk": str(pk),
+                        "token": token,
+                        **{
+                            f.column: _json_value(values[n])
+                            for n, f in zip(names, fields, strict=True)
+                        },
+                    }
+                    for pk, token, values in rows
+                ]
+                table = quote(meta.db_table)
+                cursor.execute(
+                    f"UPDATE {table} AS t SET {assignments} "  # noqa: S608 - names from _meta
+                    f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
+                    f"WHERE t.{quote(meta.pk.column)} = r.pk AND t.lease_token = r.token "
+                    f"AND t.status = %s",
+                    [json.dumps(documents), self.running_status],
+                )
+                if cursor.rowcount != len(rows):
+                    log.warning(
+                        "dropped %s late results for %s",
+                        len(rows) - cursor.rowcount,
+                        self.model.__name__,
+                    )
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def format_exception(exc: BaseException) -> str:

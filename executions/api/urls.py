@@ -1,1 +1,98 @@
-urlpatterns: list = []
+"""Every API route, at the seeds' own paths (no trailing slashes: the seeds have none)."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import schema  # noqa: F401 - registers the auth schemes
+from .views import auth, automations, failures, functions, health, jobs, runs, workflows
+
+FN = "api/functions/projects/<str:projectId>/functions/<str:functionId>"
+WF = "api/v1/projects/<str:project>"
+
+urlpatterns = [
+    # seed 000
+    path(
+        f"{FN}/retry/<str:executionIndex>",
+        functions.FunctionRetryByIndexApi.as_view(),
+        name="api-function-retry",
+    ),
+    path(
+        f"{FN}/executions/<str:executionId>/retry",
+        functions.FunctionRetryByIdApi.as_view(),
+        name="api-function-retry-by-id",
+    ),
+    path(f"{FN}/logs", functions.FunctionLogsApi.as_view(), name="api-function-logs"),
+    path(
+        f"{FN}/executions/<str:executionId>",
+        functions.FunctionExecutionApi.as_view(),
+        name="api-function-execution",
+    ),
+    # seed 001
+    path(
+        "api/v1/automation/executions",
+        automations.AutomationExecutionListApi.as_view(),
+        name="api-automation-executions",
+    ),
+    path(
+        "api/v1/automation/executions/<str:id>",
+        automations.AutomationExecutionApi.as_view(),
+        name="api-automation-execution",
+    ),
+    path(
+        "api/v1/automation/executions/<str:id>/retry",
+        automations.AutomationRetryApi.as_view(),
+        name="api-automation-retry",
+    ),
+    path(
+        "api/v1/automation/rules/<str:id>",
+        automations.AutomationRuleApi.as_view(),
+        name="api-automation-rule",
+    ),
+    # seed 002
+    path("job", jobs.JobListApi.as_view(), name="api-jobs"),
+    path("job/<str:id>", jobs.JobApi.as_view(), name="api-job"),
+    path("job/<str:id>/retry", jobs.JobRetryApi.as_view(), name="api-job-retry"),
+    # seed 003
+    path(f"{WF}/sessions", workflows.SessionCreateApi.as_view(), name="api-sessions"),
+    path(
+        f"{WF}/workflows/executions",
+        workflows.WorkflowExecutionListApi.as_view(),
+        name="api-workflow-executions",
+    ),
+    path(
+        f"{WF}/workflows/executions/list",
+        workflows.WorkflowExecutionListPostApi.as_view(),
+        name="api-workflow-executions-list",
+    ),
+    path(
+        f"{WF}/workflows/executions/<str:executionId>",
+        workflows.WorkflowExecutionApi.as_view(),
+        name="api-workflow-execution",
+    ),
+    path(
+        f"{WF}/workflows/executions/<str:executionId>/retry",
+        workflows.WorkflowRetryApi.as_view(),
+        name="api-workflow-retry",
+    ),
+    # seed 004
+    path("v1/runs", runs.RunListApi.as_view(), name="api-runs"),
+    path("v1/runs/<str:id>", runs.RunApi.as_view(), name="api-run"),
+    path("v1/runs/<str:id>/retry", runs.RunRetryApi.as_view(), name="api-run-retry"),
+    # Redrive's own
+    path("api/failures", failures.FailureListApi.as_view(), name="api-failures"),
+    path("api/failures/retry", failures.FailureRetryApi.as_view(), name="api-failures-retry"),
+    path("api/bulk-retries/<str:id>", failures.BulkRetryApi.as_view(), name="api-bulk-retry"),
+    path(
+        "api/bulk-retries/<str:id>/cancel",
+        failures.BulkRetryCancelApi.as_view(),
+        name="api-bulk-retry-cancel",
+    ),
+    path("api/auth/token", auth.TokenApi.as_view(), name="api-token"),
+    path("health", health.HealthApi.as_view(), name="health"),
+    path("health/live", health.LiveApi.as_view(), name="health-live"),
+    # OpenAPI
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -26,9 +26,8 @@ def reason(obj: FunctionExecution) -> str | None:
         return "Cannot retry successful execution"
     if obj.status == "running":
         return "Cannot retry an execution that is still running"
-    retried_by = (
-        FunctionExecution.objects.filter(retry_of=obj.pk).values_list("pk", flat=True).first()
-    )
+    # The reverse accessor: no query when the caller selected it (the console's inbox does).
+    retried_by = getattr(getattr(obj, "retried_by", None), "pk", None)
     if retried_by:
         return f"Execution was already retried as {retried_by}"
     return None

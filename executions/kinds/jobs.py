@@ -39,7 +39,8 @@ def _forbidden_types(actor: Actor) -> list[str]:
 def reason(obj: Job) -> str | None:
     if obj.status not in RETRYABLE:
         return f"Job is still in flight (status {obj.status})"
-    retried_by = Job.objects.filter(retry_of=obj.pk).values_list("pk", flat=True).first()
+    # The reverse accessor: no query when the caller selected it (the console's inbox does).
+    retried_by = getattr(getattr(obj, "retried_by", None), "pk", None)
     if retried_by:
         return f"Job was already retried as {retried_by}"
     return None

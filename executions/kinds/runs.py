@@ -22,7 +22,8 @@ RETRYABLE = Run.RETRYABLE
 
 
 def reason(obj: Run) -> str | None:
-    retried_by = Run.objects.filter(source_run=obj.pk).values_list("pk", flat=True).first()
+    # The reverse accessor: no query when the caller selected it (the console's inbox does).
+    retried_by = getattr(getattr(obj, "retried_by", None), "pk", None)
     if retried_by:
         return f"Run {obj.pk} was already retried by run {retried_by}"
     if obj.status not in RETRYABLE:

@@ -1,0 +1,252 @@
+"""What every API view shares: its seed (which error shape it answers in), authentication, the
+Actor, gzip-aware JSON parsing, path-parameter validation and the Idempotency-Key replay.
+
+Views stay thin: validate -> call executions.services -> serialize.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from executions.errors import InvalidInput
+from executions.models import IdempotencyRecord
+from executions.tenancy import Actor
+
+from .auth import ApiKeyAuthentication, IsAuthenticatedCaller, JWTAuthentication, actor_for
+from .errors import exception_handler
+from .parsers import GzipJSONParser
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+_INDEX = re.compile(r"^[0-9]{1,9}$")
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class ApiView(APIView):
+    """Base of every Redrive API view. `seed` picks the error shape (see errors.py)."""
+
+    seed = "redrive"
+    parser_classes = [GzipJSONParser]
+    renderer_classes = [JSONRenderer]
+
+    # False for the few routes anyone may call (health, token).
+    authenticated = True
+
+    def get_authenticators(self):
+        if not self.authenticated:
+            return []
+        # Key and JWT first (401 with WWW-Authenticate), the console's session last.
+        return [ApiKeyAuthentication(), JWTAuthentication(), SessionAuthentication()]
+
+    def get_permissions(self):
+        return [IsAuthenticatedCaller()] if self.authenticated else []
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def check_permissions(self, request: Request) -> None:
+        super().check_permissions(request)
+        # Between the permission check and the throttles, so throttles can key on the caller.
+        if self.authenticated:
+            self.actor: Actor = actor_for(request)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method in ("POST", "PUT", "PATCH"):
+            # Parse now, so a corrupt, oversize or non-JSON body is a clear 400/413/415 on every
+            # route, not only on those that read a field from it.
+            request.data  # noqa: B018
+
+    # --- helpers the views use ------------------------------------------------------------
+
+    def body_object(self, request: Request, *, required: bool = False) -> dict:
+        data = request.data
+        if not isinstance(data, dict):
+            raise InvalidInput("Request body must be a JSON object", field="body")
+        if required and not data:
+            raise InvalidInput("Request body is required", field="body")
+        return data
+
+    def idempotent(self, request: Request, perform: Callable[[str], tuple[int, dict]]) -> Response:
+        """Run `perform(idempotency_key)` -> (status, body) once per (caller, Idempotency-Key):
+        a repeated key answers the first response again, same status and body."""
+        key = request.headers.get("Idempotency-Key", "")
+        if not key:
+            status_code, body = perform("")
+            return Response(body, status=status_code)
+        if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+            raise InvalidInput(
+                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
+                field="Idempotency-Key",
+            )
+        scope = f"{request.method} {request.path}"
+        label = self.actor.label
+        record = IdempotencyRecord.objects.filter(actor=label, key=key).first()
+        if record is None:
+            status_code, body = perform(key)
+            # Normalise through JSON so a replay is byte-for-byte what the first call answered.
+            body = json.loads(JSONRenderer().render(body))
+            # A concurrent request with the same key may have stored first; the domain made
+            # sure both answer the same retry, so its record is as good as ours.
+            with contextlib.suppress(IntegrityError), transaction.atomic():
+                IdempotencyRecord.objects.create(
+                    tenant=self.actor.tenant,
+                    actor=label,
+                    key=key,
+                    scope=scope,
+                    status_code=status_code,
+                    body=body,
+                )
+            return Response(body, status=status_code)
+        if record.scope != scope:
+            raise InvalidInput(
+                "Idempotency-Key was already used for a different request",
+                field="Idempotency-Key",
+            )
+        response = Response(record.body, status=record.status_code)
+        response["Idempotent-Replayed"] = "true"
+        return response
+
+
+# --- path and query validation: before any lookup -------------------------------------------
+
+
+def valid_uuid(value: str, field: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput(f"{field} must be a valid UUID", field=field) from None
+
+
+def valid_object_id(value: str, field: str) -> str:
+    if not _OBJECT_ID.match(value or ""):
+        raise InvalidInput(f"{field} must be a 24-character hexadecimal id", field=field)
+    return value.lower()
+
+
+def valid_id(value: str, field: str) -> str:
+    if not _SAFE_ID.match(value or ""):
+        raise InvalidInput(f"{field} must be 1 to 64 letters, digits, '_' or '-'", field=field)
+    return value
+
+
+def valid_index(value: str, field: str = "executionIndex") -> int:
+    if not _INDEX.match(value or ""):
+        raise InvalidInput(f"{field} must be a non-negative integer", field=field)
+    return int(value)
+
+
+def query_int(
+    params, field: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    raw = params.get(field)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"-?[0-9]{1,12}", str(raw)):
+        raise InvalidInput(f"{field} must be an integer", field=field)
+    value = int(raw)
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise InvalidInput(f"{field} must be {bounds}", field=field)
+    return value
+
+
+def query_datetime(params, field: str) -> datetime | None:
+    raw = params.get(field)
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(str(raw))
+    except ValueError:
+        value = None
+    if value is None:
+        raise InvalidInput(f"{field} must be an ISO 8601 date-time", field=field)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.UTC)
+    return value
+
+
+def query_text(params, field: str = "q", maximum: int = 200) -> str:
+    text = str(params.get(field) or "")
+    if len(text) > maximum or "\x00" in text:
+        raise InvalidInput(
+            f"{field} must be at most {maximum} characters, without NUL", field=field
+        )
+    return text
+
+
+def query_choice(params, field: str, choices) -> str:
+    value = str(params.get(field) or "")
+    if value and value not in choices:
+        raise InvalidInput(f"{field} must be one of {', '.join(choices)}", field=field)
+    return value
+
+
+# --- keyset pagination ----------------------------------------------------------------------
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else str(v) for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int, field: str = "cursor") -> list[str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or not all(isinstance(v, str) for v in values)
+    ):
+        raise InvalidInput(f"{field} is not a cursor this API returned", field=field)
+    return values
+
+
+def parse_time(value: str, field: str = "cursor") -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{field} is not a cursor this API returned", field=field) from None
+
+
+def keyset_page(
+    qs: QuerySet, time_field: str, limit: int, cursor: str | None, field: str = "cursor"
+) -> tuple[list, str | None]:
+    """Newest first by (time_field, pk); the cursor is the last row's (time, pk). No COUNT(*):
+    one indexed range scan per page, however deep."""
+    qs = qs.order_by(f"-{time_field}", "-pk")
+    if cursor:
+        when, pk = decode_cursor(cursor, 2, field)
+        at = parse_time(when, field)
+        try:
+            pk_value = qs.model._meta.pk.to_python(pk)
+        except Exception:  # a tampered cursor is a bad cursor, never a 500
+            raise InvalidInput(f"{field} is not a cursor this API returned", field=field) from None
+        qs = qs.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "pk__lt": pk_value}))
+    rows = list(qs[: limit + 1])
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, time_field), last.pk)

@@ -1,0 +1,63 @@
+"""`POST /api/auth/token`: username + password (+ tenant, for users in several) -> a JWT."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from executions import tokens
+from executions.errors import InvalidInput
+from executions.models import Membership
+
+from .. import serializers as s
+from ..base import ApiView
+from ..docs import errors
+from ..errors import Unauthorized
+from ..throttling import TokenThrottle
+
+
+class TokenApi(ApiView):
+    authenticated = False
+    throttle_classes = [TokenThrottle]
+
+    @extend_schema(
+        operation_id="createToken",
+        summary="Get a JWT for a user",
+        description="The token carries the user and the tenant; permissions come from the "
+        "user's role in that tenant at each request. HS256, `exp` required.",
+        tags=["auth"],
+        auth=[],
+        request=s.TokenRequestSerializer,
+        responses={200: s.TokenSerializer, **errors("redrive", 400, 401, 413, 415, 429)},
+    )
+    def post(self, request: Request):
+        body = self.body_object(request, required=True)
+        username, password, slug = body.get("username"), body.get("password"), body.get("tenant")
+        for field, value in (("username", username), ("password", password)):
+            if not isinstance(value, str) or not value or len(value) > 256:
+                raise InvalidInput(f"{field} is required", field=field)
+        if slug is not None and (not isinstance(slug, str) or len(slug) > 100):
+            raise InvalidInput("tenant must be a tenant slug", field="tenant")
+        user = authenticate(request._request, username=username, password=password)
+        if user is None:
+            raise Unauthorized("Invalid username or password.")
+        memberships = Membership.objects.select_related("tenant").filter(user=user)
+        if slug:
+            memberships = memberships.filter(tenant__slug=slug)
+        memberships = list(memberships.order_by("pk")[:2])
+        if not memberships:
+            raise Unauthorized("Invalid username, password or tenant.")
+        if len(memberships) > 1 and not slug:
+            raise InvalidInput("You belong to several tenants: name one", field="tenant")
+        tenant = memberships[0].tenant
+        return Response(
+            {
+                "token": tokens.issue(user, tenant),
+                "tokenType": "Bearer",
+                "expiresIn": settings.JWT_LIFETIME_SECONDS,
+                "tenant": tenant.slug,
+            }
+        )

@@ -1,0 +1,184 @@
+"""Seed 001 (AlgaPSA automation executions): retry resets the same failed execution to pending and
+really queues it; list, detail (with attempt history) and the rule, so every `_links` entry
+resolves.
+
+Errors: {"error": {"code": "<CODE>", "message": "..."}}. Missing or other tenant: 404 (the seed's
+product answers 500); not failed: 400.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from executions import services
+from executions.models import AutomationExecution, AutomationRule
+from executions.tenancy import get_for_tenant, scoped
+
+from .. import serializers as s
+from ..base import (
+    ApiView,
+    keyset_page,
+    query_choice,
+    query_datetime,
+    query_int,
+    query_text,
+    valid_uuid,
+)
+from ..docs import errors
+
+TAG = ["automation (seed 001)"]
+ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Automation execution UUID.")
+
+
+class AutomationRetryApi(ApiView):
+    seed = "001"
+
+    @extend_schema(
+        operation_id="retryAutomationExecution",
+        summary="Retry automation execution",
+        description="Resets a failed execution to pending, clears completion/error counters "
+        "(the failed attempt is kept in the attempt history), queues it and publishes "
+        "automation.execution.retried after commit. Requires automation:execute.",
+        tags=TAG,
+        parameters=[
+            ID,
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        ],
+        request=None,
+        responses={
+            200: s.AutomationExecutionResponseSerializer,
+            **errors(
+                "001",
+                400,
+                401,
+                403,
+                404,
+                415,
+                messages={400: "Invalid execution UUID format, or the execution is not failed."},
+            ),
+        },
+    )
+    def post(self, request: Request, id: str):
+        execution_id = valid_uuid(id, "id")
+
+        def perform(key: str) -> tuple[int, dict]:
+            outcome = services.retry_automation(self.actor, execution_id, idempotency_key=key)
+            return 200, {"data": s.AutomationExecutionSerializer(outcome.obj).data}
+
+        return self.idempotent(request, perform)
+
+
+class AutomationExecutionApi(ApiView):
+    seed = "001"
+
+    @extend_schema(
+        operation_id="getAutomationExecution",
+        summary="Get automation execution",
+        tags=TAG,
+        parameters=[ID],
+        responses={
+            200: s.AutomationExecutionDetailResponseSerializer,
+            **errors("001", 400, 401, 403, 404),
+        },
+    )
+    def get(self, request: Request, id: str):
+        execution_id = valid_uuid(id, "id")
+        self.actor.require("automation:read")
+        execution = get_for_tenant(
+            AutomationExecution,
+            self.actor.tenant,
+            "Automation execution not found",
+            pk=execution_id,
+        )
+        return Response({"data": s.AutomationExecutionDetailSerializer(execution).data})
+
+
+class AutomationExecutionListApi(ApiView):
+    seed = "001"
+
+    @extend_schema(
+        operation_id="listAutomationExecutions",
+        summary="List automation executions",
+        description="Newest first (by started_at), keyset-paginated: pass `next_cursor` back "
+        "as `cursor`.",
+        tags=TAG,
+        parameters=[
+            OpenApiParameter("status", str, enum=AutomationExecution.Status.values),
+            OpenApiParameter("rule_id", str, description="automation rule UUID"),
+            OpenApiParameter("since", str, description="ISO 8601 date-time (started_at)"),
+            OpenApiParameter("until", str, description="ISO 8601 date-time (started_at)"),
+            OpenApiParameter("q", str, description="text in the error message"),
+            OpenApiParameter("limit", int, description="1-100, default 25"),
+            OpenApiParameter("cursor", str),
+        ],
+        responses={200: s.AutomationExecutionListSerializer, **errors("001", 400, 401, 403)},
+    )
+    def get(self, request: Request):
+        params = request.query_params
+        status = query_choice(params, "status", AutomationExecution.Status.values)
+        rule_id = valid_uuid(params["rule_id"], "rule_id") if params.get("rule_id") else ""
+        since, until = query_datetime(params, "since"), query_datetime(params, "until")
+        text = query_text(params)
+        limit = query_int(params, "limit", 25, minimum=1, maximum=100)
+        self.actor.require("automation:read")
+        qs = scoped(AutomationExecution, self.actor.tenant)
+        if status:
+            qs = qs.filter(status=status)
+        if rule_id:
+            qs = qs.filter(automation_rule_id=rule_id)
+        if since:
+            qs = qs.filter(started_at__gte=since)
+        if until:
+            qs = qs.filter(started_at__lt=until)
+        if text:
+            qs = qs.filter(Q(error_message__icontains=text))
+        rows, cursor = keyset_page(qs, "started_at", limit, params.get("cursor"))
+        return Response(
+            {
+                "data": s.AutomationExecutionSerializer(rows, many=True).data,
+                "pagination": {"limit": limit, "next_cursor": cursor, "has_next": bool(cursor)},
+            }
+        )
+
+
+class AutomationRuleApi(ApiView):
+    seed = "001"
+
+    @extend_schema(
+        operation_id="getAutomationRule",
+        summary="Get automation rule",
+        tags=TAG,
+        parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH, description="Rule UUID")],
+        responses={
+            200: s.AutomationRuleResponseSerializer,
+            **errors("001", 400, 401, 403, 404),
+        },
+        examples=[
+            OpenApiExample(
+                "Rule",
+                value={
+                    "data": {
+                        "rule_id": "0b6c1c1e-5a7e-4f55-9f0e-3c0d7f1f2a10",
+                        "name": "Notify on ticket",
+                        "trigger": {"event": "ticket.created"},
+                        "actions": [{"handler": "ok", "params": {}}],
+                        "version": 1,
+                        "created_at": "2026-01-01T00:00:00Z",
+                        "tenant": "9a1d5a8e-1f0e-4c6b-9d0e-2f4a6b8c0d1e",
+                        "_links": {},
+                    }
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request, id: str):
+        rule_id = valid_uuid(id, "id")
+        self.actor.require("automation:read")
+        rule = get_for_tenant(
+            AutomationRule, self.actor.tenant, "Automation rule not found", pk=rule_id
+        )
+        return Response({"data": s.AutomationRuleSerializer(rule).data})

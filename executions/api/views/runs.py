@@ -1,0 +1,170 @@
+"""Seed 004 (workflow runs): retry creates a new run resuming from the failure point; list and
+detail. Every answer is the seed's envelope {"code", "data"|"message", "requestId"}.
+
+Errors: {"code": <int>, "message": "...", "requestId": "..."}. Already retried or not failed: 409
+(naming the run that already retried it).
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from executions import services
+from executions.models import Run
+from executions.tenancy import get_for_tenant, scoped
+
+from .. import serializers as s
+from ..base import (
+    ApiView,
+    keyset_page,
+    query_choice,
+    query_datetime,
+    query_int,
+    query_text,
+    valid_id,
+)
+from ..docs import errors
+
+TAG = ["runs (seed 004)"]
+ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Run ID")
+
+
+def envelope(request: Request, data) -> dict:
+    return {"code": 200, "data": data, "message": "success", "requestId": request.request_id}
+
+
+class RunRetryApi(ApiView):
+    seed = "004"
+
+    @extend_schema(
+        operation_id="retryRun",
+        summary="Retry a failed or cancelled run from its failure point",
+        description="A new run with sourceRunId = this run: node outputs that succeeded are "
+        "carried over in executionState and not executed again; failed and never-run nodes "
+        "run. A run is retried at most once (409 names the run that retried it).",
+        tags=TAG,
+        parameters=[
+            ID,
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        ],
+        request=None,
+        responses={
+            200: s.RunEnvelopeSerializer,
+            **errors(
+                "004",
+                400,
+                401,
+                403,
+                404,
+                409,
+                415,
+                messages={409: "Run <id> was already retried by run <new>, or is not failed."},
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "200 Response",
+                value={
+                    "code": 200,
+                    "data": {
+                        "executionState": {"root": {}},
+                        "finishedAt": None,
+                        "id": "run_5f0c6a3e9b1d4c2a8e7f6d5c4b3a2910",
+                        "isDustTest": False,
+                        "isSimulation": False,
+                        "organizationId": "9a1d5a8e-1f0e-4c6b-9d0e-2f4a6b8c0d1e",
+                        "propValues": {},
+                        "simulationForks": [],
+                        "simulationMode": "",
+                        "sourceRunId": "run_0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                        "startedAt": "2026-01-01T00:00:00Z",
+                        "status": "running",
+                        "summary": "",
+                        "totalCu": 0,
+                        "triggerNodeId": "root",
+                        "triggerSource": "manual",
+                        "triggeredBy": "key:AbCd1234",
+                        "workflowDefinition": {"nodes": {}, "triggerNodeIds": ["root"]},
+                        "workflowId": "wf_payments",
+                        "workflowOwnerUserId": "",
+                        "workflowVersion": 1,
+                    },
+                    "message": "success",
+                    "requestId": "abc-123",
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, id: str):
+        run_id = valid_id(id, "id")
+
+        def perform(key: str) -> tuple[int, dict]:
+            outcome = services.retry_run(self.actor, run_id, idempotency_key=key)
+            return 200, envelope(request, s.RunSerializer(outcome.obj).data)
+
+        return self.idempotent(request, perform)
+
+
+class RunApi(ApiView):
+    seed = "004"
+
+    @extend_schema(
+        operation_id="getRun",
+        summary="Get a run",
+        description="The run with per-node states, error, stack and lineage (sourceRunId, "
+        "retriedBy).",
+        tags=TAG,
+        parameters=[ID],
+        responses={200: s.RunDetailEnvelopeSerializer, **errors("004", 400, 401, 403, 404)},
+    )
+    def get(self, request: Request, id: str):
+        run_id = valid_id(id, "id")
+        self.actor.require("runs:read")
+        run = get_for_tenant(Run, self.actor.tenant, "Run not found", pk=run_id)
+        return Response(envelope(request, s.RunDetailSerializer(run).data))
+
+
+class RunListApi(ApiView):
+    seed = "004"
+
+    @extend_schema(
+        operation_id="listRuns",
+        summary="List runs",
+        description="Newest first (startedAt). Pass `nextCursor` back as `cursor`.",
+        tags=TAG,
+        parameters=[
+            OpenApiParameter("status", str, enum=Run.Status.values),
+            OpenApiParameter("workflowId", str),
+            OpenApiParameter("since", str, description="ISO 8601 date-time (startedAt)"),
+            OpenApiParameter("until", str, description="ISO 8601 date-time (startedAt)"),
+            OpenApiParameter("q", str, description="text in the error message"),
+            OpenApiParameter("limit", int, description="1-100, default 25"),
+            OpenApiParameter("cursor", str),
+        ],
+        responses={200: s.RunListEnvelopeSerializer, **errors("004", 400, 401, 403)},
+    )
+    def get(self, request: Request):
+        params = request.query_params
+        status = query_choice(params, "status", Run.Status.values)
+        workflow_id = query_text(params, "workflowId", 100)
+        since, until = query_datetime(params, "since"), query_datetime(params, "until")
+        text = query_text(params)
+        limit = query_int(params, "limit", 25, minimum=1, maximum=100)
+        self.actor.require("runs:read")
+        qs = scoped(Run, self.actor.tenant)
+        if status:
+            qs = qs.filter(status=status)
+        if workflow_id:
+            qs = qs.filter(workflow_id=workflow_id)
+        if since:
+            qs = qs.filter(started_at__gte=since)
+        if until:
+            qs = qs.filter(started_at__lt=until)
+        if text:
+            qs = qs.filter(error_message__icontains=text)
+        rows, cursor = keyset_page(qs, "started_at", limit, params.get("cursor"))
+        data = {"items": s.RunSerializer(rows, many=True).data, "nextCursor": cursor}
+        return Response(envelope(request, data))

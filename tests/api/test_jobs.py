@@ -1,0 +1,115 @@
+"""Seed 002 (jobs): retry clones a finished job (201); errors as {"error", "details", "code"}."""
+
+from __future__ import annotations
+
+import pytest
+
+from executions.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_clones_a_failed_job(api, manifest):
+    pk = manifest["acme"]["jobs"]["failed"]
+    r = api.post(f"/job/{pk}/retry", {"target_hostname": "worker-7.example.com"})
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert set(body) == {"job_id", "status", "revision", "timestamp"}
+    assert body["status"] == "unprocessed" and body["revision"] == 1
+    assert body["job_id"] != pk
+    clone = Job.objects.get(pk=body["job_id"])
+    original = Job.objects.get(pk=pk)
+    assert clone.retry_of_id == original.pk
+    assert clone.operation == original.operation
+    assert clone.target_hostname == "worker-7.example.com"
+    assert body["timestamp"] == clone.created_at.isoformat().replace("+00:00", "Z")
+    assert original.status == "failed" and original.error_message
+    assert original.events.filter(type="retried", data__new_job_id=body["job_id"]).exists()
+
+
+def test_the_body_is_optional_and_defaults_to_any_host(api, manifest):
+    r = api.post(f"/job/{manifest['acme']['jobs']['completed']}/retry")
+    assert r.status_code == 201
+    assert Job.objects.get(pk=r.json()["job_id"]).target_hostname == "_any"
+
+
+@pytest.mark.parametrize("hostname", ["bad host", "-x", "", 42, None, "a" * 300])
+def test_an_invalid_hostname_is_a_400(api, manifest, hostname):
+    r = api.post(f"/job/{manifest['acme']['jobs']['failed']}/retry", {"target_hostname": hostname})
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "target_hostname must be a valid hostname",
+        "details": "invalid field: target_hostname",
+        "code": 400,
+    }
+
+
+def test_a_body_that_is_not_an_object_is_a_400(api, manifest):
+    r = api.post(f"/job/{manifest['acme']['jobs']['failed']}/retry", ["x"])
+    assert r.status_code == 400
+    assert r.json()["error"] == "Request body must be a JSON object"
+
+
+def test_a_job_in_flight_is_a_400(api, manifest):
+    r = api.post(f"/job/{manifest['acme']['jobs']['processing']}/retry")
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "Job is still in flight (status processing)",
+        "details": "status is processing",
+        "code": 400,
+    }
+
+
+def test_the_operator_may_not_rerun_a_command(api, manifest):
+    pk = manifest["acme"]["jobs"]["failed_command"]
+    r = api.as_("dave").post(f"/job/{pk}/retry")
+    assert r.status_code == 403
+    assert r.json() == {
+        "error": "Missing permission command:execute",
+        "details": "Missing permission command:execute",
+        "code": 403,
+    }
+    assert not Job.objects.filter(retry_of=pk).exists()
+    # The admin holds command:execute.
+    assert api.as_("alice").post(f"/job/{pk}/retry").status_code == 201
+
+
+def test_missing_and_foreign_jobs_are_the_same_404(api, manifest):
+    for pk in (manifest["globex"]["jobs"]["failed"], "00000000-0000-4000-8000-000000000000"):
+        r = api.post(f"/job/{pk}/retry")
+        assert r.status_code == 404
+        assert r.json() == {"error": "Job not found", "details": "Job not found", "code": 404}
+
+
+def test_a_malformed_uuid_is_a_400(api, manifest):
+    r = api.post("/job/1234/retry")
+    assert r.status_code == 400
+    assert r.json()["error"] == "id must be a valid UUID"
+
+
+def test_detail_has_the_event_timeline(api, manifest):
+    pk = manifest["acme"]["jobs"]["failed"]
+    clone = api.post(f"/job/{pk}/retry").json()["job_id"]
+    r = api.get(f"/job/{pk}")
+    assert r.status_code == 200
+    job = r.json()
+    assert job["job_id"] == pk and job["status"] == "failed" and job["error"]
+    assert job["retried_by"] == clone
+    types = [e["type"] for e in job["events"]]
+    assert types[0] == "created" and types[-1] == "retried"
+    assert [e["revision"] for e in job["events"]] == sorted(e["revision"] for e in job["events"])
+    assert job["revision"] == job["events"][-1]["revision"]
+    assert api.get(f"/job/{clone}").json()["retry_of"] == pk
+
+
+def test_list_pages_through_the_tenants_jobs(api, manifest):
+    seen, cursor = [], None
+    while True:
+        body = api.get("/job", {"limit": 5, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [j["job_id"] for j in body["jobs"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == Job.objects.filter(tenant__slug="acme").count()
+    failed = api.get("/job", {"status": "failed", "limit": 100}).json()["jobs"]
+    assert failed and all(j["status"] == "failed" for j in failed)

@@ -1,0 +1,124 @@
+"""Two HTTP retries of the same item at the same moment: exactly one succeeds, the other gets the
+seed's state error. Real commits (transaction=True) and two threads, each with its own database
+connection."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from executions.models import FunctionExecution, Job, Run
+
+from .conftest import fn_base, wf_base
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.pg_only]
+
+
+def race(requests: list) -> list:
+    """Run each zero-argument callable in its own thread, released together."""
+    barrier = threading.Barrier(len(requests))
+    results: list = [None] * len(requests)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[i] = requests[i]()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def post(key: str, path: str, body=None):
+    import json
+
+    def call():
+        return Client().generic(
+            "POST",
+            path,
+            json.dumps(body).encode() if body is not None else b"",
+            content_type="application/json",
+            headers={"X-API-Key": key},
+        )
+
+    return call
+
+
+def test_racing_run_retries_make_one_run(manifest):
+    key, pk = manifest["api_keys"]["alice"], manifest["acme"]["runs"]["failure"]
+    results = race([post(key, f"/v1/runs/{pk}/retry"), post(key, f"/v1/runs/{pk}/retry")])
+    assert sorted(r.status_code for r in results) == [200, 409]
+    assert Run.objects.filter(source_run=pk).count() == 1
+    loser = next(r for r in results if r.status_code == 409).json()
+    winner = next(r for r in results if r.status_code == 200).json()
+    assert loser["message"] == f"Run {pk} was already retried by run {winner['data']['id']}"
+
+
+def test_racing_job_retries_make_one_clone(manifest):
+    key, pk = manifest["api_keys"]["alice"], manifest["acme"]["jobs"]["failed"]
+    results = race([post(key, f"/job/{pk}/retry"), post(key, f"/job/{pk}/retry")])
+    assert sorted(r.status_code for r in results) == [201, 400]
+    assert Job.objects.filter(retry_of=pk).count() == 1
+
+
+def test_racing_automation_retries_reset_once(manifest):
+    key, pk = manifest["api_keys"]["alice"], manifest["acme"]["automations"]["failed"]
+    path = f"/api/v1/automation/executions/{pk}/retry"
+    results = race([post(key, path), post(key, path)])
+    assert sorted(r.status_code for r in results) == [200, 400]
+
+
+def test_racing_function_retries_run_once(manifest):
+    key, items = manifest["api_keys"]["alice"], manifest["acme"]
+    path = f"{fn_base(items)}/retry/0"
+    original = (
+        FunctionExecution.objects.filter(function_id=items["functions"]["function_id"])
+        .order_by("-executed_at", "-id")
+        .first()
+    )
+    results = race([post(key, path), post(key, path)])
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 400], [r.content for r in results]
+    assert FunctionExecution.objects.filter(retry_of=original).count() == 1
+
+
+def test_racing_workflow_retries_resume_once(manifest):
+    key, items = manifest["api_keys"]["alice"], manifest["acme"]
+    nonces = [
+        Client()
+        .post(
+            f"{wf_base(items)}/sessions",
+            {"items": [{"tokenExchange": True}]},
+            content_type="application/json",
+            headers={"X-API-Key": key},
+        )
+        .json()["items"][0]["nonce"]
+        for _ in range(2)
+    ]
+    path = f"{wf_base(items)}/workflows/executions/{items['workflows']['failed']}/retry"
+    results = race([post(key, path, {"authentication": {"nonce": n}}) for n in nonces])
+    assert sorted(r.status_code for r in results) == [200, 409]
+
+
+def test_racing_same_idempotency_key_answers_the_same_run(manifest):
+    key, pk = manifest["api_keys"]["alice"], manifest["acme"]["runs"]["failure"]
+
+    def call():
+        return Client().generic(
+            "POST",
+            f"/v1/runs/{pk}/retry",
+            headers={"X-API-Key": key, "Idempotency-Key": "same-key-race"},
+        )
+
+    results = race([call, call])
+    assert [r.status_code for r in results] == [200, 200], [r.content for r in results]
+    assert results[0].json()["data"]["id"] == results[1].json()["data"]["id"]
+    assert Run.objects.filter(source_run=pk).count() == 1
