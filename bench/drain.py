@@ -20,8 +20,11 @@ WORKERS = 2
 
 def start(command: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "manage.py", *command], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -45,8 +48,9 @@ def redrive_drain(n: int, backend: str) -> float:
     connections.close_all()
     env = {**os.environ, "REDRIVE_TASKS": backend}
     started = time.perf_counter()
-    wait_all([start(["worker", "--batch", "--no-reaper"], env) for _ in range(WORKERS)],
-             timeout=600)
+    wait_all(
+        [start(["worker", "--batch", "--no-reaper"], env) for _ in range(WORKERS)], timeout=600
+    )
     elapsed = time.perf_counter() - started
     left = AutomationExecution.objects.exclude(status="completed").count()
     assert left == 0, f"{left} executions not completed"
@@ -64,23 +68,35 @@ def tenant_and_admin_cached():
 
 def stock_drain(n: int) -> float:
     from django.db import connections
-    from django_tasks_db.models import DBTaskResult
-    from django_tasks_db.models import get_date_max
+    from django_tasks_db.models import DBTaskResult, get_date_max
     from stock_tasks import noop
 
     DBTaskResult.objects.all().delete()
     task = noop.using()
     DBTaskResult.objects.bulk_create(
-        DBTaskResult(args_kwargs={"args": [], "kwargs": {}}, priority=task.priority,
-                     task_path="bench.stock_tasks.noop", queue_name=task.queue_name,
-                     backend_name="default", run_after=get_date_max())
+        DBTaskResult(
+            args_kwargs={"args": [], "kwargs": {}},
+            priority=task.priority,
+            task_path="bench.stock_tasks.noop",
+            queue_name=task.queue_name,
+            backend_name="default",
+            run_after=get_date_max(),
+        )
         for _ in range(n)
     )
     connections.close_all()
     env = dict(os.environ)
     started = time.perf_counter()
-    wait_all([start(["db_worker", "--batch", "--no-startup-delay", "--interval", "0",
-                     "--no-reload"], env) for _ in range(WORKERS)], timeout=900)
+    wait_all(
+        [
+            start(
+                ["db_worker", "--batch", "--no-startup-delay", "--interval", "0", "--no-reload"],
+                env,
+            )
+            for _ in range(WORKERS)
+        ],
+        timeout=900,
+    )
     elapsed = time.perf_counter() - started
     assert not DBTaskResult.objects.exclude(status="SUCCESSFUL").exists()
     return n / elapsed
@@ -104,15 +120,19 @@ def main() -> None:
     print(f"redrive_per_s: {redrive:.0f}")
     print(f"stock_per_s: {stock:.0f}")
     print(f"ratio: {redrive / stock:.2f}")
-    line = (f"summary: {WORKERS} workers drained {args.n} retried executions at {redrive:.0f}/s "
-            f"(target >= 1500), {redrive / stock:.2f}x stock db_worker (target >= 2)")
+    line = (
+        f"summary: {WORKERS} workers drained {args.n} retried executions at {redrive:.0f}/s "
+        f"(target >= 1500), {redrive / stock:.2f}x stock db_worker (target >= 2)"
+    )
     if not args.skip_rq:
         import redis
 
         redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")).flushdb()
         child = subprocess.run(
             [sys.executable, __file__, "--n", str(args.n), "--rq-part"],
-            env={**os.environ, "REDRIVE_TASKS": "rq"}, capture_output=True, text=True,
+            env={**os.environ, "REDRIVE_TASKS": "rq"},
+            capture_output=True,
+            text=True,
             check=True,
         )
         rq = float(child.stdout.strip().splitlines()[-1])
