@@ -260,11 +260,12 @@ def _audit(
 # --- seed 003 sessions -------------------------------------------------------------------------
 
 
-def create_session(actor: Actor) -> WorkflowSession:
+def create_session(actor: Actor, session_type: str = "TOKEN_EXCHANGE") -> WorkflowSession:
     """A single-use nonce, valid one hour, that authorises one workflow retry as `actor`."""
     user = actor.user if actor.api_key is None else None
     return WorkflowSession.objects.create(
         tenant=actor.tenant,
+        type=session_type,
         user=user,
         api_key=actor.api_key,
         nonce=secrets.token_urlsafe(24),

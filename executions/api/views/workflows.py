@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from executions import services
 from executions.errors import InvalidInput, NotFound
-from executions.models import ApiKey, WorkflowExecution, WorkflowSession
+from executions.models import ApiKey, WorkflowExecution
 from executions.tenancy import Actor, get_for_tenant, scoped
 
 from .. import serializers as s
@@ -312,11 +312,7 @@ class SessionCreateApi(ApiView):
                 "items[0] must be {tokenExchange: true} or {clientId, clientSecret}",
                 field="items[0]",
             )
-        session = services.create_session(actor)
-        if session.type != session_type:
-            # The session's kind is recorded as asked; identity and expiry are the domain's.
-            WorkflowSession.objects.filter(pk=session.pk).update(type=session_type)
-            session.type = session_type
+        session = services.create_session(actor, session_type=session_type)
         item_out = {
             "id": session.pk,
             "type": session.type,
