@@ -1,1 +1,28 @@
-urlpatterns: list = []
+from __future__ import annotations
+
+from django.contrib.auth.views import LogoutView
+from django.urls import path, re_path
+
+from . import views
+
+KIND = r"(?P<kind>function|automation|job|workflow|run)"
+ID = r"(?P<object_id>[A-Za-z0-9_-]{1,64})"
+
+urlpatterns = [
+    path("login/", views.ConsoleLoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("", views.inbox, name="inbox"),
+    path("groups/", views.groups, name="groups"),
+    path("chart/", views.chart, name="chart"),
+    re_path(rf"^executions/{KIND}/{ID}/$", views.detail, name="detail"),
+    re_path(rf"^executions/{KIND}/{ID}/live/$", views.live, name="live"),
+    re_path(rf"^executions/{KIND}/{ID}/retry/$", views.retry, name="retry"),
+    path("bulk/preview/", views.bulk_preview, name="bulk_preview"),
+    path("bulk/start/", views.bulk_start, name="bulk_start"),
+    path("bulk/<uuid:bulk_id>/", views.bulk, name="bulk"),
+    path("bulk/<uuid:bulk_id>/cancel/", views.bulk_cancel, name="bulk_cancel"),
+    path("tenant/", views.switch_tenant, name="switch_tenant"),
+    path("keys/", views.api_keys, name="api_keys"),
+    path("keys/<str:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
+    path("audit/", views.audit, name="audit"),
+]

@@ -1,0 +1,443 @@
+"""The Django admin: every model, read-mostly, and a "Retry selected" action on the five kinds that
+calls the same domain code as the console and the API (services.retry_one, with source="admin").
+
+Executions and the evidence trail (attempts, audit, outbox, bulk retries) are read-only here: a
+retry is the only way the admin changes them, and nothing deletes evidence.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from rest_framework_api_key.admin import APIKeyModelAdmin
+
+from . import handlers, services
+from .errors import NotFound, NotRetryable, PermissionDenied
+from .models import (
+    ROLE_PERMISSIONS,
+    ApiKey,
+    Attempt,
+    AuditEvent,
+    AutomationExecution,
+    AutomationRule,
+    BulkRetry,
+    Function,
+    FunctionExecution,
+    HandlerCall,
+    IdempotencyRecord,
+    Job,
+    JobEvent,
+    Kind,
+    Membership,
+    OutboxEvent,
+    Role,
+    Run,
+    Tenant,
+    Workflow,
+    WorkflowExecution,
+    WorkflowSession,
+    WorkflowTaskExecution,
+)
+from .tenancy import Actor
+
+# Above this many items the action asks for confirmation first.
+CONFIRM_OVER = 5
+
+
+def admin_actor(request: HttpRequest, tenant: Tenant) -> Actor:
+    """Superusers act as an admin of the item's tenant; staff act with their membership there."""
+    extra = {
+        "request_id": getattr(request, "request_id", ""),
+        "ip": request.META.get("REMOTE_ADDR") or None,
+    }
+    if request.user.is_superuser:
+        return Actor(
+            tenant=tenant,
+            permissions=ROLE_PERMISSIONS[Role.ADMIN],
+            source="admin",
+            user=request.user,
+            **extra,
+        )
+    return Actor.for_user(request.user, tenant, source="admin", **extra)
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class FailureFieldsMixin:
+    """error_message and error_stack as preformatted, read-only text."""
+
+    @admin.display(description="Error message")
+    def error_message_pre(self, obj: Any) -> str:
+        return format_html("<pre>{}</pre>", obj.error_message or "—")
+
+    @admin.display(description="Error stack")
+    def error_stack_pre(self, obj: Any) -> str:
+        return format_html(
+            '<pre style="white-space: pre; overflow: auto">{}</pre>', obj.error_stack or "—"
+        )
+
+    @admin.display(description="Error")
+    def short_error(self, obj: Any) -> str:
+        text = obj.error_message or ""
+        return text if len(text) <= 80 else text[:79] + "…"
+
+
+class EstimatedCountPaginator(Paginator):
+    """An unfiltered list of a big table is counted from PostgreSQL's statistics, not COUNT(*)
+    (which reads every row); filtered lists and small tables are counted exactly."""
+
+    ESTIMATE_ABOVE = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        if connection.vendor == "postgresql" and isinstance(qs, QuerySet) and not qs.query.where:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [qs.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] > self.ESTIMATE_ABOVE:
+                return int(row[0])
+        return super().count
+
+
+class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelAdmin):
+    kind: str = ""
+    actions = ["retry_selected"]
+    exclude = ("error_message", "error_stack")
+    show_full_result_count = False  # a second COUNT(*) of a million rows is not worth it
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("error_message_pre", "error_stack_pre", *super().get_readonly_fields(request, obj))
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        if request.user.is_superuser:
+            return True
+        from . import kinds
+
+        permission = kinds.rule(self.kind).PERMISSION
+        return any(
+            permission in m.permissions
+            for m in Membership.objects.filter(user=request.user).only("role")
+        )
+
+    @admin.action(description="Retry selected", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        items = list(queryset.select_related("tenant"))
+        if len(items) > CONFIRM_OVER and request.POST.get("confirm") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/executions/retry_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": f"Retry {len(items)} {self.model._meta.verbose_name_plural}?",
+                    "opts": self.model._meta,
+                    "items": items[:100],
+                    "count": len(items),
+                    "more": max(0, len(items) - 100),
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                    "selected": [str(obj.pk) for obj in items],
+                    "select_across": request.POST.get("select_across", "0"),
+                },
+            )
+        retried, skipped = 0, 0
+        refused: Counter[str] = Counter()
+        actors: dict[Any, Actor | None] = {}
+        for obj in items:
+            if obj.tenant_id not in actors:
+                try:
+                    actors[obj.tenant_id] = admin_actor(request, obj.tenant)
+                except NotFound:
+                    actors[obj.tenant_id] = None
+            actor = actors[obj.tenant_id]
+            if actor is None:
+                refused[f"not a member of {obj.tenant.slug}"] += 1
+                continue
+            try:
+                services.retry_one(actor, self.kind, str(obj.pk))
+                retried += 1
+            except NotRetryable:
+                skipped += 1
+            except PermissionDenied as exc:
+                refused[f"missing permission {exc.permission}"] += 1
+        self.message_user(
+            request,
+            f"Retried {retried} executions; {skipped} skipped (not retryable)",
+            messages.SUCCESS if retried else messages.WARNING,
+        )
+        if refused:
+            self.message_user(
+                request,
+                "Refused: " + ", ".join(f"{n} ({why})" for why, n in refused.items()),
+                messages.ERROR,
+            )
+        return None
+
+
+@admin.register(FunctionExecution)
+class FunctionExecutionAdmin(ExecutionAdmin):
+    kind = Kind.FUNCTION
+    list_display = (
+        "id",
+        "function",
+        "tenant",
+        "status",
+        "short_error",
+        "executed_at",
+        "retry_count",
+        "invoked_by",
+    )
+    list_filter = ("status", "invoked_by", "tenant")
+    search_fields = ("id", "function__name", "handler", "error_message", "fingerprint")
+    list_select_related = ("function", "tenant")
+    raw_id_fields = ("function", "retry_of")
+
+
+@admin.register(AutomationExecution)
+class AutomationExecutionAdmin(ExecutionAdmin):
+    kind = Kind.AUTOMATION
+    list_display = (
+        "execution_id",
+        "automation_rule",
+        "tenant",
+        "status",
+        "short_error",
+        "attempt",
+        "failed_action_index",
+        "updated_at",
+    )
+    list_filter = ("status", "tenant")
+    search_fields = ("execution_id", "automation_rule__name", "error_message", "fingerprint")
+    list_select_related = ("automation_rule", "tenant")
+
+
+class OperationTypeFilter(admin.SimpleListFilter):
+    """The known operation types (a DISTINCT over every job would read the whole table)."""
+
+    title = "operation type"
+    parameter_name = "operation_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, name) for name in sorted(handlers.OPERATIONS)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(operation_type=self.value()) if self.value() else queryset
+
+
+@admin.register(Job)
+class JobAdmin(ExecutionAdmin):
+    kind = Kind.JOB
+    list_display = (
+        "job_id",
+        "operation_type",
+        "tenant",
+        "status",
+        "target_hostname",
+        "taken_by",
+        "revision",
+        "short_error",
+        "updated_at",
+    )
+    list_filter = ("status", OperationTypeFilter, "tenant")
+    search_fields = ("job_id", "operation_type", "target_hostname", "error_message", "fingerprint")
+    list_select_related = ("tenant",)
+
+
+@admin.register(WorkflowExecution)
+class WorkflowExecutionAdmin(ExecutionAdmin):
+    kind = Kind.WORKFLOW
+    list_display = ("id", "workflow", "tenant", "status", "short_error", "attempt", "updated_at")
+    list_filter = ("status", "tenant")
+    search_fields = ("id", "workflow__external_id", "error_message", "fingerprint")
+    list_select_related = ("workflow", "tenant")
+
+
+@admin.register(Run)
+class RunAdmin(ExecutionAdmin):
+    kind = Kind.RUN
+    list_display = ("id", "workflow_id", "tenant", "status", "short_error", "started_at")
+    list_filter = ("status", "tenant")
+    search_fields = ("id", "workflow_id", "error_message", "fingerprint", "summary")
+    list_select_related = ("tenant",)
+
+
+# --- definitions and tenancy (editable) --------------------------------------------------------
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "functions_project_id", "workflows_project", "created_at")
+    search_fields = ("slug", "name", "functions_project_id", "workflows_project")
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "tenant", "role")
+    list_filter = ("role", "tenant")
+    search_fields = ("user__username", "tenant__slug")
+    list_select_related = ("user", "tenant")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(APIKeyModelAdmin):
+    list_display = (*APIKeyModelAdmin.list_display, "tenant", "user", "last_used_at")
+    list_filter = ("revoked", "tenant", "created")
+    search_fields = ("name", "prefix", "tenant__slug", "user__username")
+    list_select_related = ("tenant", "user")
+
+
+@admin.register(Function)
+class FunctionAdmin(admin.ModelAdmin):
+    list_display = ("name", "tenant", "handler", "version", "timeout_ms", "created_at")
+    list_filter = ("handler", "tenant")
+    search_fields = ("id", "name", "handler")
+    list_select_related = ("tenant",)
+
+
+@admin.register(AutomationRule)
+class AutomationRuleAdmin(admin.ModelAdmin):
+    list_display = ("name", "tenant", "version", "created_at")
+    list_filter = ("tenant",)
+    search_fields = ("id", "name")
+    list_select_related = ("tenant",)
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "version", "tenant", "created_at")
+    list_filter = ("tenant",)
+    search_fields = ("id", "external_id", "version")
+    list_select_related = ("tenant",)
+
+
+# --- the evidence trail and internals (read-only) ----------------------------------------------
+
+
+@admin.register(JobEvent)
+class JobEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("job", "revision", "type", "timestamp")
+    list_filter = ("type",)
+    search_fields = ("job__job_id", "type")
+    raw_id_fields = ("job",)
+
+
+@admin.register(WorkflowTaskExecution)
+class WorkflowTaskExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelAdmin):
+    list_display = (
+        "task_external_id",
+        "execution",
+        "status",
+        "attempts",
+        "max_attempts",
+        "short_error",
+    )
+    list_filter = ("status",)
+    search_fields = ("task_external_id", "execution__id", "error_message")
+    exclude = ("error_message", "error_stack")
+    readonly_fields = ("error_message_pre", "error_stack_pre")
+
+
+@admin.register(WorkflowSession)
+class WorkflowSessionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "tenant",
+        "user",
+        "api_key",
+        "type",
+        "created_at",
+        "expires_at",
+        "used_at",
+    )
+    list_filter = ("type", "tenant")
+    search_fields = ("id", "user__username")
+    exclude = ("nonce",)  # a live nonce authorises a retry: never shown
+
+
+@admin.register(Attempt)
+class AttemptAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelAdmin):
+    list_display = ("kind", "object_id", "number", "status", "short_error", "recorded_at")
+    list_filter = ("kind", "status", "tenant")
+    search_fields = ("object_id", "error_message")
+    exclude = ("error_message", "error_stack")
+    readonly_fields = ("error_message_pre", "error_stack_pre")
+
+
+@admin.register(BulkRetry)
+class BulkRetryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "tenant",
+        "actor",
+        "source",
+        "status",
+        "total",
+        "done",
+        "skipped",
+        "failed",
+        "created_at",
+    )
+    list_filter = ("status", "source", "tenant")
+    search_fields = ("id", "actor")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "actor",
+        "source",
+        "action",
+        "kind",
+        "target_id",
+        "new_target_id",
+        "status_before",
+        "status_after",
+        "tenant",
+    )
+    list_filter = ("source", "kind", "action", "tenant")
+    search_fields = ("actor", "target_id", "new_target_id", "request_id", "idempotency_key")
+    list_select_related = ("tenant",)
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("name", "tenant", "created_at", "published_at")
+    list_filter = ("name", "tenant")
+    search_fields = ("name",)
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("actor", "key", "scope", "status_code", "created_at")
+    list_filter = ("status_code",)
+    search_fields = ("actor", "key", "scope")
+
+
+@admin.register(HandlerCall)
+class HandlerCallAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("key", "called_at")
+    search_fields = ("key",)

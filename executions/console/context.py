@@ -1,0 +1,65 @@
+"""Who is using the console and in which tenant: the `console_view` decorator resolves the user's
+memberships, the current tenant (kept in the session) and the domain Actor, and turns the domain's
+NotFound / PermissionDenied into 404 / 403 pages."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from executions.errors import NotFound, PermissionDenied
+from executions.models import RETRY_PERMISSIONS, Membership
+from executions.tenancy import Actor
+
+SESSION_TENANT = "redrive_tenant_id"
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def console_view(permission: str | None = None) -> Callable:
+    """Sign-in required; sets request.tenant, request.membership, request.memberships and
+    request.actor; `permission` (if given) must be held in the current tenant, else 403."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        @login_required
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            memberships = list(
+                Membership.objects.filter(user=request.user)
+                .select_related("tenant")
+                .order_by("tenant__name", "tenant__slug")
+            )
+            if not memberships:
+                return render(request, "console/no_tenant.html", status=403)
+            wanted = request.session.get(SESSION_TENANT)
+            current = next((m for m in memberships if str(m.tenant_id) == wanted), memberships[0])
+            request.memberships = memberships
+            request.membership = current
+            request.tenant = current.tenant
+            request.actor = Actor.for_user(
+                request.user,
+                current.tenant,
+                source="console",
+                request_id=getattr(request, "request_id", ""),
+                ip=client_ip(request),
+            )
+            request.can_retry = any(request.actor.can(p) for p in RETRY_PERMISSIONS)
+            if permission and not request.actor.can(permission):
+                raise DjangoPermissionDenied(f"Missing permission {permission}")
+            try:
+                return view(request, *args, **kwargs)
+            except NotFound as exc:
+                raise Http404(exc.message) from None
+            except PermissionDenied as exc:
+                raise DjangoPermissionDenied(exc.message) from None
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,556 @@
+"""The console's pages. Each view: resolve who and where (console_view), read through
+`executions.selectors`, write through `executions.services`, render one template (or, for htmx, one
+of its inline partials). A non-htmx POST redirects with a message (Post/Redirect/Get)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import LoginView
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url
+
+from executions import filters, selectors, services
+from executions.errors import InvalidInput, NotRetryable
+from executions.filters import KINDS, FailureFilter
+from executions.models import ApiKey, AuditEvent, BulkRetry
+from executions.tenancy import get_for_tenant
+
+from . import charts
+from .context import SESSION_TENANT, console_view
+from .forms import ApiKeyForm
+
+PAGE_SIZE = 50
+STOP_POLLING = 286  # htmx stops polling an element that answers 286
+FAILED_STATUSES = sorted({s for meta in KINDS.values() for s in meta.failed_statuses})
+RANGE_CHOICES = [("", "Any time"), ("1h", "Last hour"), ("24h", "Last 24 h"), ("7d", "Last 7 days")]
+
+
+class ConsoleLoginView(LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+def _partial(request: HttpRequest) -> bool:
+    """An htmx request that wants a fragment (a history restore wants the whole page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _filter_or_error(request: HttpRequest) -> tuple[FailureFilter, InvalidInput | None]:
+    try:
+        return filters.parse(request.GET), None
+    except InvalidInput as exc:
+        return FailureFilter(), exc
+
+
+def _url_patterns(kind: str) -> dict[str, str]:
+    # reverse() once per process and kind: a page of 50 rows would otherwise reverse 200 URLs.
+    if kind not in _URLS:
+        _URLS[kind] = {
+            name: reverse(name, kwargs={"kind": kind, "object_id": "__ID__"})
+            for name in ("detail", "live", "retry")
+        }
+    return _URLS[kind]
+
+
+_URLS: dict[str, dict[str, str]] = {}
+
+
+def _prepare(request: HttpRequest, rows: list[selectors.Row]) -> list[selectors.Row]:
+    """Per row: why this user cannot retry it (or None), and its console URLs."""
+    for r in rows:
+        r.reason = services.why_not_retryable(request.actor, r.kind, r.obj)
+        urls = _url_patterns(r.kind)
+        r.urls = {name: url.replace("__ID__", r.id) for name, url in urls.items()}
+        new = r.new_attempt
+        if new is not None:
+            r.urls["new"] = urls["detail"].replace("__ID__", str(new.pk))
+    return rows
+
+
+def _query_without(request: HttpRequest, *keys: str) -> str:
+    query = request.GET.copy()
+    for key in keys:
+        query.pop(key, None)
+    for key in list(query):
+        if all(not v for v in query.getlist(key)):
+            del query[key]
+    return query.urlencode()
+
+
+def _pushed(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """The address the browser shows after an htmx filter change: without the empty fields."""
+    query = _query_without(request, "cursor")
+    return push_url(response, f"{request.path}?{query}" if query else request.path)
+
+
+def _filter_context(request: HttpRequest, flt: FailureFilter, error: InvalidInput | None) -> dict:
+    return {
+        "flt": flt,
+        "filter_error": error,
+        "kinds": list(KINDS),
+        "failed_statuses": FAILED_STATUSES,
+        "ranges": RANGE_CHOICES,
+        "current": {
+            "kind": request.GET.get("kind", ""),
+            "status": request.GET.get("status", ""),
+            "range": request.GET.get("range", ""),
+            "since": request.GET.get("since", ""),
+            "until": request.GET.get("until", ""),
+            "q": request.GET.get("q", ""),
+            "name": request.GET.get("name", ""),
+            "fingerprint": request.GET.get("fingerprint", ""),
+        },
+        "filter_query": _query_without(request, "cursor"),
+    }
+
+
+# --- inbox -----------------------------------------------------------------------------------
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@console_view()
+def inbox(request: HttpRequest) -> HttpResponse:
+    flt, error = _filter_or_error(request)
+    cursor = request.GET.get("cursor") or None
+    context = _filter_context(request, flt, error)
+    page = selectors.Page(rows=[], next_cursor=None, limit=PAGE_SIZE)
+    count, capped = 0, False
+    if error is None:
+        try:
+            page = selectors.inbox(request.tenant, flt, cursor=cursor, limit=PAGE_SIZE)
+        except InvalidInput as exc:
+            context["filter_error"] = error = exc
+    if error is None:
+        _prepare(request, page.rows)
+        count, capped = selectors.matching_count(request.tenant, flt)
+    context.update(
+        page=page,
+        rows=page.rows,
+        cursor=cursor,
+        next_url=request.get_full_path(),
+        count=count,
+        capped=capped,
+        title="Failures",
+    )
+    if _partial(request) and request.htmx.target and request.htmx.target.startswith("more-"):
+        return render(request, "console/inbox.html#rows", context)
+    if _partial(request):
+        # 200 even for a bad filter: htmx swaps only 2xx answers, and the message is the answer.
+        return _pushed(request, render(request, "console/inbox.html#results", context))
+    return render(request, "console/inbox.html", context, status=400 if error else 200)
+
+
+@require_GET
+@console_view()
+def chart(request: HttpRequest) -> HttpResponse:
+    """The failures-over-time chart for the inbox's filter, loaded after the list (it is the
+    costly part of the page at a million failures) and cached briefly."""
+    flt, error = _filter_or_error(request)
+    if error is not None:
+        return HttpResponse(status=204)
+    series, computed_at = _cached(
+        request, "chart", lambda: selectors.failures_over_time(request.tenant, flt)
+    )
+    return render(
+        request,
+        "console/_chart.html",
+        {"chart": charts.chart(series), "computed_at": computed_at},
+    )
+
+
+# Aggregates over many rows (the chart, error groups) are kept this long per tenant and filter;
+# a retry from the console starts a new generation, so its effect shows at once.
+AGGREGATE_TTL = 30
+
+
+def _generation_key(tenant_id) -> str:
+    return f"redrive:console:generation:{tenant_id}"
+
+
+def bump_generation(tenant_id) -> None:
+    key = _generation_key(tenant_id)
+    if not cache.add(key, 1, None):
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, None)
+
+
+def _cached(request: HttpRequest, name: str, compute) -> tuple[Any, Any]:
+    generation = cache.get(_generation_key(request.tenant.pk), 0)
+    query = _query_without(request, "cursor")
+    key = (
+        f"redrive:console:{name}:{request.tenant.pk}:{generation}:"
+        + hashlib.sha256(query.encode()).hexdigest()[:32]
+    )
+    hit = cache.get(key)
+    if hit is None:
+        hit = (compute(), timezone.now())
+        cache.set(key, hit, AGGREGATE_TTL)
+    return hit
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@console_view()
+def groups(request: HttpRequest) -> HttpResponse:
+    flt, error = _filter_or_error(request)
+    context = _filter_context(request, flt, error)
+    found, computed_at = (
+        _cached(request, "groups", lambda: selectors.group_by_fingerprint(request.tenant, flt))
+        if error is None
+        else ([], None)
+    )
+    context.update(groups=found, computed_at=computed_at, title="Failures by error")
+    if _partial(request):
+        return _pushed(
+            request,
+            render(request, "console/groups.html#results", context),
+        )
+    return render(request, "console/groups.html", context, status=400 if error else 200)
+
+
+# --- one item ----------------------------------------------------------------------------------
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise Http404("Unknown kind")
+
+
+@require_GET
+@console_view()
+def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
+    _check_kind(kind)
+    item = selectors.detail(request.tenant, kind, object_id)
+    row = _prepare(request, [selectors.Row(kind, item.obj)])[0]
+    obj = item.obj
+    context: dict[str, Any] = {
+        "d": item,
+        "row": row,
+        "kind": kind,
+        "obj": obj,
+        "title": f"{selectors.KIND_LABELS[kind]} {obj.pk}",
+        "input_json": selectors.pretty(_input_of(kind, obj)),
+        "output_json": selectors.pretty(_output_of(kind, obj)),
+        "logs": selectors.logs_of(kind, obj),
+        "can_read_audit": request.actor.can("audit:read"),
+    }
+    return render(request, "console/detail.html", context)
+
+
+def _input_of(kind: str, obj: Any) -> Any:
+    return {
+        "function": lambda: obj.payload,
+        "automation": lambda: obj.trigger_data,
+        "job": lambda: obj.operation,
+        "workflow": lambda: obj.input,
+        "run": lambda: obj.prop_values,
+    }[kind]()
+
+
+def _output_of(kind: str, obj: Any) -> Any:
+    return {
+        "function": lambda: obj.result,
+        "automation": lambda: {
+            "actions_total": obj.actions_total,
+            "actions_successful": obj.actions_successful,
+            "actions_failed": obj.actions_failed,
+            "failed_action_index": obj.failed_action_index,
+        },
+        "job": lambda: obj.result,
+        "workflow": lambda: None,
+        "run": lambda: obj.execution_state,
+    }[kind]()
+
+
+def _row_response(
+    request: HttpRequest, kind: str, object_id: str, message: tuple[str, str] | None = None
+) -> HttpResponse:
+    row = _prepare(request, [selectors.row(request.tenant, kind, object_id)])[0]
+    context = {"row": row, "message": message, "kind": kind, "next_url": _safe_next(request, "/")}
+    status = 200 if row.active or message else STOP_POLLING
+    if request.htmx.target == "status-box":
+        return render(request, "console/detail.html#status", context, status=status)
+    return render(request, "console/inbox.html#row", context, status=status)
+
+
+@require_GET
+@console_view()
+def live(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
+    """The row (or the detail page's status box) of one item, polled while it is not final."""
+    _check_kind(kind)
+    if not request.htmx:
+        return redirect("detail", kind=kind, object_id=object_id)
+    return _row_response(request, kind, object_id)
+
+
+def _success_message(outcome: services.RetryOutcome) -> str:
+    obj = outcome.obj
+    if outcome.kind == "function":
+        return f"Retried as execution {outcome.new_id}: {obj.status}"
+    if outcome.kind == "automation":
+        return f"Retry queued: the execution is {obj.status}"
+    if outcome.kind == "job":
+        return f"Retried as job {outcome.new_id} on {obj.target_hostname}"
+    if outcome.kind == "workflow":
+        return "Workflow resumed from its failure points"
+    return f"Retried as run {outcome.new_id}"
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+@require_POST
+@console_view()
+def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
+    _check_kind(kind)
+    options: dict[str, Any] = {}
+    if kind == "job":
+        options["target_hostname"] = request.POST.get("target_hostname", "").strip() or "_any"
+    try:
+        outcome = services.retry_one(request.actor, kind, object_id, **options)
+        message = ("success", _success_message(outcome))
+        bump_generation(request.tenant.pk)
+    except NotRetryable as exc:
+        message = ("warning", f"Not retried: {exc.message}")
+    except InvalidInput as exc:
+        message = ("error", exc.message)
+    if request.htmx:
+        return _row_response(request, kind, object_id, message)
+    messages.add_message(request, _LEVELS[message[0]], message[1])
+    return HttpResponseRedirect(
+        _safe_next(request, reverse("detail", kwargs={"kind": kind, "object_id": object_id}))
+    )
+
+
+_LEVELS = {"success": messages.SUCCESS, "warning": messages.WARNING, "error": messages.ERROR}
+
+
+# --- bulk retry ---------------------------------------------------------------------------------
+
+
+def _require_retry(request: HttpRequest) -> None:
+    if not request.can_retry:
+        raise DjangoPermissionDenied("Read-only role")
+
+
+def _selection(data) -> tuple[dict, dict]:
+    """A bulk selection from a form: `sel=kind:id` values, or the filter fields (mode=filter).
+    Returns (selection for services, hidden fields to carry it to the next step)."""
+    if data.get("mode") == "filter":
+        flt = filters.parse(data)
+        hidden = {k: v for k, v in flt.as_dict().items() if v}
+        hidden["mode"] = "filter"
+        return {"filter": flt}, hidden
+    ids: dict[str, list[str]] = {}
+    picked = data.getlist("sel")
+    for value in picked:
+        kind, _, pk = value.partition(":")
+        if kind not in KINDS or not pk:
+            raise InvalidInput(f"sel {value!r} is not kind:id", field="sel")
+        ids.setdefault(kind, []).append(pk)
+    if not ids:
+        raise InvalidInput("Select at least one failure to retry", field="sel")
+    return {"ids": ids}, {"sel": picked, "mode": "ids"}
+
+
+@vary_on_headers("HX-Request")
+@console_view()
+def bulk_preview(request: HttpRequest) -> HttpResponse:
+    _require_retry(request)
+    data = request.POST if request.method == "POST" else request.GET
+    try:
+        selection, hidden = _selection(data)
+        preview = services.preview_retry(request.actor, selection)
+    except InvalidInput as exc:
+        messages.error(request, exc.message)
+        return redirect("inbox")
+    rows = [
+        {
+            "kind": kind,
+            "will_retry": entry["will_retry"],
+            "not_retryable": entry["not_retryable"],
+        }
+        for kind, entry in preview["kinds"].items()
+        if entry["will_retry"] or entry["not_retryable"]
+    ]
+    hidden_items = []
+    for key, value in hidden.items():
+        for v in value if isinstance(value, list) else [value]:
+            hidden_items.append((key, v))
+    return render(
+        request,
+        "console/bulk_preview.html",
+        {"preview": preview, "rows": rows, "hidden": hidden_items, "title": "Retry preview"},
+    )
+
+
+@require_POST
+@console_view()
+def bulk_start(request: HttpRequest) -> HttpResponse:
+    _require_retry(request)
+    try:
+        selection, _ = _selection(request.POST)
+    except InvalidInput as exc:
+        messages.error(request, exc.message)
+        return redirect("inbox")
+    bulk = services.start_bulk_retry(request.actor, selection)
+    bump_generation(request.tenant.pk)
+    return redirect("bulk", bulk_id=bulk.pk)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@console_view()
+def bulk(request: HttpRequest, bulk_id: str) -> HttpResponse:
+    b = get_for_tenant(BulkRetry, request.tenant, "Bulk retry not found", pk=bulk_id)
+    context = {"b": b, "title": "Bulk retry", **_bulk_numbers(b)}
+    if _partial(request):
+        status = 200 if b.status in ("pending", "running") else STOP_POLLING
+        return render(request, "console/bulk.html#progress", context, status=status)
+    return render(request, "console/bulk.html", context)
+
+
+def _bulk_numbers(b: BulkRetry) -> dict:
+    finished = b.done + b.failed
+    percent = 100 if b.total == 0 else min(100, round(100 * finished / b.total))
+    preview = (b.summary or {}).get("preview", {})
+    reasons: dict[str, int] = {}
+    for entry in preview.get("kinds", {}).values():
+        for reason, n in entry.get("not_retryable", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    return {
+        "percent": percent,
+        "active": b.status in ("pending", "running"),
+        "per_kind": (b.summary or {}).get("kinds", {}),
+        "reasons": reasons,
+    }
+
+
+@require_POST
+@console_view()
+def bulk_cancel(request: HttpRequest, bulk_id: str) -> HttpResponse:
+    _require_retry(request)
+    b = services.cancel_bulk_retry(request.actor, bulk_id)
+    messages.info(request, "Cancel requested: the bulk retry stops after its current batch")
+    if request.htmx:
+        context = {"b": b, **_bulk_numbers(b)}
+        return render(request, "console/bulk.html#progress", context)
+    return redirect("bulk", bulk_id=b.pk)
+
+
+# --- tenants, API keys, audit -------------------------------------------------------------------
+
+
+@require_POST
+@console_view()
+def switch_tenant(request: HttpRequest) -> HttpResponse:
+    wanted = request.POST.get("tenant", "")
+    membership = next((m for m in request.memberships if m.tenant.slug == wanted), None)
+    if membership is None:
+        raise Http404("Tenant not found")
+    request.session[SESSION_TENANT] = str(membership.tenant_id)
+    messages.info(request, f"Switched to {membership.tenant.name}")
+    return redirect("inbox")
+
+
+@console_view("apikeys:manage")
+def api_keys(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None, allowed=request.actor.permissions)
+    if request.method == "POST" and form.is_valid():
+        _, key = ApiKey.objects.create_key(
+            name=form.cleaned_data["name"],
+            tenant=request.tenant,
+            user=request.user,
+            permissions=form.cleaned_data["permissions"],
+        )
+        # Shown once, on the page the redirect lands on; only the hash is stored.
+        request.session["redrive_new_key"] = key
+        return redirect("api_keys")
+    keys = ApiKey.objects.filter(tenant=request.tenant).order_by("-created")
+    return render(
+        request,
+        "console/api_keys.html",
+        {
+            "form": form,
+            "keys": keys,
+            "new_key": request.session.pop("redrive_new_key", None),
+            "title": "API keys",
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_POST
+@console_view("apikeys:manage")
+def revoke_api_key(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = get_for_tenant(ApiKey, request.tenant, "API key not found", pk=key_id)
+    ApiKey.objects.filter(pk=key.pk, tenant=request.tenant).update(revoked=True)
+    messages.success(request, f"Revoked key {key.name} ({key.prefix})")
+    return redirect("api_keys")
+
+
+@require_GET
+@console_view("audit:read")
+def audit(request: HttpRequest) -> HttpResponse:
+    get = request.GET
+    before = get.get("before", "")
+    error = None
+    kind = get.get("kind", "")
+    if kind and kind not in KINDS:
+        error, kind = f"kind must be one of {', '.join(KINDS)}", ""
+    if before and not before.isdigit():
+        error, before = "before must be a positive integer", ""
+    events, next_before = selectors.audit_events(
+        request.tenant,
+        kind=kind,
+        actor=get.get("actor", "").strip(),
+        source=get.get("source", ""),
+        target=get.get("target", "").strip(),
+        bulk=get.get("bulk", "").strip() if _is_uuid(get.get("bulk", "")) else "",
+        before=int(before) if before else None,
+    )
+    return render(
+        request,
+        "console/audit.html",
+        {
+            "events": events,
+            "next_before": next_before,
+            "kinds": list(KINDS),
+            "sources": AuditEvent.Source.values,
+            "current": {k: get.get(k, "") for k in ("kind", "actor", "source", "target", "bulk")},
+            "filter_query": _query_without(request, "before"),
+            "error": error,
+            "title": "Audit",
+        },
+        status=400 if error else 200,
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

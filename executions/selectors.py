@@ -1,0 +1,854 @@
+"""The read side: the failures inbox across the five kinds, failures grouped by fingerprint, the
+failures-over-time chart, and what a detail page shows. The console and `GET /api/failures` both
+read through these functions; writes live in `services.py`.
+
+Everything here is tenant-scoped by its first argument and never counts a whole table per page:
+the inbox is keyset-paginated (each kind walks its partial index `(tenant, time DESC, pk DESC)
+WHERE status in failed statuses`, the five short lists are merged in Python), and "how many match"
+is a count capped at `COUNT_CAP`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, F, Max, Min, Model, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
+from django.db.models.functions import Trunc
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .errors import InvalidInput
+from .filters import KINDS, FailureFilter
+from .models import (
+    Attempt,
+    AuditEvent,
+    AutomationExecution,
+    Kind,
+    Run,
+    Tenant,
+    WorkflowExecution,
+)
+from .tenancy import get_for_tenant
+
+KIND_ORDER: tuple[str, ...] = tuple(KINDS)
+KIND_LABELS = {
+    Kind.FUNCTION: "Function execution",
+    Kind.AUTOMATION: "Automation execution",
+    Kind.JOB: "Job",
+    Kind.WORKFLOW: "Workflow execution",
+    Kind.RUN: "Run",
+}
+COUNT_CAP = 1_000
+MAX_LIMIT = 200
+
+# Statuses in which an attempt is not final yet (the console polls those rows).
+ACTIVE_STATUSES: dict[str, tuple[str, ...]] = {
+    Kind.FUNCTION: ("running",),
+    Kind.AUTOMATION: ("pending", "running"),
+    Kind.JOB: ("unprocessed", "processing"),
+    Kind.WORKFLOW: ("RUNNING",),
+    Kind.RUN: ("running", "waiting"),
+}
+# Kinds whose retry clones the item (a new row linked by retry_of / source_run); the others
+# retry in place and keep their history in Attempt rows.
+CLONE_PARENT: dict[str, str] = {
+    Kind.FUNCTION: "retry_of",
+    Kind.JOB: "retry_of",
+    Kind.RUN: "source_run",
+}
+# Columns the inbox needs per kind (the heavy JSON and stack columns stay in the database).
+_ROW_FIELDS: dict[str, tuple[str, ...]] = {
+    Kind.FUNCTION: (
+        "id",
+        "tenant_id",
+        "status",
+        "executed_at",
+        "finished_at",
+        "error_message",
+        "fingerprint",
+        "retry_count",
+        "retry_of_id",
+        "function__id",
+        "function__name",
+    ),
+    Kind.AUTOMATION: (
+        "execution_id",
+        "tenant_id",
+        "status",
+        "updated_at",
+        "error_message",
+        "fingerprint",
+        "attempt",
+        "failed_action_index",
+        "automation_rule__id",
+        "automation_rule__name",
+    ),
+    Kind.JOB: (
+        "job_id",
+        "tenant_id",
+        "status",
+        "updated_at",
+        "error_message",
+        "fingerprint",
+        "operation_type",
+        "target_hostname",
+        "retry_of_id",
+    ),
+    Kind.WORKFLOW: (
+        "id",
+        "tenant_id",
+        "status",
+        "updated_at",
+        "error_message",
+        "reason_for_incompletion",
+        "fingerprint",
+        "attempt",
+        "workflow__id",
+        "workflow__external_id",
+        "workflow__version",
+    ),
+    Kind.RUN: (
+        "id",
+        "tenant_id",
+        "status",
+        "started_at",
+        "error_message",
+        "summary",
+        "fingerprint",
+        "workflow_id",
+        "source_run_id",
+    ),
+}
+_RELATED: dict[str, tuple[str, ...]] = {
+    Kind.FUNCTION: ("function", "retried_by"),
+    Kind.AUTOMATION: ("automation_rule",),
+    Kind.JOB: ("retried_by",),
+    Kind.WORKFLOW: ("workflow",),
+    Kind.RUN: ("retried_by",),
+}
+
+
+def _retried_by_fields(kind: str) -> tuple[str, ...]:
+    meta = KINDS[kind]
+    pk = meta.model._meta.pk.name
+    return (f"retried_by__{pk}", "retried_by__status", f"retried_by__{meta.time_field}")
+
+
+# --- rows -----------------------------------------------------------------------------------
+
+
+def name_of(kind: str, obj: Model) -> str:
+    if kind == Kind.FUNCTION:
+        return obj.function.name
+    if kind == Kind.AUTOMATION:
+        return obj.automation_rule.name
+    if kind == Kind.JOB:
+        return obj.operation_type
+    if kind == Kind.WORKFLOW:
+        return obj.workflow.external_id
+    return obj.workflow_id
+
+
+def error_of(kind: str, obj: Model) -> str:
+    if obj.error_message:
+        return obj.error_message
+    if kind == Kind.WORKFLOW:
+        return obj.reason_for_incompletion or ""
+    if kind == Kind.RUN:
+        return obj.summary or ""
+    return ""
+
+
+def retried_by(kind: str, obj: Model) -> Model | None:
+    """The item a clone-kind item was retried as (cached when selected with select_related)."""
+    if kind not in CLONE_PARENT:
+        return None
+    try:
+        return obj.retried_by
+    except type(obj).retried_by.RelatedObjectDoesNotExist:
+        return None
+
+
+def is_active(kind: str, status: str) -> bool:
+    return status in ACTIVE_STATUSES[kind]
+
+
+@dataclass
+class Row:
+    """One failure in the inbox (or the item a console row shows after a retry)."""
+
+    kind: str
+    obj: Model
+    attempts: int = 1
+    reason: str | None = None  # why the viewer cannot retry it (set by the caller, per actor)
+    urls: dict[str, str] = field(default_factory=dict)  # set by the caller (the console)
+
+    @property
+    def id(self) -> str:
+        return str(self.obj.pk)
+
+    @property
+    def name(self) -> str:
+        return name_of(self.kind, self.obj)
+
+    @property
+    def status(self) -> str:
+        return self.obj.status
+
+    @property
+    def error_message(self) -> str:
+        return error_of(self.kind, self.obj)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.obj.fingerprint
+
+    @property
+    def when(self) -> datetime:
+        return getattr(self.obj, KINDS[self.kind].time_field)
+
+    @property
+    def new_attempt(self) -> Model | None:
+        return retried_by(self.kind, self.obj)
+
+    @property
+    def active(self) -> bool:
+        """Still changing: the item itself, or the attempt it was retried as, is not final."""
+        new = self.new_attempt
+        return is_active(self.kind, self.status) or (
+            new is not None and is_active(self.kind, new.status)
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def short_id(self) -> str:
+        return self.id if len(self.id) <= 13 else self.id[:12] + "…"
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    next_cursor: str | None
+    limit: int
+
+
+# --- cursors ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    when: datetime
+    kind: str
+    pk: str
+
+    def encode(self) -> str:
+        raw = f"{self.when.isoformat()}|{self.kind}|{self.pk}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+            when_s, kind, pk = raw.split("|", 2)
+            when = parse_datetime(when_s)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            when = kind = pk = None
+        if when is None or kind not in KINDS or not pk or timezone.is_naive(when):
+            raise InvalidInput("cursor is not a cursor this server gave out", field="cursor")
+        try:
+            KINDS[kind].model._meta.pk.to_python(pk)
+        except Exception:
+            raise InvalidInput(
+                "cursor is not a cursor this server gave out", field="cursor"
+            ) from None
+        return cls(when, kind, pk)
+
+
+def _after(kind: str, qs: QuerySet, cursor: Cursor) -> QuerySet:
+    """Rows of `kind` that come after `cursor` in the order (time DESC, kind, pk DESC)."""
+    meta = KINDS[kind]
+    time_field = meta.time_field
+    mine, theirs = KIND_ORDER.index(kind), KIND_ORDER.index(cursor.kind)
+    if mine < theirs:
+        return qs.filter(**{f"{time_field}__lt": cursor.when})
+    if mine > theirs:
+        return qs.filter(**{f"{time_field}__lte": cursor.when})
+    pk = meta.model._meta.pk
+    return qs.filter(
+        TupleLessThan(Tuple(F(time_field), F(pk.name)), (cursor.when, pk.to_python(cursor.pk)))
+    )
+
+
+# --- the inbox --------------------------------------------------------------------------------
+
+
+def _rows_queryset(kind: str, qs: QuerySet) -> QuerySet:
+    meta = KINDS[kind]
+    pk = meta.model._meta.pk.name
+    fields = _ROW_FIELDS[kind]
+    if "retried_by" in _RELATED[kind]:
+        fields += _retried_by_fields(kind)
+    return (
+        qs.select_related(*_RELATED[kind]).only(*fields).order_by(f"-{meta.time_field}", f"-{pk}")
+    )
+
+
+def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: int = 50) -> Page:
+    """Failures of the filter's kinds, newest first, `limit` per page, from `cursor` on.
+
+    One indexed `ORDER BY time DESC, pk DESC LIMIT n` per kind, merged here: deep pages cost the
+    same as the first one."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    after = Cursor.decode(cursor) if cursor else None
+    lists: list[list[Row]] = []
+    for kind, qs in flt.querysets(tenant).items():
+        if after is not None:
+            qs = _after(kind, qs, after)
+        lists.append([Row(kind, obj) for obj in _rows_queryset(kind, qs)[: limit + 1]])
+    merged = heapq.merge(*lists, key=lambda r: (-r.when.timestamp(), KIND_ORDER.index(r.kind)))
+    rows = [row for _, row in zip(range(limit + 1), merged, strict=False)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = Cursor(last.when, last.kind, last.id).encode()
+    fill_attempts(rows)
+    return Page(rows=rows, next_cursor=next_cursor, limit=limit)
+
+
+def fill_attempts(rows: list[Row]) -> None:
+    """Attempt numbers: counters for functions, automations and workflows; for jobs and runs the
+    length of the retry chain, one recursive query per kind for the whole page."""
+    chained: dict[str, list[Row]] = {}
+    for row in rows:
+        obj = row.obj
+        if row.kind == Kind.FUNCTION:
+            row.attempts = obj.retry_count + 1
+        elif row.kind in (Kind.AUTOMATION, Kind.WORKFLOW):
+            row.attempts = obj.attempt
+        elif getattr(obj, f"{CLONE_PARENT[row.kind]}_id") is not None:
+            chained.setdefault(row.kind, []).append(row)
+        else:
+            row.attempts = 1
+    for kind, kind_rows in chained.items():
+        depths = _ancestor_counts(
+            KINDS[kind].model, CLONE_PARENT[kind], [r.obj.pk for r in kind_rows]
+        )
+        for row in kind_rows:
+            row.attempts = depths.get(str(row.obj.pk), 0) + 1
+
+
+def _ancestor_counts(model: type[Model], parent: str, pks: list[Any]) -> dict[str, int]:
+    table = model._meta.db_table
+    pk_col = model._meta.pk.column
+    parent_col = model._meta.get_field(parent).column
+    # Capped depth: a chain is a handful of retries; the cap only guards against a cycle.
+    sql = f"""
+        WITH RECURSIVE chain(start, parent, depth) AS (
+            SELECT {pk_col}, {parent_col}, 0 FROM {table} WHERE {pk_col} IN %s
+            UNION ALL
+            SELECT chain.start, t.{parent_col}, chain.depth + 1
+            FROM chain JOIN {table} t ON t.{pk_col} = chain.parent
+            WHERE chain.depth < 1000
+        )
+        SELECT start, max(depth) FROM chain GROUP BY start
+    """  # noqa: S608 - identifiers come from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tuple(pks)])
+        return {str(start): depth for start, depth in cursor.fetchall()}
+
+
+def matching_count(tenant: Tenant, flt: FailureFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """How many failures match, counting at most `cap` + 1 per kind: (count, capped)."""
+    total, capped = 0, False
+    for qs in flt.querysets(tenant).values():
+        n = qs.order_by().values("pk")[: cap + 1].count()
+        total += n
+        capped = capped or n > cap
+    if total > cap:
+        return cap, True
+    return total, capped
+
+
+def row(tenant: Tenant, kind: str, object_id: str) -> Row:
+    """One item as an inbox row (any status): what a console row shows and polls."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    meta = KINDS[kind]
+    qs = _rows_queryset(kind, meta.model.objects.all())
+    obj = get_for_tenant(qs, tenant, "Not found", pk=object_id)
+    result = Row(kind, obj)
+    fill_attempts([result])
+    return result
+
+
+# --- grouped by error ---------------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    fingerprint: str
+    count: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    kinds: dict[str, int] = field(default_factory=dict)
+    names: set[str] = field(default_factory=set)
+    sample: str = ""
+
+
+def group_by_fingerprint(tenant: Tenant, flt: FailureFilter, limit: int = 100) -> list[Group]:
+    """One entry per error fingerprint: how many, first and last seen, which kinds and names, and a
+    sample message; the biggest groups first."""
+    groups: dict[str, Group] = {}
+    for kind, qs in flt.querysets(tenant).items():
+        meta = KINDS[kind]
+        rows = (
+            qs.order_by()
+            .values("fingerprint")
+            .annotate(
+                n=Count("pk"),
+                first=Min(meta.time_field),
+                last=Max(meta.time_field),
+                sample=Max("error_message"),
+                name=Max(meta.name_field),
+            )
+        )
+        for r in rows:
+            g = groups.setdefault(r["fingerprint"], Group(r["fingerprint"]))
+            g.count += r["n"]
+            g.first_seen = min(filter(None, (g.first_seen, r["first"])), default=None)
+            g.last_seen = max(filter(None, (g.last_seen, r["last"])), default=None)
+            g.kinds[kind] = g.kinds.get(kind, 0) + r["n"]
+            if r["name"]:
+                g.names.add(str(r["name"]))
+            g.sample = g.sample or (r["sample"] or "")
+    ordered = sorted(
+        groups.values(), key=lambda g: (-g.count, -(g.last_seen or _EPOCH).timestamp())
+    )
+    return ordered[:limit]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.UTC)
+
+
+# --- failures over time -------------------------------------------------------------------------
+
+
+@dataclass
+class Bucket:
+    start: datetime
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class Series:
+    unit: str  # "hour" | "day"
+    start: datetime
+    end: datetime
+    buckets: list[Bucket]
+
+    @property
+    def total(self) -> int:
+        return sum(b.total for b in self.buckets)
+
+    @property
+    def peak(self) -> int:
+        return max((b.total for b in self.buckets), default=0)
+
+
+MAX_DAYS = 90
+
+
+def failures_over_time(tenant: Tenant, flt: FailureFilter, now: datetime | None = None) -> Series:
+    """Failure counts per hour (windows up to 48 h; the last 24 h when the filter has no start) or
+    per day (longer windows, at most the last MAX_DAYS), per kind, following the filter."""
+    now = now or timezone.now()
+    end = min(flt.until or now, now)
+    start = flt.since or end - timedelta(hours=24)
+    if end - start > timedelta(days=MAX_DAYS):
+        start = end - timedelta(days=MAX_DAYS)
+    unit = "hour" if end - start <= timedelta(hours=48) else "day"
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    first = _truncate(start, unit)
+    buckets: dict[datetime, Bucket] = {}
+    t = first
+    while t < end:
+        buckets[t] = Bucket(t, {})
+        t += step
+    for kind, qs in flt.querysets(tenant).items():
+        time_field = KINDS[kind].time_field
+        rows = (
+            qs.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
+            .order_by()
+            .annotate(bucket=Trunc(time_field, unit, tzinfo=timezone.UTC))
+            .values("bucket")
+            .annotate(n=Count("pk"))
+        )
+        for r in rows:
+            bucket = buckets.get(r["bucket"])
+            if bucket is not None:
+                bucket.counts[kind] = bucket.counts.get(kind, 0) + r["n"]
+    return Series(unit=unit, start=start, end=end, buckets=list(buckets.values()))
+
+
+def _truncate(when: datetime, unit: str) -> datetime:
+    when = when.astimezone(timezone.UTC)
+    if unit == "hour":
+        return when.replace(minute=0, second=0, microsecond=0)
+    return when.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# --- detail ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TimelineEntry:
+    number: int
+    status: str
+    error_message: str | None
+    error_stack: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    logs: list[dict]
+    kind: str
+    object_id: str
+    current: bool = False  # the item this page is about
+    source: str = ""  # "attempt" (history row) or "item" (a row of the kind itself)
+
+
+@dataclass
+class Detail:
+    kind: str
+    obj: Model
+    name: str
+    timeline: list[TimelineEntry]
+    retry_of: Model | None
+    retried_as: Model | None
+    audit: list[AuditEvent]
+    extra: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.obj.status
+
+    @property
+    def active(self) -> bool:
+        return is_active(self.kind, self.obj.status)
+
+    @property
+    def error_message(self) -> str:
+        return error_of(self.kind, self.obj)
+
+    @property
+    def when(self) -> datetime:
+        return getattr(self.obj, KINDS[self.kind].time_field)
+
+
+_DETAIL_RELATED: dict[str, tuple[str, ...]] = {
+    Kind.FUNCTION: ("function", "retry_of", "retried_by"),
+    Kind.AUTOMATION: ("automation_rule",),
+    Kind.JOB: ("retry_of", "retried_by"),
+    Kind.WORKFLOW: ("workflow",),
+    Kind.RUN: ("source_run", "retried_by"),
+}
+
+
+def detail(tenant: Tenant, kind: str, object_id: str) -> Detail:
+    """Everything a detail page shows, in a fixed handful of queries."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    meta = KINDS[kind]
+    obj = get_for_tenant(
+        meta.model.objects.select_related(*_DETAIL_RELATED[kind]), tenant, "Not found", pk=object_id
+    )
+    extra: dict[str, Any] = {}
+    if kind in CLONE_PARENT:
+        parent = getattr(obj, CLONE_PARENT[kind])
+        child = retried_by(kind, obj)
+        chain = _chain(kind, obj)
+        timeline = [
+            TimelineEntry(
+                number=i + 1,
+                status=item.status,
+                error_message=error_of(kind, item),
+                error_stack=item.error_stack,
+                started_at=_started(kind, item),
+                finished_at=getattr(item, "finished_at", None),
+                logs=_logs(item.logs) if kind != Kind.RUN else [],
+                kind=kind,
+                object_id=str(item.pk),
+                current=item.pk == obj.pk,
+                source="item",
+            )
+            for i, item in enumerate(chain)
+        ]
+        targets = [str(item.pk) for item in chain]
+    else:
+        parent = child = None
+        history = Attempt.objects.filter(tenant=tenant, kind=kind, object_id=str(obj.pk)).order_by(
+            "number"
+        )
+        timeline = [
+            TimelineEntry(
+                number=a.number,
+                status=a.status,
+                error_message=a.error_message,
+                error_stack=a.error_stack,
+                started_at=a.started_at,
+                finished_at=a.finished_at,
+                logs=_logs(a.logs),
+                kind=kind,
+                object_id=str(obj.pk),
+                source="attempt",
+            )
+            for a in history
+        ]
+        timeline.append(
+            TimelineEntry(
+                number=obj.attempt,
+                status=obj.status,
+                error_message=error_of(kind, obj),
+                error_stack=obj.error_stack,
+                started_at=_started(kind, obj),
+                finished_at=_finished(kind, obj),
+                logs=_logs(obj.logs) if kind == Kind.AUTOMATION else [],
+                kind=kind,
+                object_id=str(obj.pk),
+                current=True,
+                source="item",
+            )
+        )
+        targets = [str(obj.pk)]
+    audit = list(
+        AuditEvent.objects.filter(tenant=tenant, kind=kind, target_id__in=targets).order_by(
+            "-created_at", "-id"
+        )[:100]
+    )
+    if kind == Kind.AUTOMATION:
+        extra["actions"] = _automation_actions(obj)
+    elif kind == Kind.JOB:
+        extra["events"] = list(obj.events.all())
+    elif kind == Kind.WORKFLOW:
+        extra["tasks"] = _workflow_tasks(obj)
+    elif kind == Kind.RUN:
+        extra["nodes"] = _run_nodes(obj)
+    return Detail(
+        kind=kind,
+        obj=obj,
+        name=name_of(kind, obj),
+        timeline=timeline,
+        retry_of=parent,
+        retried_as=child,
+        audit=audit,
+        extra=extra,
+    )
+
+
+def _started(kind: str, obj: Model) -> datetime | None:
+    return getattr(obj, _started_field(kind), None)
+
+
+def _started_field(kind: str) -> str:
+    return {
+        Kind.FUNCTION: "executed_at",
+        Kind.AUTOMATION: "started_at",
+        Kind.JOB: "created_at",
+        Kind.WORKFLOW: "start_time",
+        Kind.RUN: "started_at",
+    }[kind]
+
+
+def _finished(kind: str, obj: Model) -> datetime | None:
+    name = {Kind.AUTOMATION: "completed_at", Kind.WORKFLOW: "end_time"}.get(kind, "finished_at")
+    return getattr(obj, name, None)
+
+
+def _chain(kind: str, obj: Model) -> list[Model]:
+    """The item's retry chain, oldest first: its ancestors, itself and what it was retried as."""
+    model = KINDS[kind].model
+    table = model._meta.db_table
+    pk_col = model._meta.pk.column
+    parent_col = model._meta.get_field(CLONE_PARENT[kind]).column
+    sql = f"""
+        WITH RECURSIVE up(id, parent, depth) AS (
+            SELECT {pk_col}, {parent_col}, 0 FROM {table} WHERE {pk_col} = %s
+            UNION ALL
+            SELECT t.{pk_col}, t.{parent_col}, up.depth - 1
+            FROM up JOIN {table} t ON t.{pk_col} = up.parent WHERE up.depth > -1000
+        ), down(id, depth) AS (
+            SELECT {pk_col}, 0 FROM {table} WHERE {pk_col} = %s
+            UNION ALL
+            SELECT t.{pk_col}, down.depth + 1
+            FROM down JOIN {table} t ON t.{parent_col} = down.id WHERE down.depth < 1000
+        )
+        SELECT id, depth FROM up UNION ALL SELECT id, depth FROM down WHERE depth > 0
+        ORDER BY depth
+    """  # noqa: S608 - identifiers come from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [obj.pk, obj.pk])
+        ids = [row[0] for row in cursor.fetchall()]
+    heavy = {"payload", "result", "params", "workflow_definition", "execution_state", "node_states"}
+    items = {
+        str(item.pk): item
+        for item in model.objects.filter(pk__in=ids).defer(
+            *(f.name for f in model._meta.concrete_fields if f.name in heavy)
+        )
+    }
+    return [items[str(i)] for i in ids if str(i) in items]
+
+
+def _logs(raw: Any) -> list[dict]:
+    """Log lines as {timestamp, level, message, extra}; anything odd is shown, not dropped."""
+    out = []
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, dict):
+            extra = {k: v for k, v in entry.items() if k not in ("timestamp", "level", "message")}
+            out.append(
+                {
+                    "timestamp": parse_datetime(str(entry.get("timestamp") or "")),
+                    "level": str(entry.get("level") or "info").lower(),
+                    "message": str(entry.get("message", "")),
+                    "extra": extra,
+                }
+            )
+        else:
+            out.append({"timestamp": None, "level": "info", "message": str(entry), "extra": {}})
+    return out
+
+
+def logs_of(kind: str, obj: Model) -> list[dict]:
+    """The item's own log lines (workflow tasks and run nodes carry theirs in `extra`)."""
+    if kind in (Kind.FUNCTION, Kind.AUTOMATION, Kind.JOB):
+        return _logs(obj.logs)
+    return []
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+
+
+def _automation_actions(obj: AutomationExecution) -> list[dict]:
+    actions = (obj.execution_context or {}).get("actions") or []
+    logs = _logs(obj.logs)
+    out = []
+    for index, action in enumerate(actions):
+        if obj.failed_action_index is not None and index == obj.failed_action_index:
+            state = "failed"
+        elif index < obj.actions_successful or (
+            obj.failed_action_index is not None and index < obj.failed_action_index
+        ):
+            state = "succeeded"
+        elif obj.status in ACTIVE_STATUSES[Kind.AUTOMATION]:
+            state = "pending"
+        else:
+            state = "not run"
+        out.append(
+            {
+                "index": index,
+                "handler": action.get("handler", "") if isinstance(action, dict) else str(action),
+                "params": pretty(action.get("params", {})) if isinstance(action, dict) else "",
+                "state": state,
+                "logs": [entry for entry in logs if entry["extra"].get("action_index") == index],
+            }
+        )
+    return out
+
+
+def _workflow_tasks(obj: WorkflowExecution) -> list[dict]:
+    definitions = obj.workflow.tasks or []
+    runs = {t.task_external_id: t for t in obj.task_executions.all()}
+    out = []
+    for definition in definitions:
+        external_id = definition.get("externalId", "")
+        task = runs.get(external_id)
+        out.append(
+            {
+                "external_id": external_id,
+                "handler": definition.get("handler", ""),
+                "depends_on": definition.get("dependsOn", []),
+                "optional": bool(definition.get("isOptional")),
+                "status": task.status if task else "SCHEDULED",
+                "attempts": task.attempts if task else 0,
+                "max_attempts": task.max_attempts if task else 0,
+                "output": pretty(task.output) if task and task.output is not None else "",
+                "error_message": task.error_message if task else None,
+                "error_stack": task.error_stack if task else None,
+                "logs": _logs(task.logs) if task else [],
+                "run_as": task.run_as if task else "",
+            }
+        )
+    return out
+
+
+def _run_nodes(obj: Run) -> list[dict]:
+    definition = obj.workflow_definition or {}
+    nodes: dict = definition.get("nodes") or {}
+    states = obj.node_states or {}
+    outputs = obj.execution_state or {}
+    triggers = definition.get("triggerNodeIds") or []
+    order = [n for n in triggers if n in nodes] + [n for n in nodes if n not in triggers]
+    out = []
+    for node_id in order:
+        node = nodes.get(node_id) or {}
+        state = states.get(node_id) or {}
+        out.append(
+            {
+                "id": node_id,
+                "handler": node.get("handler", "") or ("trigger" if node_id in triggers else ""),
+                "depends_on": node.get("dependsOn", []),
+                "optional": bool(node.get("optional")),
+                "status": state.get("status", "not run"),
+                "carried_over": bool(state.get("carriedOver")),
+                "error": state.get("error") or state.get("reason") or "",
+                "output": pretty(outputs[node_id]) if node_id in outputs else "",
+                "logs": _logs(state.get("logs") or []),
+            }
+        )
+    return out
+
+
+def audit_events(
+    tenant: Tenant,
+    *,
+    kind: str = "",
+    actor: str = "",
+    source: str = "",
+    target: str = "",
+    bulk: str = "",
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[AuditEvent], int | None]:
+    """The audit, newest first, keyset-paginated by id: (events, id to continue before)."""
+    qs = AuditEvent.objects.filter(tenant=tenant)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if actor:
+        qs = qs.filter(actor=actor)
+    if source:
+        qs = qs.filter(source=source)
+    if target:
+        qs = qs.filter(target_id=target) | qs.filter(new_target_id=target)
+    if bulk:
+        qs = qs.filter(bulk_id=bulk)
+    if before is not None:
+        qs = qs.filter(id__lt=before)
+    events = list(qs.order_by("-id")[: limit + 1])
+    more = len(events) > limit
+    events = events[:limit]
+    return events, (events[-1].id if more else None)
