@@ -41,7 +41,7 @@ def start(env: dict[str, str], code: str = "") -> subprocess.CompletedProcess:
         (
             {"DATABASE_URL": "mysql://app:pw@db.internal/redrive"},
             "DATABASE_URL must be a postgres:// or sqlite:// URL; "
-            "got 'mysql://app:pw@db.internal/redrive'",
+            "got 'mysql://app:***@db.internal/redrive'",  # never the password
         ),
         (
             {"DATABASE_URL": "postgres://u@h:notaport/db"},

@@ -11,7 +11,7 @@ Shapes:
   redrive  {"error": {"code": "<CODE>", "message": "...", "field": "...", "requestId": "..."}}
 
 A 500 is logged with its traceback and the request id; the client gets the shape and the request
-id only, never the traceback.
+id only, never the traceback. A database that cannot be reached is a 503 in the same shape.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -143,6 +144,13 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         status_code, message = 403, "Access denied or insufficient permissions."
     elif isinstance(exc, RequestDataTooBig):
         status_code, message = 413, "Request body is too large."
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable (or dropped the connection): the request may succeed once
+        # it is back, so 503 - not a 500 that reads like a bug in the request.
+        log.warning("database unavailable (request id %s): %s", request_id, exc)
+        status_code = 503
+        message = f"Service unavailable: the database cannot be reached (request id {request_id})"
+        details = f"request id {request_id}"
     elif isinstance(exc, exceptions.APIException):
         status_code = exc.status_code
         message = _flatten(exc.detail)
