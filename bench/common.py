@@ -37,7 +37,10 @@ def bench_database(name: str) -> str:
 def setup_django(migrate: bool = True) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     os.environ.setdefault("DEBUG", "0")
-    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")  # noqa: S105
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)  # noqa: S105
+    # Production settings, minus TLS (loopback has none) and with the test client's host.
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 

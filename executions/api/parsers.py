@@ -68,3 +68,9 @@ class GzipJSONParser(JSONParser):
             return super().parse(io.BytesIO(body), media_type, parser_context)
         except exceptions.ParseError as exc:
             raise exceptions.ParseError(f"Request body is not valid JSON ({exc.detail}).") from None
+        except RecursionError:
+            # The json module recurses once per nesting level: `[[[[...` 100,000 deep is a bad
+            # request, not a 500.
+            raise exceptions.ParseError(
+                "Request body is not valid JSON (nested too deeply)."
+            ) from None
