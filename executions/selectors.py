@@ -372,14 +372,13 @@ def _ancestor_counts(model: type[Model], parent: str, pks: list[Any]) -> dict[st
 
 def matching_count(tenant: Tenant, flt: FailureFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
     """How many failures match, counting at most `cap` + 1 per kind: (count, capped)."""
-    total, capped = 0, False
+    total = 0
     for qs in flt.querysets(tenant).values():
-        n = qs.order_by().values("pk")[: cap + 1].count()
-        total += n
-        capped = capped or n > cap
-    if total > cap:
-        return cap, True
-    return total, capped
+        # Count only what is still needed to know whether the total passes the cap.
+        total += qs.order_by().values("pk")[: cap + 1 - total].count()
+        if total > cap:
+            return cap, True
+    return total, False
 
 
 def row(tenant: Tenant, kind: str, object_id: str) -> Row:
