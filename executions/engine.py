@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_tasks_db.backend import DatabaseBackend
 
 from . import handlers, leases
 from .fingerprints import fingerprint
@@ -51,9 +52,17 @@ def host_queue(hostname: str) -> str:
 
 
 def enqueue_on_commit(task, *args, queue_name: str | None = None) -> None:
-    """Enqueue a django.tasks task once the surrounding transaction commits (at once if none)."""
+    """Enqueue a django.tasks task so that it exists exactly when the surrounding transaction
+    commits. With the database backend the task row is written in that very transaction (it
+    commits or rolls back with it, and no crash between commit and enqueue can lose it); other
+    backends (Redis) enqueue from an on_commit hook."""
     target = task.using(queue_name=queue_name) if queue_name else task
-    transaction.on_commit(partial(target.enqueue, *args))
+    if transaction.get_connection().in_atomic_block and isinstance(
+        target.get_backend(), DatabaseBackend
+    ):
+        target.enqueue(*args)
+    else:
+        transaction.on_commit(partial(target.enqueue, *args))
 
 
 def _failure(kind: str, handler: str, exc: BaseException) -> dict[str, Any]:

@@ -21,13 +21,22 @@ published = Signal()
 
 def emit_many(tenant: Tenant, name: str, payloads: list[dict]) -> None:
     now = timezone.now()
+    # Nobody subscribed (receivers connect at import): nothing to deliver after commit, so the
+    # rows are written as published and the commit hook is skipped.
+    listening = published.has_listeners(OutboxEvent)
     ids = sets.insert_rows(
         OutboxEvent,
-        {"tenant_id": tenant.pk, "name": name, "created_at": now},
+        {
+            "tenant_id": tenant.pk,
+            "name": name,
+            "created_at": now,
+            "published_at": None if listening else now,
+        },
         {"payload": payloads},
         returning="id",
     )
-    transaction.on_commit(lambda: publish(ids))
+    if listening:
+        transaction.on_commit(lambda: publish(ids))
 
 
 def publish(ids: list[int]) -> None:
