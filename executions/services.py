@@ -389,21 +389,26 @@ def _serialise(selection: dict) -> dict:
     return {"ids": selection.get("ids", {})}
 
 
+def _planned_bulk(actor: Actor, selection: dict) -> BulkRetry:
+    """A BulkRetry row whose plan (total, skipped) is the selection's preview."""
+    preview = preview_retry(actor, selection)
+    return BulkRetry.objects.create(
+        tenant=actor.tenant,
+        created_by=actor.user,
+        api_key=actor.api_key,
+        actor=actor.label,
+        source=actor.source,
+        selection=_serialise(selection),
+        total=preview["will_retry"],
+        skipped=preview["not_retryable"],
+        summary={"preview": preview},
+    )
+
+
 def start_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
     """Record a bulk retry (with its preview as the plan) and run it in a worker after commit."""
-    preview = preview_retry(actor, selection)
     with transaction.atomic(durable=True):
-        bulk = BulkRetry.objects.create(
-            tenant=actor.tenant,
-            created_by=actor.user,
-            api_key=actor.api_key,
-            actor=actor.label,
-            source=actor.source,
-            selection=_serialise(selection),
-            total=preview["will_retry"],
-            skipped=preview["not_retryable"],
-            summary={"preview": preview},
-        )
+        bulk = _planned_bulk(actor, selection)
         from .tasks import run_bulk_retry
 
         engine.enqueue_on_commit(run_bulk_retry, str(bulk.pk))
@@ -424,18 +429,7 @@ def retry_many(
     """Retry everything `selection` matches, in set-based batches, recording progress in `bulk`.
     Stops between batches when cancelled; a batch is one transaction, so nothing is half-done."""
     if bulk is None:
-        preview = preview_retry(actor, selection)
-        bulk = BulkRetry.objects.create(
-            tenant=actor.tenant,
-            created_by=actor.user,
-            api_key=actor.api_key,
-            actor=actor.label,
-            source=actor.source,
-            selection=_serialise(selection),
-            total=preview["will_retry"],
-            skipped=preview["not_retryable"],
-            summary={"preview": preview},
-        )
+        bulk = _planned_bulk(actor, selection)
     if not BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
         status="running", started_at=timezone.now()
     ):
