@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import import_module
 from types import ModuleType
 
+from django.db.models import Count
+
 
 @dataclass(frozen=True)
 class Retried:
@@ -22,6 +24,13 @@ class Retried:
     new_id: str
     status_before: str
     status_after: str
+
+
+def by_status(qs, retryable: tuple[str, ...]) -> dict[str, int]:
+    """Why the rest of `qs` is not retryable, for kinds whose only rule is the status: one
+    GROUP BY, {"status is <status>": count}."""
+    rows = qs.exclude(status__in=retryable).order_by().values_list("status").annotate(n=Count("pk"))
+    return {f"status is {status}": n for status, n in rows}
 
 
 _MODULES = {

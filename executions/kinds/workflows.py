@@ -19,7 +19,7 @@ from django.utils import timezone
 from .. import engine
 from ..models import Attempt, Kind, WorkflowExecution, WorkflowTaskExecution
 from ..tenancy import Actor
-from . import Retried
+from . import Retried, by_status
 
 KIND = Kind.WORKFLOW
 PERMISSION = "workflowOrchestrationACL:WRITE"
@@ -40,10 +40,7 @@ def retryable(qs: QuerySet, actor: Actor) -> QuerySet:
 
 
 def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for status in qs.exclude(status__in=RETRYABLE).values_list("status", flat=True).distinct():
-        counts[f"status is {status}"] = qs.filter(status=status).count()
-    return counts
+    return by_status(qs, RETRYABLE)
 
 
 def retry(
