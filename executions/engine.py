@@ -246,24 +246,56 @@ def _run_automation(row: dict, token: int, finisher: leases.Finisher) -> None:
 def create_job(
     tenant: Tenant, operation: dict, target_hostname: str = ANY_HOST, retry_of: Job | None = None
 ) -> Job:
-    job = Job.objects.create(
-        tenant=tenant,
-        operation=operation,
-        operation_type=operation.get("type", ""),
-        target_hostname=target_hostname or ANY_HOST,
-        retry_of=retry_of,
+    return create_jobs(tenant, [(operation, retry_of)], target_hostname)[0]
+
+
+def create_jobs(
+    tenant: Tenant, specs: list[tuple[dict, Job | None]], target_hostname: str = ANY_HOST
+) -> list[Job]:
+    """New jobs (operation, original or None) at revision 1 with their `created` event, queued for
+    `target_hostname`. Set-based: one retry and a bulk retry of jobs both come here."""
+    now = timezone.now()
+    target = target_hostname or ANY_HOST
+    jobs = Job.objects.bulk_create(
+        Job(
+            tenant=tenant,
+            operation=op,
+            operation_type=op.get("type", ""),
+            target_hostname=target,
+            retry_of=original,
+            created_at=now,
+            updated_at=now,
+        )
+        for op, original in specs
     )
-    JobEvent.objects.create(
-        job=job,
-        revision=1,
-        type="created",
-        data={
-            "target_hostname": job.target_hostname,
-            **({"retry_of": str(retry_of.pk)} if retry_of else {}),
-        },
+    JobEvent.objects.bulk_create(
+        JobEvent(
+            job=job,
+            revision=1,
+            type="created",
+            timestamp=now,
+            data={
+                "target_hostname": target,
+                **({"retry_of": str(original.pk)} if original else {}),
+            },
+        )
+        for job, (_, original) in zip(jobs, specs, strict=True)
     )
-    enqueue_job(job)
-    return job
+    for job in jobs:
+        enqueue_job(job)
+    return jobs
+
+
+def mark_jobs(events: dict, event: str) -> None:
+    """Append `event` (data per job id) to jobs whose state does not change (e.g. `retried`):
+    still a write, so their `revision` is bumped like every other transition's."""
+    now = timezone.now()
+    Job.objects.filter(pk__in=list(events)).update(revision=F("revision") + 1, updated_at=now)
+    revisions = dict(Job.objects.filter(pk__in=list(events)).values_list("pk", "revision"))
+    JobEvent.objects.bulk_create(
+        JobEvent(job_id=pk, revision=revisions[pk], type=event, data=data, timestamp=now)
+        for pk, data in events.items()
+    )
 
 
 def enqueue_job(job: Job) -> None:

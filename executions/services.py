@@ -22,6 +22,7 @@ from . import engine, filters, kinds, sets
 from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
 from .filters import KINDS, FailureFilter
 from .models import (
+    ApiKey,
     AuditEvent,
     BulkRetry,
     Function,
@@ -299,6 +300,30 @@ def _consume_nonce(actor: Actor, nonce: str | None) -> dict[str, Any]:
         else actor.label
     )
     return {"run_as": run_as, "nonce_session": session.pk}
+
+
+# --- API keys -----------------------------------------------------------------------------------
+
+
+def create_api_key(
+    tenant, *, name: str, permissions: list[str], user=None, expiry_date=None
+) -> tuple[ApiKey, str]:
+    """A new key (stored hashed) and its secret, which is shown once and never again."""
+    return ApiKey.objects.create_key(
+        name=name,
+        tenant=tenant,
+        user=user,
+        permissions=sorted(permissions),
+        expiry_date=expiry_date,
+    )
+
+
+def revoke_api_key(actor: Actor, key_id: str) -> ApiKey:
+    actor.require("apikeys:manage")
+    key = get_for_tenant(ApiKey, actor.tenant, "API key not found", pk=key_id)
+    ApiKey.objects.filter(pk=key.pk).update(revoked=True)
+    key.revoked = True
+    return key
 
 
 # --- what the console shows ---------------------------------------------------------------------

@@ -477,9 +477,9 @@ def switch_tenant(request: HttpRequest) -> HttpResponse:
 def api_keys(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None, allowed=request.actor.permissions)
     if request.method == "POST" and form.is_valid():
-        _, key = ApiKey.objects.create_key(
+        _, key = services.create_api_key(
+            request.tenant,
             name=form.cleaned_data["name"],
-            tenant=request.tenant,
             user=request.user,
             permissions=form.cleaned_data["permissions"],
         )
@@ -503,8 +503,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 @require_POST
 @console_view("apikeys:manage")
 def revoke_api_key(request: HttpRequest, key_id: str) -> HttpResponse:
-    key = get_for_tenant(ApiKey, request.tenant, "API key not found", pk=key_id)
-    ApiKey.objects.filter(pk=key.pk, tenant=request.tenant).update(revoked=True)
+    key = services.revoke_api_key(request.actor, key_id)
     messages.success(request, f"Revoked key {key.name} ({key.prefix})")
     return redirect("api_keys")
 

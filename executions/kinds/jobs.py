@@ -10,12 +10,11 @@ original; the original keeps its state and gets a `retried` event naming the clo
 
 from __future__ import annotations
 
-from django.db.models import F, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 
 from .. import engine, handlers
 from ..errors import InvalidInput
-from ..models import Job, JobEvent, Kind
+from ..models import Job, Kind
 from ..tenancy import Actor
 from ..validation import HOSTNAME_RE
 from . import Retried
@@ -77,46 +76,16 @@ def retry(
     )
     if not originals:
         return []
-    now = timezone.now()
-    clones = Job.objects.bulk_create(
-        Job(
-            tenant=actor.tenant,
-            operation=o.operation,
-            operation_type=o.operation_type,
-            target_hostname=target,
-            retry_of=o,
-            created_at=now,
-            updated_at=now,
-        )
-        for o in originals
+    clones = engine.create_jobs(
+        actor.tenant, [(o.operation, o) for o in originals], target_hostname=target
     )
-    original_ids = [o.pk for o in originals]
-    Job.objects.filter(pk__in=original_ids).update(revision=F("revision") + 1, updated_at=now)
-    revisions = dict(Job.objects.filter(pk__in=original_ids).values_list("pk", "revision"))
-    JobEvent.objects.bulk_create(
-        [
-            JobEvent(
-                job=c,
-                revision=1,
-                type="created",
-                data={"target_hostname": target, "retry_of": str(o.pk)},
-                timestamp=now,
-            )
+    engine.mark_jobs(
+        {
+            o.pk: {"new_job_id": str(c.pk), "by": actor.label}
             for o, c in zip(originals, clones, strict=True)
-        ]
-        + [
-            JobEvent(
-                job=o,
-                revision=revisions[o.pk],
-                type="retried",
-                data={"new_job_id": str(c.pk), "by": actor.label},
-                timestamp=now,
-            )
-            for o, c in zip(originals, clones, strict=True)
-        ]
+        },
+        "retried",
     )
-    for clone in clones:
-        engine.enqueue_job(clone)
     return [
         Retried(
             target_id=str(o.pk),

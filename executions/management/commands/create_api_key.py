@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from executions.models import ALL_PERMISSIONS, ROLE_PERMISSIONS, ApiKey, Membership, Role, Tenant
+from executions import services
+from executions.models import ALL_PERMISSIONS, ROLE_PERMISSIONS, Membership, Role, Tenant
 
 
 class Command(BaseCommand):
@@ -59,9 +60,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No user {user!r} in tenant {tenant!r}")
         if expires_days is not None and expires_days < 1:
             raise CommandError("--expires-days must be at least 1")
-        key_row, key = ApiKey.objects.create_key(
+        key_row, key = services.create_api_key(
+            found,
             name=name,
-            tenant=found,
             user=owner,
             permissions=perms,
             expiry_date=(timezone.now() + timedelta(days=expires_days) if expires_days else None),
