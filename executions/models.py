@@ -667,3 +667,35 @@ class HandlerCall(models.Model):
 
     key = models.CharField(max_length=200, db_index=True)
     called_at = models.DateTimeField(default=timezone.now)
+
+
+class FailureCount(models.Model):
+    """How many items of one kind sit in one failed status, per tenant, error fingerprint, source
+    (function / rule / operation / workflow) and hour of failure: the console's chart and error
+    groups add up these rows instead of counting a million executions.
+
+    PostgreSQL keeps it exact with statement-level triggers on the five tables (migration 0003),
+    so every write path counts, whoever writes; elsewhere the selectors count the rows directly.
+    `first_at`/`last_at` and `sample` are what the hour saw arrive (a retried failure still
+    counts as seen)."""
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=32)
+    fingerprint = models.CharField(max_length=16)
+    source = models.CharField(max_length=200)
+    bucket = models.DateTimeField()
+    n = models.BigIntegerField(default=0)
+    first_at = models.DateTimeField(null=True)
+    last_at = models.DateTimeField(null=True)
+    sample = models.TextField(default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "status", "fingerprint", "source", "bucket"],
+                name="failurecount_key",
+            )
+        ]

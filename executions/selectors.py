@@ -14,14 +14,16 @@ import base64
 import binascii
 import heapq
 import json
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import reduce
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Model, QuerySet
+from django.db.models import Count, F, Max, Min, Model, Q, QuerySet, Sum, TextField, Value
 from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
-from django.db.models.functions import Trunc
+from django.db.models.functions import Cast, Trunc
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -31,6 +33,7 @@ from .models import (
     Attempt,
     AuditEvent,
     AutomationExecution,
+    FailureCount,
     Kind,
     Run,
     Tenant,
@@ -411,28 +414,59 @@ def group_by_fingerprint(tenant: Tenant, flt: FailureFilter, limit: int = 100) -
     """One entry per error fingerprint: how many, first and last seen, which kinds and names, and a
     sample message; the biggest groups first."""
     groups: dict[str, Group] = {}
-    for kind, qs in flt.querysets(tenant).items():
-        meta = KINDS[kind]
-        rows = (
-            qs.order_by()
-            .values("fingerprint")
+
+    def add(kind: str, fp: str, n: int, first, last, sample: str | None, name: str | None) -> None:
+        g = groups.setdefault(fp, Group(fp))
+        g.count += n
+        g.first_seen = min(filter(None, (g.first_seen, first)), default=None)
+        g.last_seen = max(filter(None, (g.last_seen, last)), default=None)
+        g.kinds[kind] = g.kinds.get(kind, 0) + n
+        if name:
+            g.names.add(str(name))
+        g.sample = g.sample or (sample or "")
+
+    counted, edges = _counted(tenant, flt)
+    if counted is not None:
+        rows = list(
+            counted.order_by()
+            .values("kind", "fingerprint", "source")
             .annotate(
-                n=Count("pk"),
-                first=Min(meta.time_field),
-                last=Max(meta.time_field),
-                sample=Max("error_message"),
-                name=Max(meta.name_field),
+                total=Sum("n"),
+                first=Min("first_at", filter=Q(n__gt=0)),
+                last=Max("last_at", filter=Q(n__gt=0)),
+                sample_text=Max("sample"),
             )
+            .filter(total__gt=0)
         )
+        names = _source_names(rows)
         for r in rows:
-            g = groups.setdefault(r["fingerprint"], Group(r["fingerprint"]))
-            g.count += r["n"]
-            g.first_seen = min(filter(None, (g.first_seen, r["first"])), default=None)
-            g.last_seen = max(filter(None, (g.last_seen, r["last"])), default=None)
-            g.kinds[kind] = g.kinds.get(kind, 0) + r["n"]
-            if r["name"]:
-                g.names.add(str(r["name"]))
-            g.sample = g.sample or (r["sample"] or "")
+            add(
+                r["kind"],
+                r["fingerprint"],
+                r["total"],
+                r["first"],
+                r["last"],
+                r["sample_text"],
+                names.get((r["kind"], r["source"])),
+            )
+    per_edge = [
+        qs.order_by()
+        .annotate(k=Value(kind))
+        .values("k", "fingerprint")
+        .annotate(
+            total=Count("pk"),
+            first=Min(KINDS[kind].time_field),
+            last=Max(KINDS[kind].time_field),
+            sample_text=Max("error_message"),
+            name=Cast(Max(KINDS[kind].name_field), TextField()),
+        )
+        for edge in edges
+        for kind, qs in edge.querysets(tenant).items()
+    ]
+    for r in _union_all(per_edge):
+        add(
+            r["k"], r["fingerprint"], r["total"], r["first"], r["last"], r["sample_text"], r["name"]
+        )
     ordered = sorted(
         groups.values(), key=lambda g: (-g.count, -(g.last_seen or _EPOCH).timestamp())
     )
@@ -490,19 +524,12 @@ def failures_over_time(tenant: Tenant, flt: FailureFilter, now: datetime | None 
     while t < end:
         buckets[t] = Bucket(t, {})
         t += step
-    for kind, qs in flt.querysets(tenant).items():
-        time_field = KINDS[kind].time_field
-        rows = (
-            qs.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": end})
-            .order_by()
-            .annotate(bucket=Trunc(time_field, unit, tzinfo=timezone.UTC))
-            .values("bucket")
-            .annotate(n=Count("pk"))
-        )
-        for r in rows:
-            bucket = buckets.get(r["bucket"])
-            if bucket is not None:
-                bucket.counts[kind] = bucket.counts.get(kind, 0) + r["n"]
+    for kind, when, n in _counts_over_time(
+        tenant, replace(flt, since=start, until=flt.until and end), unit
+    ):
+        bucket = buckets.get(when)
+        if bucket is not None:
+            bucket.counts[kind] = bucket.counts.get(kind, 0) + n
     return Series(unit=unit, start=start, end=end, buckets=list(buckets.values()))
 
 
@@ -511,6 +538,123 @@ def _truncate(when: datetime, unit: str) -> datetime:
     if unit == "hour":
         return when.replace(minute=0, second=0, microsecond=0)
     return when.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _counts_over_time(tenant: Tenant, flt: FailureFilter, unit: str):
+    """(kind, bucket start, count) for the failures matching `flt`."""
+    counted, edges = _counted(tenant, flt)
+    if counted is not None:
+        for r in (
+            counted.order_by()
+            .annotate(when=Trunc("bucket", unit, tzinfo=timezone.UTC))
+            .values("kind", "when")
+            .annotate(total=Sum("n"))
+        ):
+            yield r["kind"], r["when"], r["total"]
+    per_edge = [
+        qs.order_by()
+        .annotate(k=Value(kind), when=Trunc(KINDS[kind].time_field, unit, tzinfo=timezone.UTC))
+        .values("k", "when")
+        .annotate(total=Count("pk"))
+        for edge in edges
+        for kind, qs in edge.querysets(tenant).items()
+    ]
+    for r in _union_all(per_edge):
+        yield r["k"], r["when"], r["total"]
+
+
+def _union_all(querysets: list[QuerySet]):
+    """The rows of several querysets of the same shape, in one query."""
+    if len(querysets) < 2:
+        return querysets[0] if querysets else []
+    return querysets[0].union(*querysets[1:], all=True)
+
+
+# --- the failure-count rollup -------------------------------------------------------------------
+
+HOUR = timedelta(hours=1)
+
+
+def _counted(tenant: Tenant, flt: FailureFilter) -> tuple[QuerySet | None, list[FailureFilter]]:
+    """Split `flt` into the FailureCount rows that answer it for whole hours and the filters of
+    the partial hours at its edges, which the executions answer. (None, [flt]) where the rollup
+    cannot answer: not PostgreSQL (no triggers keep it), a text search, a status that is not a
+    failure, or less than an hour's window."""
+    if connection.vendor != "postgresql" or flt.q or flt.extra:
+        return None, [flt]
+    per_kind: list[Q] = []
+    for kind in flt.kinds:
+        meta = KINDS[kind]
+        statuses = [s for s in flt.statuses if s in meta.all_statuses]
+        if flt.statuses and not statuses:
+            continue  # none of the asked statuses is one of this kind's
+        if not set(statuses) <= set(meta.failed_statuses):
+            return None, [flt]
+        cond = Q(kind=kind, status__in=statuses or meta.failed_statuses)
+        if flt.name:
+            cond &= Q(source__in=_sources_named(tenant, kind, flt.name))
+        per_kind.append(cond)
+    if not per_kind:
+        return FailureCount.objects.none(), []
+    lo = _ceil_hour(flt.since) if flt.since else None
+    hi = _truncate(flt.until, "hour") if flt.until else None
+    if lo and hi and lo >= hi:
+        return None, [flt]
+    qs = FailureCount.objects.filter(reduce(operator.or_, per_kind), tenant=tenant)
+    if flt.fingerprint:
+        qs = qs.filter(fingerprint=flt.fingerprint)
+    edges = []
+    if lo:
+        qs = qs.filter(bucket__gte=lo)
+        if lo != flt.since:
+            edges.append(replace(flt, until=lo))
+    if hi:
+        qs = qs.filter(bucket__lt=hi)
+        if hi != flt.until:
+            edges.append(replace(flt, since=hi))
+    return qs, edges
+
+
+def _ceil_hour(when: datetime) -> datetime:
+    floor = _truncate(when, "hour")
+    return floor if floor == when else floor + HOUR
+
+
+def _name_lookup(kind: str) -> tuple[type[Model], str] | None:
+    """The model and field naming a kind's source (the source itself names jobs and runs)."""
+    meta = KINDS[kind]
+    head, _, attr = meta.name_field.partition("__")
+    if not attr:
+        return None
+    return meta.model._meta.get_field(head).related_model, attr
+
+
+def _sources_named(tenant: Tenant, kind: str, name: str) -> list[str]:
+    lookup = _name_lookup(kind)
+    if lookup is None:
+        return [name]
+    model, attr = lookup
+    return [
+        str(pk)
+        for pk in model.objects.filter(tenant=tenant, **{attr: name}).values_list("pk", flat=True)
+    ]
+
+
+def _source_names(rows: list[dict]) -> dict[tuple[str, str], str]:
+    """(kind, source) -> the name shown for it, one query per kind that needs one."""
+    wanted: dict[str, set[str]] = {}
+    for r in rows:
+        wanted.setdefault(r["kind"], set()).add(r["source"])
+    names: dict[tuple[str, str], str] = {}
+    for kind, sources in wanted.items():
+        lookup = _name_lookup(kind)
+        if lookup is None:
+            names.update({(kind, source): source for source in sources})
+            continue
+        model, attr = lookup
+        for pk, name in model.objects.filter(pk__in=sources).values_list("pk", attr):
+            names[(kind, str(pk))] = name
+    return names
 
 
 # --- detail ---------------------------------------------------------------------------------------
@@ -700,7 +844,8 @@ def _chain(kind: str, obj: Model) -> list[Model]:
         ORDER BY depth
     """  # noqa: S608 - identifiers come from model metadata, values are parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, [obj.pk, obj.pk])
+        pk = model._meta.pk.get_db_prep_value(obj.pk, connection)
+        cursor.execute(sql, [pk, pk])
         ids = [row[0] for row in cursor.fetchall()]
     heavy = {"payload", "result", "params", "workflow_definition", "execution_state", "node_states"}
     items = {

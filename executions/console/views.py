@@ -4,17 +4,14 @@ of its inline partials). A non-htmx POST redirects with a message (Post/Redirect
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -156,50 +153,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @console_view()
 def chart(request: HttpRequest) -> HttpResponse:
     """The failures-over-time chart for the inbox's filter, loaded after the list (it is the
-    costly part of the page at a million failures) and cached briefly."""
+    costly part of the page at a million failures)."""
     flt, error = _filter_or_error(request)
     if error is not None:
         return HttpResponse(status=204)
-    series, computed_at = _cached(
-        request, "chart", lambda: selectors.failures_over_time(request.tenant, flt)
-    )
-    return render(
-        request,
-        "console/_chart.html",
-        {"chart": charts.chart(series), "computed_at": computed_at},
-    )
-
-
-# Aggregates over many rows (the chart, error groups) are kept this long per tenant and filter;
-# a retry from the console starts a new generation, so its effect shows at once.
-AGGREGATE_TTL = 30
-
-
-def _generation_key(tenant_id) -> str:
-    return f"redrive:console:generation:{tenant_id}"
-
-
-def bump_generation(tenant_id) -> None:
-    key = _generation_key(tenant_id)
-    if not cache.add(key, 1, None):
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, None)
-
-
-def _cached(request: HttpRequest, name: str, compute) -> tuple[Any, Any]:
-    generation = cache.get(_generation_key(request.tenant.pk), 0)
-    query = _query_without(request, "cursor")
-    key = (
-        f"redrive:console:{name}:{request.tenant.pk}:{generation}:"
-        + hashlib.sha256(query.encode()).hexdigest()[:32]
-    )
-    hit = cache.get(key)
-    if hit is None:
-        hit = (compute(), timezone.now())
-        cache.set(key, hit, AGGREGATE_TTL)
-    return hit
+    series = selectors.failures_over_time(request.tenant, flt)
+    return render(request, "console/_chart.html", {"chart": charts.chart(series)})
 
 
 @require_GET
@@ -208,12 +167,8 @@ def _cached(request: HttpRequest, name: str, compute) -> tuple[Any, Any]:
 def groups(request: HttpRequest) -> HttpResponse:
     flt, error = _filter_or_error(request)
     context = _filter_context(request, flt, error)
-    found, computed_at = (
-        _cached(request, "groups", lambda: selectors.group_by_fingerprint(request.tenant, flt))
-        if error is None
-        else ([], None)
-    )
-    context.update(groups=found, computed_at=computed_at, title="Failures by error")
+    found = selectors.group_by_fingerprint(request.tenant, flt) if error is None else []
+    context.update(groups=found, title="Failures by error")
     if _partial(request):
         return _pushed(
             request,
@@ -329,7 +284,6 @@ def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     try:
         outcome = services.retry_one(request.actor, kind, object_id, **options)
         message = ("success", _success_message(outcome))
-        bump_generation(request.tenant.pk)
     except NotRetryable as exc:
         message = ("warning", f"Not retried: {exc.message}")
     except InvalidInput as exc:
@@ -414,7 +368,6 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect("inbox")
     bulk = services.start_bulk_retry(request.actor, selection)
-    bump_generation(request.tenant.pk)
     return redirect("bulk", bulk_id=bulk.pk)
 
 
