@@ -31,6 +31,7 @@ from .models import (
     AutomationExecution,
     AutomationRule,
     BulkRetry,
+    FailureCount,
     Function,
     FunctionExecution,
     HandlerCall,
@@ -441,3 +442,13 @@ class IdempotencyRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class HandlerCallAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("key", "called_at")
     search_fields = ("key",)
+
+
+@admin.register(FailureCount)
+class FailureCountAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The hourly failure counts the console's chart and error groups read (kept by triggers)."""
+
+    list_display = ("bucket", "kind", "status", "fingerprint", "source", "n", "tenant_id")
+    list_filter = ("kind", "status")
+    search_fields = ("fingerprint", "source")
+    date_hierarchy = "bucket"
