@@ -32,6 +32,7 @@ from .models import (
     AutomationRule,
     BulkRetry,
     FailureCount,
+    FailureCountDelta,
     Function,
     FunctionExecution,
     HandlerCall,
@@ -452,3 +453,11 @@ class FailureCountAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ("kind", "status")
     search_fields = ("fingerprint", "source")
     date_hierarchy = "bucket"
+
+
+@admin.register(FailureCountDelta)
+class FailureCountDeltaAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Count changes the triggers appended and the next read or reaper round folds in."""
+
+    list_display = ("bucket", "kind", "status", "fingerprint", "source", "n", "tenant_id")
+    list_filter = ("kind", "status")

@@ -675,9 +675,11 @@ class FailureCount(models.Model):
     groups add up these rows instead of counting a million executions.
 
     PostgreSQL keeps it exact with statement-level triggers on the five tables (migration 0003),
-    so every write path counts, whoever writes; elsewhere the selectors count the rows directly.
-    `first_at`/`last_at` and `sample` are what the hour saw arrive (a retried failure still
-    counts as seen)."""
+    so every write path counts, whoever writes: a trigger appends what its statement changed to
+    FailureCountDelta (append-only, so writers never wait on each other), and
+    `executions.failure_counts.fold()` adds the deltas up into these rows before they are read.
+    Elsewhere the selectors count the rows directly. `first_at`/`last_at` and `sample` are what the
+    hour saw arrive (a retried failure still counts as seen)."""
 
     tenant = models.ForeignKey(
         Tenant, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
@@ -699,3 +701,18 @@ class FailureCount(models.Model):
                 name="failurecount_key",
             )
         ]
+
+
+class FailureCountDelta(models.Model):
+    """A change to FailureCount not yet folded in (see FailureCount)."""
+
+    tenant_id = models.UUIDField()
+    kind = models.CharField(max_length=16)
+    status = models.CharField(max_length=32)
+    fingerprint = models.CharField(max_length=16)
+    source = models.CharField(max_length=200)
+    bucket = models.DateTimeField()
+    n = models.BigIntegerField()
+    first_at = models.DateTimeField(null=True)
+    last_at = models.DateTimeField(null=True)
+    sample = models.TextField(default="")

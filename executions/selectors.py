@@ -27,6 +27,7 @@ from django.db.models.functions import Cast, Trunc
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from . import failure_counts
 from .errors import InvalidInput
 from .filters import KINDS, FailureFilter
 from .models import (
@@ -578,9 +579,9 @@ HOUR = timedelta(hours=1)
 def _counted(tenant: Tenant, flt: FailureFilter) -> tuple[QuerySet | None, list[FailureFilter]]:
     """Split `flt` into the FailureCount rows that answer it for whole hours and the filters of
     the partial hours at its edges, which the executions answer. (None, [flt]) where the rollup
-    cannot answer: not PostgreSQL (no triggers keep it), a text search, a status that is not a
-    failure, or less than an hour's window."""
-    if connection.vendor != "postgresql" or flt.q or flt.extra:
+    cannot answer: not PostgreSQL (no triggers keep it; see executions/failure_counts.py), a text
+    search, a status that is not a failure, or less than an hour's window."""
+    if not failure_counts.enabled() or flt.q or flt.extra:
         return None, [flt]
     per_kind: list[Q] = []
     for kind in flt.kinds:
@@ -600,6 +601,7 @@ def _counted(tenant: Tenant, flt: FailureFilter) -> tuple[QuerySet | None, list[
     hi = _truncate(flt.until, "hour") if flt.until else None
     if lo and hi and lo >= hi:
         return None, [flt]
+    failure_counts.fold()  # what the triggers appended since the last read
     qs = FailureCount.objects.filter(reduce(operator.or_, per_kind), tenant=tenant)
     if flt.fingerprint:
         qs = qs.filter(fingerprint=flt.fingerprint)

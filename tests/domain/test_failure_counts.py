@@ -12,7 +12,7 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast, Trunc
 from django.utils import timezone
 
-from executions import demo, filters, selectors, services
+from executions import demo, failure_counts, filters, selectors, services
 from executions.models import (
     AutomationExecution,
     FailureCount,
@@ -54,6 +54,7 @@ def counted_rows() -> Counter:
 
 
 def rollup() -> Counter:
+    failure_counts.fold()
     held: Counter = Counter()
     for row in FailureCount.objects.exclude(n=0).values_list(
         "tenant_id", "kind", "status", "fingerprint", "source", "bucket", "n"
@@ -176,3 +177,47 @@ def test_a_tenant_sees_only_its_own_counts(alice) -> None:
         .count()
         for k in selectors.KINDS
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_and_folds_lose_no_count(alice) -> None:
+    """Workers failing items, bulk retries and console reads folding at the same time: every
+    change is counted exactly once (appends never wait on each other; a fold takes each delta
+    once)."""
+    import threading
+
+    from django.db import connection
+
+    from tests.domain.test_bulk import failed_rows
+
+    errors: list[BaseException] = []
+
+    def fail_more(i: int) -> None:
+        try:
+            for _ in range(10):
+                failed_rows(alice.tenant, "automation", 20)
+                failure_counts.fold()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def retry_and_fold() -> None:
+        try:
+            for _ in range(5):
+                services.retry_many(alice, {"filter": filters.parse({"kind": "automation"})})
+                failure_counts.fold()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=fail_more, args=(i,)) for i in range(3)]
+    threads += [threading.Thread(target=retry_and_fold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert rollup() == counted_rows()
+    assert AutomationExecution.objects.filter(tenant=alice.tenant).count() >= 600

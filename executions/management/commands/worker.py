@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
-from executions import engine, leases
+from executions import engine, failure_counts, leases
 from executions.validation import HOSTNAME_RE
 
 log = logging.getLogger("redrive.worker")
@@ -31,6 +31,7 @@ def start_reaper(every: float) -> threading.Event:
             try:
                 close_old_connections()
                 engine.reap()
+                failure_counts.fold()  # keep the console's pending counts short
             except Exception:  # the database may be briefly gone; try again next round
                 log.exception("reaper round failed")
                 connections.close_all()
