@@ -5,7 +5,8 @@ read through these functions; writes live in `services.py`.
 Everything here is tenant-scoped by its first argument and never counts a whole table per page:
 the inbox is keyset-paginated (each kind walks its partial index `(tenant, time DESC, pk DESC)
 WHERE status in failed statuses`, the five short lists are merged in Python), and "how many match"
-is a count capped at `COUNT_CAP`.
+is read from the failure counts (see `_counted`) or, where they cannot answer, capped at
+`COUNT_CAP`.
 """
 
 from __future__ import annotations
@@ -375,7 +376,19 @@ def _ancestor_counts(model: type[Model], parent: str, pks: list[Any]) -> dict[st
 
 
 def matching_count(tenant: Tenant, flt: FailureFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
-    """How many failures match, counting at most `cap` + 1 per kind: (count, capped)."""
+    """How many failures match: (count, capped). Exact from the failure counts where they answer
+    the filter; otherwise counting at most `cap` + 1 rows per kind."""
+    counted, edges = _counted(tenant, flt)
+    if counted is not None:
+        total = counted.aggregate(total=Sum("n"))["total"] or 0
+        per_edge = [
+            qs.order_by().values(one=Value(1))
+            for edge in edges
+            for qs in edge.querysets(tenant).values()
+        ]
+        if per_edge:
+            total += _union_all(per_edge).count()
+        return total, False
     total = 0
     for qs in flt.querysets(tenant).values():
         # Count only what is still needed to know whether the total passes the cap.
