@@ -185,7 +185,10 @@ class FunctionExecution(Leased, Failure):
 
     id = models.CharField(primary_key=True, max_length=24, default=object_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
-    function = models.ForeignKey(Function, on_delete=models.CASCADE, related_name="executions")
+    # Served by fnexec_log_order (function, time, id).
+    function = models.ForeignKey(
+        Function, on_delete=models.CASCADE, related_name="executions", db_index=False
+    )
     # The definition that ran, so a retry runs the same version even if the function changed since.
     handler = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)
@@ -254,7 +257,8 @@ class AutomationExecution(Leased, Failure):
         SKIPPED = "skipped"
 
     execution_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    # The (tenant, status, time) list index serves tenant lookups: no index of its own.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
     automation_rule = models.ForeignKey(
         AutomationRule, on_delete=models.CASCADE, related_name="executions"
     )
@@ -303,7 +307,8 @@ class Job(Leased, Failure):
     ANY_HOST = "_any"
 
     job_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    # The (tenant, status, time) list index serves tenant lookups: no index of its own.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
     operation = models.JSONField()  # {"type": ..., "data": ...}
     operation_type = models.CharField(max_length=64)  # operation["type"], indexed for filters
     target_hostname = models.CharField(max_length=253, default=ANY_HOST)
@@ -383,7 +388,8 @@ class WorkflowExecution(Failure):
         TERMINATED = "TERMINATED"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    # The (tenant, status, time) list index serves tenant lookups: no index of its own.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="executions")
     engine_execution_id = models.UUIDField(default=uuid.uuid4)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
@@ -421,8 +427,9 @@ class WorkflowTaskExecution(Leased, Failure):
     FINAL_BAD = ("CANCELED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "TIMED_OUT")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Served by wftask_unique_per_execution (execution, task_external_id).
     execution = models.ForeignKey(
-        WorkflowExecution, on_delete=models.CASCADE, related_name="task_executions"
+        WorkflowExecution, on_delete=models.CASCADE, related_name="task_executions", db_index=False
     )
     task_external_id = models.CharField(max_length=255)
     is_optional = models.BooleanField(
@@ -483,7 +490,8 @@ class Run(Leased, Failure):
     RETRYABLE = ("failure", "cancelled", "partial")
 
     id = models.CharField(primary_key=True, max_length=40, default=run_id, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    # The (tenant, status, time) list index serves tenant lookups: no index of its own.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
     workflow_id = models.CharField(max_length=100)
     workflow_version = models.PositiveIntegerField(default=1)
     workflow_owner_user_id = models.CharField(max_length=100, blank=True, default="")
