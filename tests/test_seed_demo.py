@@ -393,7 +393,8 @@ def test_a_big_scale_in_a_transaction_turns_the_foreign_key_checks_back_on(
 @pytest.mark.pg_only
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_the_command_loads_a_big_scale_on_two_connections(tmp_path: Path) -> None:
+def test_the_command_loads_a_big_scale_on_one_connection_per_kind(tmp_path: Path) -> None:
+    indexes_before = table_indexes()
     out = StringIO()
     path = tmp_path / "manifest.json"
     call_command("seed_demo", scale=5000, manifest=str(path), stdout=out)
@@ -408,6 +409,48 @@ def test_the_command_loads_a_big_scale_on_two_connections(tmp_path: Path) -> Non
             assert model.objects.filter(status=status, tenant__slug=slug).count() >= 2500
     assert_foreign_keys_hold()
     assert not Job.objects.filter(status="failed").annotate(n=Count("events")).exclude(n=3).exists()
+    # The load set the indexes it fills aside and built them again: every one is back, valid and
+    # as it was defined; those it would not fill (the leases: no copy is running) were kept.
+    indexes_after = table_indexes()
+    assert {name: d for name, (d, _, _) in indexes_after.items()} == {
+        name: d for name, (d, _, _) in indexes_before.items()
+    }
+    assert all(valid for _, valid, _ in indexes_after.values())
+    rebuilt = {
+        name for name, (_, _, oid) in indexes_after.items() if oid != indexes_before[name][2]
+    }
+    for table in ("functionexecution", "automationexecution", "job", "workflowexecution", "run"):
+        assert f"executions_{table}_pkey" not in rebuilt  # a constraint's: kept
+    assert {"fnexec_error_trgm", "fnexec_failed_inbox", "fnexec_log_order", "job_list"} <= rebuilt
+    assert {"wfexec_error_trgm", "executions_jobevent_job_id_46b09213"} <= rebuilt
+    assert not rebuilt & {
+        "fnexec_lease",
+        "autoexec_lease",
+        "job_lease",
+        "run_lease",
+        "wftask_lease",
+    }
+    # ... and the planner uses them: the inbox's error-text search asks the trigram index.
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN SELECT id FROM executions_functionexecution "
+            "WHERE status IN ('failed', 'timeout') AND UPPER(error_message::text) LIKE '%REFUSED%'"
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_seqscan")
+    assert "fnexec_error_trgm" in plan
+
+
+def table_indexes() -> dict[str, tuple[str, bool, int]]:
+    """{index name: (definition, valid, oid)} of the execution tables."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.indexrelid "
+            "FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid::regclass::text LIKE 'executions\\_%%'"
+        )
+        return {name: (definition, valid, oid) for name, definition, valid, oid in cursor}
 
 
 @pytest.mark.django_db(transaction=True)
