@@ -84,8 +84,10 @@ def main() -> None:
     args = parser.parse_args()
     bench_database("redrive_bench_bulk")
     setup_django()
+    from django_tasks_db.models import DBTaskResult
+
     from executions import filters, services
-    from executions.models import AuditEvent, AutomationExecution
+    from executions.models import Attempt, AuditEvent, AutomationExecution, OutboxEvent
 
     tenant, actor = tenant_and_admin()
     insert_failed_automations(tenant, args.n)
@@ -97,6 +99,10 @@ def main() -> None:
     assert bulk.done == args.n, (bulk.done, bulk.failed)
     assert AutomationExecution.objects.filter(status="pending").count() == args.n
     assert AuditEvent.objects.count() == args.n
+    # Every item has its history row and its event, and every item is in exactly one task.
+    assert Attempt.objects.count() == OutboxEvent.objects.count() == args.n
+    queued = [pk for t in DBTaskResult.objects.all() for pk in t.args_kwargs["args"][0]]
+    assert len(queued) == len(set(queued)) == args.n, len(queued)
     if not args.skip_rq:
         results["rq_requeue_s"] = rq_requeue(args.n)
     print(f"n: {args.n}")

@@ -36,6 +36,34 @@ def emit_many(tenant: Tenant, name: str, payloads: list[dict]) -> None:
         returning="id",
     )
     if listening:
+        publish_on_commit(ids)
+
+
+def emit_from(
+    tenant: Tenant, name: str, payload_sql: str, source: str, payload_params: tuple = ()
+) -> tuple[str, list, bool]:
+    """PostgreSQL only: the INSERT of one event per row of `source` (a CTE of the caller's
+    statement), its payload the SQL expression `payload_sql`. Returns (sql, params, listening);
+    when listening the INSERT returns the new ids: hand them to publish_on_commit()."""
+    now = timezone.now()
+    listening = published.has_listeners(OutboxEvent)
+    sql, params = sets.insert_from(
+        OutboxEvent,
+        {
+            "tenant_id": tenant.pk,
+            "name": name,
+            "created_at": now,
+            "published_at": None if listening else now,
+        },
+        {"payload": payload_sql},
+        source,
+        payload_params,
+    )
+    return (sql + " RETURNING id" if listening else sql), params, listening
+
+
+def publish_on_commit(ids: list[int]) -> None:
+    if ids:
         transaction.on_commit(lambda: publish(ids))
 
 

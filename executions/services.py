@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -35,7 +37,7 @@ from .tenancy import Actor, get_for_tenant
 log = logging.getLogger("redrive.services")
 
 SESSION_LIFETIME = timedelta(hours=1)
-BULK_BATCH = 2000
+BULK_BATCH = 5000
 MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -130,11 +132,20 @@ def retry_one(
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     rule = kinds.rule(kind)
     actor.require(rule.PERMISSION)
+    if kind == Kind.AUTOMATION and not idempotency_key:
+        # No pre-read: the retry's own locking statement finds the item (or, when it retries
+        # nothing, the error path tells missing from not retryable), and answers with the row.
+        pks = _valid_pks(kind, [str(object_id)])
+        if not pks:
+            raise NotFound(_not_found(kind))
+        return _retry(actor, kind, pks[0], idempotency_key, {**options, "rows": True})
     obj = get_for_tenant(KINDS[kind].model, actor.tenant, _not_found(kind), pk=object_id)
     if kind == Kind.JOB:
         actor.require(rule.operation_permission(obj.operation_type))
     if kind == Kind.FUNCTION:
         options.setdefault("queued", False)
+    if kind == Kind.AUTOMATION:
+        options["rows"] = True
     return _retry(actor, kind, obj.pk, idempotency_key, options)
 
 
@@ -162,20 +173,17 @@ def _retry(
     rule = kinds.rule(kind)
     nonce = options.pop("nonce", None) if kind == Kind.WORKFLOW else None
     try:
-        with transaction.atomic(durable=True):
+        with _durable(rule, 1):
             if kind == Kind.WORKFLOW:
                 options.update(_consume_nonce(actor, nonce))
-            retried = rule.retry(actor, [pk], **options)
-            if retried:
-                _audit(
-                    actor,
-                    kind,
-                    retried,
-                    idempotency_key=idempotency_key,
-                    details={
-                        k: v for k, v in options.items() if k in ("target_hostname", "run_as")
-                    },
-                )
+            retried = _retry_audited(
+                actor,
+                kind,
+                [pk],
+                options,
+                idempotency_key=idempotency_key,
+                details={k: v for k, v in options.items() if k in ("target_hostname", "run_as")},
+            )
     except IntegrityError:
         # A racing retry of the same item (or with the same Idempotency-Key) won.
         retried = []
@@ -183,7 +191,7 @@ def _retry(
         replay = _replay(actor, kind, str(pk), idempotency_key)
         if replay is not None:
             return replay
-        obj = KINDS[kind].model.objects.get(pk=pk)
+        obj = get_for_tenant(KINDS[kind].model, actor.tenant, _not_found(kind), pk=pk)
         reason = rule.reason(obj) or "This item cannot be retried right now"
         raise NotRetryable(
             reason,
@@ -195,12 +203,28 @@ def _retry(
         # Seed 000 answers with the retry's result: run it here, after the commit, outside any
         # transaction (a handler may take up to the function's timeout).
         engine.execute_function(new_id)
+    obj = getattr(retried[0], "obj", None)  # the row as the retry left it, when it says
     return RetryOutcome(
         kind=kind,
         target_id=str(pk),
         new_id=str(new_id),
-        obj=KINDS[kind].model.objects.get(pk=new_id),
+        obj=obj if obj is not None else KINDS[kind].model.objects.get(pk=new_id),
     )
+
+
+def _durable(rule, n: int):
+    """The transaction of one retry call: `atomic(durable=True)`, unless the rule does the
+    whole retry of `n` items in one statement (automations on PostgreSQL), which is atomic and
+    durable on its own: then no BEGIN and COMMIT round trips (still refused inside a larger
+    transaction, as durable=True would)."""
+    one_statement = getattr(rule, "one_statement", None)
+    if (
+        one_statement is not None
+        and one_statement(n)
+        and not transaction.get_connection().in_atomic_block
+    ):
+        return nullcontext()
+    return transaction.atomic(durable=True)
 
 
 def _replay(actor: Actor, kind: str, target_id: str, key: str) -> RetryOutcome | None:
@@ -221,34 +245,61 @@ def _replay(actor: Actor, kind: str, target_id: str, key: str) -> RetryOutcome |
     )
 
 
-def _audit(
+def _retry_audited(
     actor: Actor,
     kind: str,
-    retried: list[kinds.Retried],
+    ids: list,
+    options: dict[str, Any],
     *,
     idempotency_key: str = "",
     bulk: BulkRetry | None = None,
     details: dict | None = None,
-) -> None:
+) -> list[kinds.Retried]:
+    """The kind's retry of `ids` and one audit row per retried item, inside the caller's
+    transaction. A rule with WRITES_AUDIT writes the audit rows itself (in its own statement)."""
+    rule = kinds.rule(kind)
+    constants = _audit_constants(
+        actor, kind, idempotency_key=idempotency_key, bulk=bulk, details=details
+    )
+    if getattr(rule, "WRITES_AUDIT", False):
+        return rule.retry(actor, ids, audit=constants, **options)
+    retried = rule.retry(actor, ids, **options)
+    _audit(constants, retried)
+    return retried
+
+
+def _audit_constants(
+    actor: Actor,
+    kind: str,
+    *,
+    idempotency_key: str = "",
+    bulk: BulkRetry | None = None,
+    details: dict | None = None,
+) -> dict[str, Any]:
+    """The AuditEvent columns every item of one retry call shares."""
+    return {
+        "tenant_id": actor.tenant.pk,
+        "user_id": getattr(actor.user, "pk", None),
+        "api_key_id": getattr(actor.api_key, "pk", None),
+        "actor": actor.label,
+        "source": actor.source,
+        "action": "retry",
+        "kind": kind,
+        "request_id": actor.request_id,
+        "idempotency_key": idempotency_key,
+        "ip": actor.ip,
+        "bulk_id": getattr(bulk, "pk", None),
+        "details": details or {},
+        "created_at": timezone.now(),
+    }
+
+
+def _audit(constants: dict[str, Any], retried: list[kinds.Retried]) -> None:
     if not retried:
         return
     sets.insert_rows(
         AuditEvent,
-        {
-            "tenant_id": actor.tenant.pk,
-            "user_id": getattr(actor.user, "pk", None),
-            "api_key_id": getattr(actor.api_key, "pk", None),
-            "actor": actor.label,
-            "source": actor.source,
-            "action": "retry",
-            "kind": kind,
-            "request_id": actor.request_id,
-            "idempotency_key": idempotency_key,
-            "ip": actor.ip,
-            "bulk_id": getattr(bulk, "pk", None),
-            "details": details or {},
-            "created_at": timezone.now(),
-        },
+        constants,
         {
             "target_id": [str(r.target_id) for r in retried],
             "new_target_id": [str(r.new_id) for r in retried],
@@ -467,21 +518,28 @@ def retry_many(
         if not actor.can(rule.PERMISSION):
             continue
         counts = per_kind.setdefault(kind, {"retried": 0, "failed": 0})
+        # The candidates are read once, by one query (each batch re-checks its rows under lock):
+        # paging with `pk > last ... ORDER BY pk LIMIT n` costs a scan of everything left per page
+        # whenever the planner picks a status index and sorts. On PostgreSQL the rows stay in the
+        # server (a cursor, WITH HOLD outside a transaction) and come over a batch at a time.
+        # In key order: a batch's new index entries (the key, the history's and the audit's
+        # target id) then land on neighbouring index pages instead of thousands of random ones.
         candidates = rule.retryable(qs, actor).order_by("pk").values_list("pk", flat=True)
-        last = None
+        pks = (
+            candidates.iterator(chunk_size=BULK_BATCH)
+            if sets.is_postgresql()
+            else iter(list(candidates))
+        )
         while True:
             if BulkRetry.objects.filter(pk=bulk.pk, cancel_requested=True).exists():
                 cancelled = True
                 break
-            page = candidates.filter(pk__gt=last) if last is not None else candidates
-            batch = list(page[:BULK_BATCH])
+            batch = list(islice(pks, BULK_BATCH))
             if not batch:
                 break
-            last = batch[-1]
             try:
                 with transaction.atomic(durable=True):
-                    retried = rule.retry(actor, batch)
-                    _audit(actor, kind, retried, bulk=bulk)
+                    retried = _retry_audited(actor, kind, batch, {}, bulk=bulk)
                 counts["retried"] += len(retried)
                 done += len(retried)
             except Exception:  # one bad batch must not stop the others; it is counted and logged

@@ -15,11 +15,13 @@ Elsewhere (SQLite, the zero-setup development database) both fall back to bulk_c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from django.db import connection
-from django.db.models import Field, Lookup, Model, QuerySet
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import Field, JSONField, Lookup, Model, QuerySet
 
 
 def is_postgresql() -> bool:
@@ -76,16 +78,10 @@ def insert_rows(
     cols, fields = _columns(model, names)
     selects, params = [], []
     for name, field in zip(names, fields, strict=True):
-        db_type = field.db_type(connection)
         if name in constants:
-            selects.append(f"CAST(%s AS {db_type})")
-            params.append(
-                _text(field.get_db_prep_value(constants[name], connection))
-                if not isinstance(constants[name], (dict, list))
-                else json.dumps(constants[name])
-            )
+            selects.append(_constant(field, constants[name], params))
         else:
-            selects.append(f"CAST(u.{name} AS {db_type})")
+            selects.append(f"CAST(u.{name} AS {field.db_type(connection)})")
     arrays = ", ".join("%s::text[]" for _ in columns)
     aliases = ", ".join(columns)
     params += [[_text(v) for v in values] for values in columns.values()]
@@ -98,6 +94,71 @@ def insert_rows(
             params,
         )
         return [row[0] for row in cursor.fetchall()] if returning else []
+
+
+# Fields whose get_db_prep_value leaves a str, int, float, UUID or datetime as it is (bar a
+# time zone check), so the retry path, which binds dozens of constants per call, can skip it.
+_PLAIN = {
+    "CharField",
+    "TextField",
+    "IntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "PositiveBigIntegerField",
+    "SmallIntegerField",
+    "BigIntegerField",
+    "FloatField",
+    "UUIDField",
+}
+
+
+def _param(field: Field, value: Any) -> str | None:
+    """A constant of `field` as the text that `CAST(%s AS type)` turns back into it."""
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)) or isinstance(field, JSONField):
+        return json.dumps(value)
+    if isinstance(value, (str, int, float, UUID)) and field.get_internal_type() in _PLAIN:
+        return str(value)
+    return _text(field.get_db_prep_value(value, connection))
+
+
+def _constant(field: Field, value: Any, params: list) -> str:
+    """`CAST(%s AS type)` for one constant of `field`, its parameter appended to `params`."""
+    params.append(_param(field, value))
+    return f"CAST(%s AS {field.db_type(connection)})"
+
+
+# (model, constant names, expressions, source) -> (SQL, the constants' fields): the retry path
+# builds the same statements over and over, differing only in their parameters.
+_INSERT_FROM: dict[tuple, tuple[str, list[Field]]] = {}
+
+
+def insert_from(
+    model: type[Model],
+    constants: dict[str, Any],
+    expressions: dict[str, str],
+    source: str,
+    expression_params: tuple = (),
+) -> tuple[str, list]:
+    """PostgreSQL only: the SQL (and parameters) of `INSERT INTO model (...) SELECT ... FROM
+    source`, for a data-modifying CTE. `constants` are values (cast to each column's type),
+    `expressions` SQL over `source`'s columns (code, never user input; their `%s` take
+    `expression_params`, in order)."""
+    key = (model, tuple(constants), tuple(expressions.items()), source)
+    if key not in _INSERT_FROM:
+        cols, fields = _columns(model, [*constants, *expressions])
+        fields = fields[: len(constants)]
+        selects = [f"CAST(%s AS {f.db_type(connection)})" for f in fields]
+        selects += expressions.values()
+        table = connection.ops.quote_name(model._meta.db_table)
+        _INSERT_FROM[key] = (
+            f"INSERT INTO {table} ({cols}) SELECT {', '.join(selects)} FROM {source}",  # noqa: S608
+            fields,
+        )
+    sql, fields = _INSERT_FROM[key]
+    params = [_param(f, v) for f, v in zip(fields, constants.values(), strict=True)]
+    return sql, [*params, *expression_params]
 
 
 @Field.register_lookup
@@ -119,3 +180,33 @@ class AnyOf(Lookup):
         field = self.lhs.output_field
         prepped = [field.get_db_prep_value(field.to_python(v), connection) for v in values]
         return f"{lhs} IN ({', '.join('%s' for _ in prepped)})", [*lhs_params, *prepped]
+
+
+def row_loader(model: type[Model], alias: str) -> tuple[str, Callable[[Sequence], Model]]:
+    """For hand-written SELECTs that still answer with model instances: the select list
+    (`alias.column, ...` for every concrete field of `model`) and a function that turns those
+    values of one row into an instance, converted as the ORM converts them (JSON, and SQLite's
+    dates, UUIDs and booleans). Built once per database connection (they are per thread)."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    cache = conn.__dict__.setdefault("_redrive_row_loaders", {})
+    key = (model, alias)
+    if key not in cache:
+        fields = model._meta.concrete_fields
+        select = ", ".join(f"{alias}.{conn.ops.quote_name(f.column)}" for f in fields)
+        names = [f.attname for f in fields]
+        converters = []
+        for i, f in enumerate(fields):
+            col = f.get_col(alias)
+            found = conn.ops.get_db_converters(col) + f.get_db_converters(conn)
+            if found:
+                converters.append((i, col, found))
+
+        def load(values: Sequence) -> Model:
+            values = list(values)
+            for i, col, found in converters:
+                for converter in found:
+                    values[i] = converter(values[i], col, conn)
+            return model.from_db(DEFAULT_DB_ALIAS, names, values)
+
+        cache[key] = (select, load)
+    return cache[key]

@@ -4,16 +4,26 @@ Only `failed` executions. The same row goes back to `pending` in one conditional
 completion, duration, error and action counters cleared; the attempt that failed is first copied to
 the Attempt history (error, stack, logs, counters), the execution is queued for real, and
 `automation.execution.retried` {executionId, tenantId, userId} is published after commit.
+
+On PostgreSQL the lock, the history copy, the reset, the audit rows (when the caller hands them
+over), the outbox rows and, for up to TASK_BATCH items, the worker's task row are one statement
+per call (a data-modifying CTE, see _retry_postgresql): a single retry is one round trip and
+needs no transaction around it, a batch of thousands one statement plus its task rows. Elsewhere
+(SQLite) the same steps run as ORM statements.
 """
 
 from __future__ import annotations
 
-from django.db.models import CharField, DateTimeField, F, QuerySet, UUIDField, Value
-from django.db.models.functions import Cast, JSONObject
+import json
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.db.models.signals import pre_save
 from django.utils import timezone
 
 from .. import engine, events, sets
-from ..models import Attempt, AutomationExecution, Kind
+from ..models import Attempt, AuditEvent, AutomationExecution, Kind
 from ..tenancy import Actor
 from . import Retried, by_status
 
@@ -22,6 +32,16 @@ PERMISSION = "automation:execute"
 RETRYABLE = ("failed",)
 # Worker batches: one django.tasks task runs this many executions (claimed in one UPDATE).
 TASK_BATCH = 250
+# services writes the audit rows through retry(audit=...), in the same statement on PostgreSQL.
+WRITES_AUDIT = True
+EVENT = "automation.execution.retried"
+
+
+@dataclass(frozen=True)
+class RetriedRow(Retried):
+    """A Retried that carries the execution as it is after the reset (retry(rows=True))."""
+
+    obj: AutomationExecution | None = None
 
 
 def reason(obj: AutomationExecution) -> str | None:
@@ -38,47 +58,101 @@ def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
     return by_status(qs, RETRYABLE)
 
 
-def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
-    """Set-based: lock the failed rows among `ids`, copy them to the history, reset them."""
+def retry(
+    actor: Actor, ids: list[str], *, audit: dict | None = None, rows: bool = False, **options
+) -> list[Retried]:
+    """Set-based: lock the failed rows among `ids`, copy them to the history, reset them, queue
+    them, write their events and, given `audit` (the AuditEvent columns every row shares), their
+    audit rows. With `rows`, each Retried carries the reset execution (RetriedRow.obj)."""
+    if not ids:
+        return []
+    now = timezone.now()
+    queued = False
+    if sets.is_postgresql():
+        locked, objs, queued = _retry_postgresql(actor, ids, now, audit, rows)
+    else:
+        locked = _retry_orm(actor, ids, now)
+        if locked and audit is not None:
+            sets.insert_rows(
+                AuditEvent,
+                audit,
+                {
+                    "target_id": locked,
+                    "new_target_id": locked,
+                    "status_before": ["failed"] * len(locked),
+                    "status_after": ["pending"] * len(locked),
+                },
+            )
+        objs = {}
+        if rows and locked:
+            objs = {str(o.pk): o for o in AutomationExecution.objects.filter(pk__in=locked)}
+    if not locked:
+        return []
+    if not queued:
+        from ..tasks import run_automation_executions
+
+        for start in range(0, len(locked), TASK_BATCH):
+            engine.enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
+    return [
+        RetriedRow(
+            target_id=pk, new_id=pk, status_before="failed", status_after="pending", obj=objs[pk]
+        )
+        if rows
+        else Retried(target_id=pk, new_id=pk, status_before="failed", status_after="pending")
+        for pk in locked
+    ]
+
+
+def one_statement(n: int) -> bool:
+    """Whether retry() of n items is a single statement (so needs no transaction around it):
+    on PostgreSQL, up to one task's worth of items (their task row is in the statement, or, with
+    another task backend, queued after it)."""
+    return sets.is_postgresql() and n <= TASK_BATCH
+
+
+def _payload(actor: Actor) -> dict:
+    """The event payload's fields every row shares (executionId is the row's own)."""
+    return {
+        "tenantId": str(actor.tenant.pk),
+        "userId": str(actor.user.pk) if actor.user is not None else None,
+    }
+
+
+def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
     candidates = AutomationExecution.objects.filter(
         pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE
     )
     locked = [str(pk) for pk in candidates.select_for_update().values_list("pk", flat=True)]
     if not locked:
         return []
-    now = timezone.now()
     rows = AutomationExecution.objects.filter(pk__any_of=locked)
-    if sets.is_postgresql():
-        # The history rows are copied inside the database (see executions/sets.py).
-        sets.insert_select(Attempt, ATTEMPT_FIELDS, rows.values(**_attempt_values(actor, now)))
-    else:
-        Attempt.objects.bulk_create(
-            Attempt(
-                tenant=actor.tenant,
-                kind=KIND,
-                object_id=str(r["pk"]),
-                number=r["attempt"],
-                status=r["status"],
-                error_message=r["error_message"],
-                error_stack=r["error_stack"],
-                logs=r["logs"],
-                started_at=r["started_at"],
-                finished_at=r["completed_at"],
-                recorded_at=now,
-                details={k: r[k] for k in COUNTERS},
-            )
-            for r in rows.values(
-                "pk",
-                "status",
-                "attempt",
-                "error_message",
-                "error_stack",
-                "logs",
-                "started_at",
-                "completed_at",
-                *COUNTERS,
-            )
+    Attempt.objects.bulk_create(
+        Attempt(
+            tenant=actor.tenant,
+            kind=KIND,
+            object_id=str(r["pk"]),
+            number=r["attempt"],
+            status=r["status"],
+            error_message=r["error_message"],
+            error_stack=r["error_stack"],
+            logs=r["logs"],
+            started_at=r["started_at"],
+            finished_at=r["completed_at"],
+            recorded_at=now,
+            details={k: r[k] for k in COUNTERS},
         )
+        for r in rows.values(
+            "pk",
+            "status",
+            "attempt",
+            "error_message",
+            "error_stack",
+            "logs",
+            "started_at",
+            "completed_at",
+            *COUNTERS,
+        )
+    )
     rows.update(
         status="pending",
         attempt=F("attempt") + 1,
@@ -93,20 +167,179 @@ def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
         updated_at=now,
         started_at=now,
     )
-    from ..tasks import run_automation_executions
+    events.emit_many(actor.tenant, EVENT, [{"executionId": pk, **_payload(actor)} for pk in locked])
+    return locked
 
-    for start in range(0, len(locked), TASK_BATCH):
-        engine.enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
-    user_id = str(actor.user.pk) if actor.user is not None else None
-    events.emit_many(
-        actor.tenant,
-        "automation.execution.retried",
-        [{"executionId": pk, "tenantId": str(actor.tenant.pk), "userId": user_id} for pk in locked],
+
+def _task_row(now) -> tuple[object, object] | None:
+    """With the database task backend: the task row of one run_automation_executions task, built
+    as django-tasks-db's DatabaseBackend.enqueue builds it (its args come from the statement),
+    so that a small retry writes it in its own statement. (backend, row), or None for another
+    backend."""
+    from django_tasks_db.backend import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    from ..tasks import run_automation_executions as task
+
+    backend = task.get_backend()
+    if not isinstance(backend, DatabaseBackend):
+        return None
+    if not _VALIDATED:
+        backend.validate_task(task)
+        _VALIDATED.append(task)
+    row = DBTaskResult(
+        id=backend._get_id(),
+        args_kwargs={},
+        priority=task.priority,
+        task_path=task.module_path,
+        queue_name=task.queue_name,
+        run_after=task.run_after,
+        backend_name=backend.alias,
+        enqueued_at=now,  # auto_now_add
     )
-    return [
-        Retried(target_id=pk, new_id=pk, status_before="failed", status_after="pending")
-        for pk in locked
-    ]
+    # What save() would run first: django-tasks-db's own receiver fills run_after in.
+    pre_save.send(
+        sender=DBTaskResult,
+        instance=row,
+        raw=False,
+        using=row._state.db or "default",
+        update_fields=None,
+    )
+    return backend, row
+
+
+_VALIDATED: list = []
+
+
+def _retry_postgresql(
+    actor: Actor, ids: list[str], now, audit: dict | None, rows: bool
+) -> tuple[list[str], dict[str, AutomationExecution], bool]:
+    """One statement: `old` locks the failed rows among `ids` (in key order, so two bulk retries
+    never deadlock) and hands their values, as they were, to the history INSERT, the audit and
+    event INSERTs and the reset UPDATE (PostgreSQL 15 has no RETURNING old.*)."""
+    table = connection.ops.quote_name(AutomationExecution._meta.db_table)
+    parts: list[str] = []
+    params: list = []
+    parts.append(
+        # Table and column names from the model, every value a parameter.
+        "old AS (SELECT e.execution_id, e.attempt, e.status, e.error_message, e.error_stack, "  # noqa: S608
+        "e.logs, e.started_at, e.completed_at, e.duration_ms, e.actions_total, "
+        f"e.actions_successful, e.actions_failed, e.failed_action_index FROM {table} e "
+        "WHERE e.execution_id = ANY(%s::uuid[]) AND e.tenant_id = %s "
+        "AND e.status = ANY(%s::varchar[]) ORDER BY e.execution_id FOR UPDATE OF e)"
+    )
+    params += [[str(pk) for pk in ids], actor.tenant.pk, list(RETRYABLE)]
+    parts.append(
+        f"upd AS (UPDATE {table} t SET status = 'pending', attempt = t.attempt + 1, "  # noqa: S608
+        "completed_at = NULL, duration_ms = NULL, error_message = NULL, error_stack = NULL, "
+        "failed_action_index = NULL, actions_successful = 0, actions_failed = 0, "
+        "logs = '[]'::jsonb, updated_at = %s, started_at = %s "
+        # Not a join with `old`: for thousands of rows the planner would hash-join and read the
+        # whole table; an array of keys is an index scan whatever it guesses about `old`.
+        "WHERE t.execution_id = ANY(ARRAY(SELECT execution_id FROM old)) "
+        f"RETURNING {'t.*' if rows else 't.execution_id'})"
+    )
+    params += [now, now]
+    history, history_params = sets.insert_from(
+        Attempt,
+        {"tenant_id": actor.tenant.pk, "kind": KIND, "recorded_at": now},
+        {
+            "object_id": "old.execution_id::text",
+            "number": "old.attempt",
+            "status": "old.status",
+            "error_message": "old.error_message",
+            "error_stack": "old.error_stack",
+            "logs": "old.logs",
+            "details": "jsonb_build_object(" + ", ".join(f"'{k}', old.{k}" for k in COUNTERS) + ")",
+            "started_at": "old.started_at",
+            "finished_at": "old.completed_at",
+        },
+        "old",
+    )
+    parts.append(f"hist AS ({history})")
+    params += history_params
+    if audit is not None:
+        audit_sql, audit_params = sets.insert_from(
+            AuditEvent,
+            audit,
+            {
+                "target_id": "old.execution_id::text",
+                "new_target_id": "old.execution_id::text",
+                "status_before": "old.status",
+                "status_after": "'pending'",
+            },
+            "old",
+        )
+        parts.append(f"aud AS ({audit_sql})")
+        params += audit_params
+    event_sql, event_params, listening = events.emit_from(
+        actor.tenant,
+        EVENT,
+        "jsonb_build_object('executionId', old.execution_id::text) || %s::jsonb",
+        "old",
+        (json.dumps(_payload(actor)),),
+    )
+    parts.append(f"ev AS ({event_sql})")
+    params += event_params
+    # Up to one task's worth of items: the task row too (the worker's batch, as
+    # engine.enqueue_on_commit would write it in this transaction), written only if any row was
+    # reset, its args the reset ids.
+    task = _task_row(now) if len(ids) <= TASK_BATCH else None
+    if task is not None:
+        backend, task_row = task
+        from django_tasks_db.models import DBTaskResult
+
+        constants = {
+            f.attname: getattr(task_row, f.attname)
+            for f in DBTaskResult._meta.concrete_fields
+            if f.attname != "args_kwargs"
+        }
+        task_sql, task_params = sets.insert_from(
+            DBTaskResult,
+            constants,
+            {
+                "args_kwargs": "jsonb_build_object('args', jsonb_build_array((SELECT "
+                "jsonb_agg(execution_id::text ORDER BY execution_id) FROM upd)), "
+                "'kwargs', '{}'::jsonb)"
+            },
+            "(SELECT 1 FROM upd LIMIT 1) AS any_reset",
+        )
+        parts.append(f"tsk AS ({task_sql})")
+        params += task_params
+    outbox_ids = "(SELECT array_agg(id) FROM ev)" if listening else "NULL::bigint[]"
+    sql = "WITH " + ", ".join(parts)
+    if rows:
+        select, load = sets.row_loader(AutomationExecution, "upd")
+        with connection.cursor() as cursor:
+            cursor.execute(f"{sql} SELECT {outbox_ids}, {select} FROM upd", params)  # noqa: S608
+            found = cursor.fetchall()
+        objs = {str(obj.pk): obj for obj in (load(row[1:]) for row in found)}
+        if listening and found:
+            events.publish_on_commit(found[0][0])
+        locked = sorted(objs)
+        if task is not None and locked:
+            _enqueued(backend, task_row, locked)
+        return locked, objs, task is not None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{sql} SELECT (SELECT array_agg(execution_id::text ORDER BY execution_id) "  # noqa: S608
+            f"FROM upd), {outbox_ids}",
+            params,
+        )
+        locked, event_ids = cursor.fetchone()
+    if listening:
+        events.publish_on_commit(event_ids or [])
+    if task is not None and locked:
+        _enqueued(backend, task_row, locked)
+    return locked or [], {}, task is not None
+
+
+def _enqueued(backend, task_row, locked: list[str]) -> None:
+    """What DatabaseBackend.enqueue does after writing the row: tell task_enqueued's receivers."""
+    from django.tasks.signals import task_enqueued
+
+    task_row.args_kwargs = {"args": [locked], "kwargs": {}}
+    task_enqueued.send(type(backend), task_result=task_row.task_result)
 
 
 COUNTERS = (
@@ -116,35 +349,3 @@ COUNTERS = (
     "actions_failed",
     "failed_action_index",
 )
-ATTEMPT_FIELDS = [
-    "tenant_id",
-    "kind",
-    "object_id",
-    "number",
-    "status",
-    "error_message",
-    "error_stack",
-    "logs",
-    "details",
-    "started_at",
-    "finished_at",
-    "recorded_at",
-]
-
-
-def _attempt_values(actor: Actor, now) -> dict:
-    """The Attempt row of each execution, as expressions in ATTEMPT_FIELDS order."""
-    return {
-        "a_tenant": Value(actor.tenant.pk, output_field=UUIDField()),
-        "a_kind": Value(KIND, output_field=CharField()),
-        "a_object_id": Cast("pk", output_field=CharField()),
-        "a_number": F("attempt"),
-        "a_status": F("status"),
-        "a_error_message": F("error_message"),
-        "a_error_stack": F("error_stack"),
-        "a_logs": F("logs"),
-        "a_details": JSONObject(**{k: F(k) for k in COUNTERS}),
-        "a_started_at": F("started_at"),
-        "a_finished_at": F("completed_at"),
-        "a_recorded_at": Value(now, output_field=DateTimeField()),
-    }

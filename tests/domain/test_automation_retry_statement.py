@@ -1,0 +1,118 @@
+"""An automation retry on PostgreSQL is one statement (lock, history, reset, audit, event and the
+worker's task row together): it writes everything a retry must, and the history keeps the values
+the retry locked even when the row changed while it waited for the lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_tasks_db.models import DBTaskResult
+
+from executions import services
+from executions.models import Attempt, AuditEvent, AutomationExecution, OutboxEvent
+
+pytestmark = [pytest.mark.pg_only, pytest.mark.django_db(transaction=True)]
+
+
+def test_one_retry_is_one_statement_and_writes_everything_a_retry_writes(items, admin):
+    item = items.failed("automation")
+    before = AutomationExecution.objects.get(pk=item)
+    tasks_before = DBTaskResult.objects.count()
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = services.retry_automation(admin, item)
+
+    assert len(queries) == 1, [q["sql"][:80] for q in queries]
+    assert (outcome.obj.pk, outcome.obj.status, outcome.obj.attempt) == (
+        before.pk,
+        "pending",
+        before.attempt + 1,
+    )
+    assert outcome.obj.error_message is None and outcome.obj.logs == []
+    history = Attempt.objects.get(kind="automation", object_id=item)
+    assert (history.number, history.status, history.error_message, history.logs) == (
+        before.attempt,
+        "failed",
+        before.error_message,
+        before.logs,
+    )
+    audit = AuditEvent.objects.get(target_id=item)
+    assert (audit.actor, audit.user_id, audit.status_before, audit.status_after) == (
+        "user:alice",
+        admin.user.pk,
+        "failed",
+        "pending",
+    )
+    assert OutboxEvent.objects.get().payload == {
+        "executionId": item,
+        "tenantId": str(admin.tenant.pk),
+        "userId": str(admin.user.pk),
+    }
+    # The worker's task, as the database backend's enqueue() writes it.
+    assert DBTaskResult.objects.count() == tasks_before + 1
+    task = DBTaskResult.objects.order_by("-enqueued_at").first()
+    assert task.args_kwargs == {"args": [[item]], "kwargs": {}}
+    assert (task.status, task.task_path) == ("READY", "executions.tasks.run_automation_executions")
+    assert task.task.func.__name__ == "run_automation_executions"
+
+
+def test_a_missing_item_is_not_found_and_a_second_retry_is_refused(items, admin):
+    from executions.errors import NotFound, NotRetryable
+
+    item = items.failed("automation")
+    tasks_before = DBTaskResult.objects.count()
+    with pytest.raises(NotFound):
+        services.retry_automation(admin, "00000000-0000-4000-8000-000000000000")
+    with pytest.raises(NotFound):
+        services.retry_automation(admin, "not-a-uuid")
+    services.retry_automation(admin, item)
+    with pytest.raises(NotRetryable):
+        services.retry_automation(admin, item)
+    assert AuditEvent.objects.count() == Attempt.objects.count() == 1
+    assert DBTaskResult.objects.count() == tasks_before + 1
+
+
+def test_the_history_keeps_the_values_the_retry_locked(items, admin):
+    item = items.failed("automation")
+    settings = connection.settings_dict
+    other = psycopg.connect(
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+    )
+    try:
+        # Another transaction changes the failed row (it stays failed) and holds its lock.
+        other.execute(
+            "UPDATE executions_automationexecution SET error_message = 'changed meanwhile' "
+            "WHERE execution_id = %s",
+            (item,),
+        )
+        results: list = []
+
+        def retry() -> None:
+            try:
+                results.append(services.retry_automation(admin, item))
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=retry)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive()  # waiting for the row lock
+        other.commit()
+        thread.join(30)
+    finally:
+        other.close()
+
+    assert len(results) == 1 and results[0].obj.status == "pending"
+    assert AutomationExecution.objects.get(pk=item).status == "pending"
+    history = Attempt.objects.get(kind="automation", object_id=item)
+    assert history.error_message == "changed meanwhile"
+    assert AuditEvent.objects.filter(target_id=item).count() == 1
