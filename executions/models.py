@@ -538,11 +538,15 @@ class Run(Leased, Failure):
 # --- evidence: attempts, audit, events, idempotency, bulk ---------------------------------------
 
 
+# Append-only evidence rows (attempts, audit, events) are written by the retry statements with ids
+# they have just read, up to 100,000 per bulk retry: their foreign keys are not database
+# constraints (Django still cascades and nulls them on delete), because PostgreSQL checks each
+# deferred constraint per row at COMMIT - about a quarter of a bulk retry's time.
 class Attempt(models.Model):
     """History of kinds that retry in place (automation, workflow): before a retry resets the row,
     the attempt that failed is copied here, error, stack, logs and counters included."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_constraint=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     object_id = models.CharField(max_length=64)
     number = models.PositiveIntegerField()
@@ -599,11 +603,17 @@ class AuditEvent(models.Model):
         ADMIN = "admin"
         CLI = "cli"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_constraint=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
     )
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+    )
     actor = models.CharField(max_length=200)
     source = models.CharField(max_length=16, choices=Source.choices)
     action = models.CharField(max_length=32, default="retry")
@@ -615,7 +625,9 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True, default="")
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     ip = models.GenericIPAddressField(null=True, blank=True)
-    bulk = models.ForeignKey(BulkRetry, null=True, blank=True, on_delete=models.SET_NULL)
+    bulk = models.ForeignKey(
+        BulkRetry, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+    )
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -639,7 +651,7 @@ class OutboxEvent(models.Model):
     """Events such as `automation.execution.retried`, written in the retry's transaction and
     published (Django signal) once it commits."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_constraint=False)
     name = models.CharField(max_length=100)
     payload = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)

@@ -197,3 +197,20 @@ def test_an_idempotency_key_returns_the_first_result_instead_of_retrying_twice(k
     assert (first.replayed, again.replayed) == (False, True)
     assert again.new_id == first.new_id
     assert AuditEvent.objects.filter(target_id=item).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_user_or_a_tenant_keeps_the_evidence_consistent(items, admin, tenant):
+    """Audit, attempt and event rows have no database foreign-key checks (see models.py); Django
+    still nulls and cascades them on delete."""
+    item = items.failed("automation")
+    services.retry_one(admin, "automation", item)
+    assert AuditEvent.objects.filter(target_id=item, user=admin.user).count() == 1
+    admin.user.delete()
+    assert AuditEvent.objects.get(target_id=item).user_id is None
+    assert Attempt.objects.filter(object_id=item).exists()
+    assert OutboxEvent.objects.filter(tenant=tenant).exists()
+    tenant.delete()
+    assert not AuditEvent.objects.filter(target_id=item).exists()
+    assert not Attempt.objects.filter(object_id=item).exists()
+    assert not OutboxEvent.objects.filter(tenant_id=tenant.pk).exists()
