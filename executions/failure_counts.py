@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from django.db import connection
 
+from . import sets
+
 FOLD = """
     WITH moved AS (
         DELETE FROM executions_failurecountdelta
@@ -33,7 +35,7 @@ FOLD = """
 
 def enabled() -> bool:
     """Whether triggers keep the counts (PostgreSQL); elsewhere the rows are counted."""
-    return connection.vendor == "postgresql"
+    return sets.is_postgresql()
 
 
 def fold() -> int:

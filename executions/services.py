@@ -264,7 +264,7 @@ def _retry_audited(
     if getattr(rule, "WRITES_AUDIT", False):
         return rule.retry(actor, ids, audit=constants, **options)
     retried = rule.retry(actor, ids, **options)
-    _audit(constants, retried)
+    kinds.write_audit(constants, retried)
     return retried
 
 
@@ -292,21 +292,6 @@ def _audit_constants(
         "details": details or {},
         "created_at": timezone.now(),
     }
-
-
-def _audit(constants: dict[str, Any], retried: list[kinds.Retried]) -> None:
-    if not retried:
-        return
-    sets.insert_rows(
-        AuditEvent,
-        constants,
-        {
-            "target_id": [str(r.target_id) for r in retried],
-            "new_target_id": [str(r.new_id) for r in retried],
-            "status_before": [r.status_before for r in retried],
-            "status_after": [r.status_after for r in retried],
-        },
-    )
 
 
 # --- seed 003 sessions -------------------------------------------------------------------------

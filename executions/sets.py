@@ -15,12 +15,10 @@ Elsewhere (SQLite, the zero-setup development database) both fall back to bulk_c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from django.db.models import Field, JSONField, Lookup, Model, QuerySet
 
 
@@ -96,30 +94,12 @@ def insert_rows(
         return [row[0] for row in cursor.fetchall()] if returning else []
 
 
-# Fields whose get_db_prep_value leaves a str, int, float, UUID or datetime as it is (bar a
-# time zone check), so the retry path, which binds dozens of constants per call, can skip it.
-_PLAIN = {
-    "CharField",
-    "TextField",
-    "IntegerField",
-    "PositiveIntegerField",
-    "PositiveSmallIntegerField",
-    "PositiveBigIntegerField",
-    "SmallIntegerField",
-    "BigIntegerField",
-    "FloatField",
-    "UUIDField",
-}
-
-
 def _param(field: Field, value: Any) -> str | None:
     """A constant of `field` as the text that `CAST(%s AS type)` turns back into it."""
     if value is None:
         return None
     if isinstance(value, (dict, list)) or isinstance(field, JSONField):
         return json.dumps(value)
-    if isinstance(value, (str, int, float, UUID)) and field.get_internal_type() in _PLAIN:
-        return str(value)
     return _text(field.get_db_prep_value(value, connection))
 
 
@@ -180,33 +160,3 @@ class AnyOf(Lookup):
         field = self.lhs.output_field
         prepped = [field.get_db_prep_value(field.to_python(v), connection) for v in values]
         return f"{lhs} IN ({', '.join('%s' for _ in prepped)})", [*lhs_params, *prepped]
-
-
-def row_loader(model: type[Model], alias: str) -> tuple[str, Callable[[Sequence], Model]]:
-    """For hand-written SELECTs that still answer with model instances: the select list
-    (`alias.column, ...` for every concrete field of `model`) and a function that turns those
-    values of one row into an instance, converted as the ORM converts them (JSON, and SQLite's
-    dates, UUIDs and booleans). Built once per database connection (they are per thread)."""
-    conn = connections[DEFAULT_DB_ALIAS]
-    cache = conn.__dict__.setdefault("_redrive_row_loaders", {})
-    key = (model, alias)
-    if key not in cache:
-        fields = model._meta.concrete_fields
-        select = ", ".join(f"{alias}.{conn.ops.quote_name(f.column)}" for f in fields)
-        names = [f.attname for f in fields]
-        converters = []
-        for i, f in enumerate(fields):
-            col = f.get_col(alias)
-            found = conn.ops.get_db_converters(col) + f.get_db_converters(conn)
-            if found:
-                converters.append((i, col, found))
-
-        def load(values: Sequence) -> Model:
-            values = list(values)
-            for i, col, found in converters:
-                for converter in found:
-                    values[i] = converter(values[i], col, conn)
-            return model.from_db(DEFAULT_DB_ALIAS, names, values)
-
-        cache[key] = (select, load)
-    return cache[key]

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import jwt
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework import exceptions
@@ -20,7 +19,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from executions import sets, tokens
+from executions import tokens
 from executions.models import ApiKey, Membership, Tenant
 from executions.tenancy import Actor
 
@@ -76,7 +75,12 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         # Prefix lookup, then one SHA-512 comparison (the manager's get_from_key, with the tenant
         # and user joined so building the Actor costs no further query).
-        key = _usable_key(prefix)
+        key = (
+            ApiKey.objects.get_usable_keys()
+            .select_related("tenant", "user")
+            .filter(prefix=prefix)
+            .first()
+        )
         if key is None or not key.is_valid(raw):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.has_expired:
@@ -93,37 +97,6 @@ class ApiKeyAuthentication(BaseAuthentication):
                 Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_PRECISION)
             ).update(last_used_at=now)
             key.last_used_at = now
-
-
-def _usable_key(prefix: str) -> ApiKey | None:
-    """The unrevoked key with this prefix, its tenant and user attached: what
-    `ApiKey.objects.get_usable_keys().select_related("tenant", "user").filter(prefix=prefix)
-    .first()` returns, as one hand-written SELECT (every API request runs it, and compiling that
-    ORM query cost more than the query itself)."""
-    user_model = get_user_model()
-    key_cols, load_key = sets.row_loader(ApiKey, "k")
-    tenant_cols, load_tenant = sets.row_loader(Tenant, "t")
-    user_cols, load_user = sets.row_loader(user_model, "u")
-    qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {key_cols}, {tenant_cols}, {user_cols} "  # noqa: S608 - names from the models
-            f"FROM {qn(ApiKey._meta.db_table)} k "
-            f"JOIN {qn(Tenant._meta.db_table)} t ON t.{qn(Tenant._meta.pk.column)} = k.tenant_id "
-            f"LEFT JOIN {qn(user_model._meta.db_table)} u "
-            f"ON u.{qn(user_model._meta.pk.column)} = k.user_id "
-            "WHERE k.prefix = %s AND k.revoked = %s",
-            [prefix, False],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    n_key, n_tenant = len(ApiKey._meta.concrete_fields), len(Tenant._meta.concrete_fields)
-    key = load_key(row[:n_key])
-    ApiKey.tenant.field.set_cached_value(key, load_tenant(row[n_key : n_key + n_tenant]))
-    user = load_user(row[n_key + n_tenant :]) if key.user_id is not None else None
-    ApiKey.user.field.set_cached_value(key, user)
-    return key
 
 
 class JWTAuthentication(BaseAuthentication):

@@ -26,6 +26,26 @@ class Retried:
     status_after: str
 
 
+def write_audit(constants: dict, retried: list[Retried]) -> None:
+    """One AuditEvent per retried item: `constants` are the columns every row shares (see
+    services._audit_constants)."""
+    if not retried:
+        return
+    from .. import sets
+    from ..models import AuditEvent
+
+    sets.insert_rows(
+        AuditEvent,
+        constants,
+        {
+            "target_id": [str(r.target_id) for r in retried],
+            "new_target_id": [str(r.new_id) for r in retried],
+            "status_before": [r.status_before for r in retried],
+            "status_after": [r.status_after for r in retried],
+        },
+    )
+
+
 def by_status(qs, retryable: tuple[str, ...]) -> dict[str, int]:
     """Why the rest of `qs` is not retryable, for kinds whose only rule is the status: one
     GROUP BY, {"status is <status>": count}."""

@@ -25,7 +25,7 @@ from django.utils import timezone
 from .. import engine, events, sets
 from ..models import Attempt, AuditEvent, AutomationExecution, Kind
 from ..tenancy import Actor
-from . import Retried, by_status
+from . import Retried, by_status, write_audit
 
 KIND = Kind.AUTOMATION
 PERMISSION = "automation:execute"
@@ -72,17 +72,6 @@ def retry(
         locked, objs, queued = _retry_postgresql(actor, ids, now, audit, rows)
     else:
         locked = _retry_orm(actor, ids, now)
-        if locked and audit is not None:
-            sets.insert_rows(
-                AuditEvent,
-                audit,
-                {
-                    "target_id": locked,
-                    "new_target_id": locked,
-                    "status_before": ["failed"] * len(locked),
-                    "status_after": ["pending"] * len(locked),
-                },
-            )
         objs = {}
         if rows and locked:
             objs = {str(o.pk): o for o in AutomationExecution.objects.filter(pk__in=locked)}
@@ -93,7 +82,7 @@ def retry(
 
         for start in range(0, len(locked), TASK_BATCH):
             engine.enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
-    return [
+    retried = [
         RetriedRow(
             target_id=pk, new_id=pk, status_before="failed", status_after="pending", obj=objs[pk]
         )
@@ -101,6 +90,9 @@ def retry(
         else Retried(target_id=pk, new_id=pk, status_before="failed", status_after="pending")
         for pk in locked
     ]
+    if audit is not None and not sets.is_postgresql():  # PostgreSQL wrote them in the statement
+        write_audit(audit, retried)
+    return retried
 
 
 def one_statement(n: int) -> bool:
@@ -309,13 +301,16 @@ def _retry_postgresql(
     outbox_ids = "(SELECT array_agg(id) FROM ev)" if listening else "NULL::bigint[]"
     sql = "WITH " + ", ".join(parts)
     if rows:
-        select, load = sets.row_loader(AutomationExecution, "upd")
-        with connection.cursor() as cursor:
-            cursor.execute(f"{sql} SELECT {outbox_ids}, {select} FROM upd", params)  # noqa: S608
-            found = cursor.fetchall()
-        objs = {str(obj.pk): obj for obj in (load(row[1:]) for row in found)}
+        # The reset rows as model instances (raw() maps the columns and converts the JSON).
+        found = list(
+            AutomationExecution.objects.raw(
+                f"{sql} SELECT {outbox_ids} AS outbox_ids, upd.* FROM upd",  # noqa: S608
+                params,
+            )
+        )
+        objs = {str(obj.pk): obj for obj in found}
         if listening and found:
-            events.publish_on_commit(found[0][0])
+            events.publish_on_commit(found[0].outbox_ids)
         locked = sorted(objs)
         if task is not None and locked:
             _enqueued(backend, task_row, locked)
