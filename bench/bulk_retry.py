@@ -19,7 +19,25 @@ import time
 from common import bench_database, insert_failed_automations, setup_django, tenant_and_admin, timed
 
 
-def raw_update(n_expected: int) -> float:
+def wal_position() -> str:
+    """Where PostgreSQL's write-ahead log is now: what a statement writes is the difference."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()")
+        return cursor.fetchone()[0]
+
+
+def wal_mb_since(position: str) -> float:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [position])
+        return float(cursor.fetchone()[0]) / 1e6
+
+
+def raw_update(n_expected: int) -> tuple[float, float]:
+    """(seconds, MB of WAL) of the reference UPDATE."""
     from django.db import connection
 
     from executions.models import AutomationExecution
@@ -30,6 +48,7 @@ def raw_update(n_expected: int) -> float:
         cursor.execute(f"CREATE TABLE bench_raw_copy (LIKE {table} INCLUDING ALL)")
         cursor.execute(f"INSERT INTO bench_raw_copy SELECT * FROM {table}")  # noqa: S608
         cursor.execute("VACUUM ANALYZE bench_raw_copy") if connection.get_autocommit() else None
+        wal = wal_position()
         started = time.perf_counter()
         cursor.execute(
             "UPDATE bench_raw_copy SET status = 'pending', completed_at = NULL, "
@@ -39,8 +58,9 @@ def raw_update(n_expected: int) -> float:
         )
         elapsed = time.perf_counter() - started
         assert cursor.rowcount == n_expected, cursor.rowcount
+        wal_mb = wal_mb_since(wal)
         cursor.execute("DROP TABLE bench_raw_copy")
-    return elapsed
+    return elapsed, wal_mb
 
 
 def rq_requeue(n: int) -> float:
@@ -92,10 +112,13 @@ def main() -> None:
     tenant, actor = tenant_and_admin()
     insert_failed_automations(tenant, args.n)
     results: dict[str, float] = {}
-    results["raw_update_s"] = raw_update(args.n)
+    results["raw_update_s"], results["raw_wal_mb"] = raw_update(args.n)
     selection = {"filter": filters.parse({"kind": "automation"})}
+    wal = wal_position()
     with timed(results, "redrive_s"):
         bulk = services.retry_many(actor, selection)
+    # What the database had to write (machine noise does not move it, unlike the times).
+    results["redrive_wal_mb"] = wal_mb_since(wal)
     assert bulk.done == args.n, (bulk.done, bulk.failed)
     assert AutomationExecution.objects.filter(status="pending").count() == args.n
     assert AuditEvent.objects.count() == args.n
@@ -106,11 +129,12 @@ def main() -> None:
     if not args.skip_rq:
         results["rq_requeue_s"] = rq_requeue(args.n)
     print(f"n: {args.n}")
-    for name in ("redrive_s", "raw_update_s", "rq_requeue_s"):
+    for name in ("redrive_s", "raw_update_s", "rq_requeue_s", "redrive_wal_mb", "raw_wal_mb"):
         if name in results:
             print(f"{name}: {results[name]:.3f}")
     ratio = results["redrive_s"] / results["raw_update_s"]
     print(f"ratio_to_raw: {ratio:.2f}")
+    print(f"wal_ratio_to_raw: {results['redrive_wal_mb'] / results['raw_wal_mb']:.2f}")
     rq = results.get("rq_requeue_s")
     print(
         f"summary: retry_many of {args.n} automation executions took {results['redrive_s']:.2f} s, "

@@ -546,7 +546,10 @@ class Attempt(models.Model):
     """History of kinds that retry in place (automation, workflow): before a retry resets the row,
     the attempt that failed is copied here, error, stack, logs and counters included."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_constraint=False)
+    # No index of its own: history is read by (kind, object_id), and deleting a tenant may scan.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     object_id = models.CharField(max_length=64)
     number = models.PositiveIntegerField()
@@ -603,16 +606,27 @@ class AuditEvent(models.Model):
         ADMIN = "admin"
         CLI = "cli"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_constraint=False)
+    # Every audit row is one more entry in each of its indexes, and a bulk retry writes one per
+    # item: the tenant is the head of audit_recent (no index of its own), and the user, key and
+    # bulk indexes (for filtering and for Django's cascades) leave out the rows without one.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         db_constraint=False,
+        db_index=False,
     )
     api_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,
     )
     actor = models.CharField(max_length=200)
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -626,7 +640,12 @@ class AuditEvent(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     ip = models.GenericIPAddressField(null=True, blank=True)
     bulk = models.ForeignKey(
-        BulkRetry, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+        BulkRetry,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,
     )
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -635,6 +654,11 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="audit_recent"),
             models.Index(fields=["kind", "target_id"], name="audit_target"),
+            models.Index(fields=["user"], name="audit_user", condition=Q(user__isnull=False)),
+            models.Index(
+                fields=["api_key"], name="audit_api_key", condition=Q(api_key__isnull=False)
+            ),
+            models.Index(fields=["bulk"], name="audit_bulk", condition=Q(bulk__isnull=False)),
         ]
         constraints = [
             # An Idempotency-Key names one retry per actor: a racing duplicate fails here and is
@@ -651,7 +675,10 @@ class OutboxEvent(models.Model):
     """Events such as `automation.execution.retried`, written in the retry's transaction and
     published (Django signal) once it commits."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_constraint=False)
+    # No tenant index: events are read by id and by outbox_unpublished.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )
     name = models.CharField(max_length=100)
     payload = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
