@@ -75,6 +75,11 @@ def start(env: dict[str, str], code: str = "") -> subprocess.CompletedProcess:
             {"REDRIVE_LEASE_SECONDS": "1"},
             "REDRIVE_LEASE_SECONDS must be >= 2; got 1",
         ),
+        (
+            {"DATABASE_URL": "postgres://u@h:5432/db", "DATABASE_PREPARED_STATEMENTS": "often"},
+            "DATABASE_PREPARED_STATEMENTS must be one of 1/0, true/false, yes/no, on/off; "
+            "got 'often'",
+        ),
     ],
     ids=lambda value: "-".join(value) if isinstance(value, dict) else None,
 )
@@ -129,3 +134,41 @@ def test_the_default_is_a_sqlite_file_in_the_project_and_the_db_backend():
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(ROOT / "db.sqlite3"), "True"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "True 5"), ("0", "None None")])
+def test_postgresql_prepares_statements_unless_turned_off(value, expected):
+    env = {"DATABASE_URL": "postgres://u@h:5432/db"}
+    if value is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = value
+    done = start(
+        env,
+        "o = settings.DATABASES['default']['OPTIONS']; "
+        "print(o.get('server_side_binding'), o.get('prepare_threshold'))",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+
+
+@pytest.mark.pg_only
+@pytest.mark.django_db
+def test_a_statement_run_often_is_prepared_once_on_the_connection():
+    """What the setting buys: PostgreSQL parses and plans a frequent statement once per
+    connection (an API retry's key lookup and retry statement), and it still answers right."""
+    from django.db import connection
+
+    from executions.models import Tenant
+
+    def prepared() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return {statement for (statement,) in cursor.fetchall()}
+
+    tenant = Tenant.objects.create(slug="prepared", name="Prepared")
+    before = prepared()
+    for _ in range(6):
+        assert Tenant.objects.filter(slug="prepared").get().pk == tenant.pk
+    assert Tenant.objects.filter(slug="missing").first() is None
+    new = prepared() - before
+    assert any('FROM "executions_tenant"' in statement and "$1" in statement for statement in new)
