@@ -240,10 +240,10 @@ def test_the_inbox_query_count_does_not_grow_with_rows(
 ) -> None:
     client = login("alice")
     client.get(reverse("inbox"))  # warm up (session, content types)
-    # session, user, memberships, the actor's membership; then per kind one page query, and the
-    # count: on PostgreSQL folding and summing the failure counts, elsewhere one capped count per
-    # kind.
-    queries = 4 + 5 + (2 if connection.vendor == "postgresql" else 5)
+    # session, user, memberships, the actor's membership; then per kind the page's keys, and
+    # per kind on the page (all five here) its rows; and the count: on PostgreSQL folding and
+    # summing the failure counts, elsewhere one capped count per kind.
+    queries = 4 + 5 + 5 + (2 if connection.vendor == "postgresql" else 5)
     with django_assert_num_queries(queries):
         client.get(reverse("inbox"))
     for i in range(8):
