@@ -129,9 +129,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
             page = selectors.inbox(request.tenant, flt, cursor=cursor, limit=PAGE_SIZE)
         except InvalidInput as exc:
             context["filter_error"] = error = exc
+    more = _partial(request) and (request.htmx.target or "").startswith("more-")
     if error is None:
         _prepare(request, page.rows)
-        count, capped = selectors.matching_count(request.tenant, flt)
+        if not more:  # "Load older failures" only appends rows: the count is not shown
+            count, capped = selectors.matching_count(request.tenant, flt)
     context.update(
         page=page,
         rows=page.rows,
@@ -141,7 +143,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         capped=capped,
         title="Failures",
     )
-    if _partial(request) and request.htmx.target and request.htmx.target.startswith("more-"):
+    if more:
         return render(request, "console/inbox.html#rows", context)
     if _partial(request):
         # 200 even for a bad filter: htmx swaps only 2xx answers, and the message is the answer.
