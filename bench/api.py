@@ -17,6 +17,7 @@ Afterwards exactly N executions must be pending and N retry audit rows exist.
 from __future__ import annotations
 
 import argparse
+import http.client
 import math
 import os
 import secrets
@@ -30,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 from common import ROOT, bench_database, insert_failed_automations, setup_django, tenant_and_admin
 
 CORES = os.cpu_count() or 2
@@ -116,69 +118,6 @@ class Server:
         Path(self.log.name).unlink(missing_ok=True)
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection over a plain socket. The load client shares the 2 cores
-    with gunicorn and PostgreSQL, so it must cost as little as possible per request: `requests`
-    took ~1.2 ms of CPU per request here (about a quarter of a retry's whole budget at 500/s);
-    this takes a few tens of microseconds. It reads exactly what HTTP/1.1 says a response is:
-    headers, then Content-Length bytes or chunks."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.address = (host, port)
-        self.sock: socket.socket | None = None
-        self.buffer = b""
-
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self.address, timeout=30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock, self.buffer = sock, b""
-        return sock
-
-    def _fill(self, sock: socket.socket) -> None:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection mid-response")
-        self.buffer += chunk
-
-    def request(self, raw: bytes) -> int:
-        """Send one request (bytes as they go on the wire); return the response's status code."""
-        sock = self.sock or self._connect()
-        sock.sendall(raw)
-        while b"\r\n\r\n" not in self.buffer:
-            self._fill(sock)
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        fields = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            fields[name.strip().lower()] = value.strip().lower()
-        if "content-length" in fields:
-            self._body(sock, int(fields["content-length"]))
-        elif fields.get("transfer-encoding") == "chunked":
-            while True:
-                while b"\r\n" not in self.buffer:
-                    self._fill(sock)
-                size_line, _, self.buffer = self.buffer.partition(b"\r\n")
-                size = int(size_line.split(b";")[0], 16)
-                self._body(sock, size + 2)  # the chunk and its CRLF
-                if size == 0:
-                    break
-        if fields.get("connection") == "close":
-            self.close()
-        return status
-
-    def _body(self, sock: socket.socket, length: int) -> None:
-        while len(self.buffer) < length:
-            self._fill(sock)
-        self.buffer = self.buffer[length:]
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock, self.buffer = None, b""
-
-
 def load(
     base: str,
     method: str,
@@ -188,30 +127,33 @@ def load(
     time_limit: float,
 ) -> tuple[float, list[float], dict[int, int]]:
     """Send every path once from `concurrency` threads (one keep-alive connection each), stopping
-    at `time_limit`. Returns (wall seconds, latencies in ms, count per status code)."""
+    at `time_limit`. Returns (wall seconds, latencies in ms, count per status code).
+
+    The standard library's http.client, not `requests`: the client shares the 2 cores with
+    gunicorn and PostgreSQL, and `requests` took ~1.2 ms of CPU per request here."""
     host, port = base.removeprefix("http://").split(":")
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    head += f"Host: {host}:{port}\r\nContent-Length: 0\r\n\r\n"
-    requests_ = [f"{method} {path} HTTP/1.1\r\n{head}".encode() for path in paths]
     lock = threading.Lock()
-    todo = iter(requests_)
+    todo = iter(paths)
     deadline = time.monotonic() + time_limit
 
     def run() -> tuple[list[float], dict[int, int]]:
         latencies: list[float] = []
         codes: dict[int, int] = {}
-        connection = Connection(host, int(port))
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
         try:
             while time.monotonic() < deadline:
                 with lock:
-                    raw = next(todo, None)
-                if raw is None:
+                    path = next(todo, None)
+                if path is None:
                     break
                 started = time.perf_counter()
                 try:
-                    status = connection.request(raw)
-                except OSError:
-                    connection.close()
+                    connection.request(method, path, headers=headers)
+                    response = connection.getresponse()
+                    response.read()
+                    status = response.status
+                except (OSError, http.client.HTTPException):
+                    connection.close()  # the next request reconnects
                     status = 0
                 latencies.append((time.perf_counter() - started) * 1000)
                 codes[status] = codes.get(status, 0) + 1
@@ -231,49 +173,29 @@ def load(
     return wall, latencies, codes
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU the processes have used so far (Linux /proc), in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
+def tree_cpu_seconds(parent: psutil.Process) -> float:
+    """User + system CPU used so far by a server's processes: its live children plus those that
+    have exited (a parent that reaps its children accumulates their times), in seconds. Counted
+    this way, connections that are closed and reopened during the run (CONN_MAX_AGE) lose
+    nothing."""
+    times = parent.cpu_times()
+    total = times.children_user + times.children_system
+    for child in parent.children():
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+            child_times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue  # exited between the two calls: its times are in the parent's next reading
+        total += child_times.user + child_times.system
+    return total
 
 
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores so far, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
-
-
-def server_pids(master: int) -> list[int]:
-    """The gunicorn master's worker processes."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:
-            children.append(int(stat.parent.name))
-    return children
-
-
-def database_pids(url: str) -> list[int]:
-    """The PostgreSQL backends serving this database (the server's connections), by pid."""
+def postgres_server(url: str) -> psutil.Process:
+    """PostgreSQL's postmaster (on this machine): the parent of the backend serving `url`."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return [pid for (pid,) in rows]
+        (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+    return psutil.Process(pid).parent()
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -318,11 +240,13 @@ def main() -> None:
         missing = [RETRY_PATH.format(f"00000000-0000-4000-8000-{i:012d}") for i in range(400)]
         _, _, warm = load(server.base, "POST", missing, headers, args.concurrency, 60)
         assert warm == {404: len(missing)}, warm
-        # Where the CPU goes during the retries: the client, gunicorn's workers, the database's
-        # backends (same machine, so readable from /proc), and the machine as a whole.
-        workers, backends = server_pids(server.process.pid), database_pids(database_url)
+        # Where the CPU goes during the retries (all on this machine): the client, gunicorn's
+        # workers, PostgreSQL's processes (its backends and the WAL writer, checkpointer and
+        # autovacuum they cause work for), and the machine as a whole.
+        gunicorn, postgres = psutil.Process(server.process.pid), postgres_server(database_url)
         cpu = time.process_time()
-        server_cpu, db_cpu, busy = cpu_seconds(workers), cpu_seconds(backends), machine_busy()
+        server_cpu, db_cpu = tree_cpu_seconds(gunicorn), tree_cpu_seconds(postgres)
+        psutil.cpu_percent()  # starts the machine-wide measurement
         wall, latencies, codes = load(
             server.base,
             "POST",
@@ -332,10 +256,9 @@ def main() -> None:
             args.time_limit,
         )
         client_cpu = time.process_time() - cpu
-        server_cpu = cpu_seconds(workers) - server_cpu
-        db_cpu = cpu_seconds(backends) - db_cpu
-        busy_after = machine_busy()
-        machine_load = (busy_after[0] - busy[0]) / max(1, busy_after[1] - busy[1])
+        server_cpu = tree_cpu_seconds(gunicorn) - server_cpu
+        db_cpu = tree_cpu_seconds(postgres) - db_cpu
+        machine_load = psutil.cpu_percent() / 100  # all cores, since the call above
         health_n = max(args.n, 2000)
         health_wall, _, health_codes = load(
             server.base,
@@ -374,7 +297,7 @@ def main() -> None:
     # The load client shares the 2 cores with the server and PostgreSQL: what it costs.
     print(f"client_cpu_ms_per_retry: {client_cpu / max(done, 1) * 1000:.2f}")
     print(f"server_cpu_ms_per_retry: {server_cpu / max(done, 1) * 1000:.2f}")
-    print(f"db_cpu_ms_per_retry: {db_cpu / max(done, 1) * 1000:.2f}")
+    print(f"postgres_cpu_ms_per_retry: {db_cpu / max(done, 1) * 1000:.2f}")
     print(f"machine_busy_during_retries: {machine_load:.0%}")
     print(f"pending_after: {pending}")
     print(f"audit_rows_after: {audits}")

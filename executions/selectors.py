@@ -299,15 +299,17 @@ def _after(kind: str, qs: QuerySet, cursor: Cursor) -> QuerySet:
 # --- the inbox --------------------------------------------------------------------------------
 
 
-def _rows_queryset(kind: str, qs: QuerySet) -> QuerySet:
+def _newest_first(kind: str, qs: QuerySet) -> QuerySet:
+    """The inbox's order within a kind (what a Cursor continues from): time, then pk, descending."""
     meta = KINDS[kind]
-    pk = meta.model._meta.pk.name
+    return qs.order_by(f"-{meta.time_field}", f"-{meta.model._meta.pk.name}")
+
+
+def _rows_queryset(kind: str, qs: QuerySet) -> QuerySet:
     fields = _ROW_FIELDS[kind]
     if "retried_by" in _RELATED[kind]:
         fields += _retried_by_fields(kind)
-    return (
-        qs.select_related(*_RELATED[kind]).only(*fields).order_by(f"-{meta.time_field}", f"-{pk}")
-    )
+    return _newest_first(kind, qs.select_related(*_RELATED[kind]).only(*fields))
 
 
 def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: int = 50) -> Page:
@@ -327,9 +329,8 @@ def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: 
         if after is not None:
             qs = _after(kind, qs, after)
         querysets[kind] = qs
-        meta, order = KINDS[kind], KIND_ORDER.index(kind)
-        pk = meta.model._meta.pk.name
-        newest = qs.order_by(f"-{meta.time_field}", f"-{pk}").values_list(meta.time_field, pk)
+        order = KIND_ORDER.index(kind)
+        newest = _newest_first(kind, qs).values_list(KINDS[kind].time_field, "pk")
         keys.append([((-when.timestamp(), order), kind, pk) for when, pk in newest[: limit + 1]])
     # Ties keep each kind's own order (pk descending), which the cursor continues from.
     page = list(itertools.islice(heapq.merge(*keys, key=operator.itemgetter(0)), limit + 1))

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from executions import filters, services
+from executions import filters, selectors, services
 from executions.models import (
     ApiKey,
     AuditEvent,
@@ -237,6 +237,36 @@ def test_pagination_walks_every_failure_once(login, cast) -> None:
     assert len(rest) == 6 + 57 - 50
     assert not set(ids) & set(rest)
     assert "Load older failures" not in more.content.decode()
+
+
+def test_pages_walk_failures_of_one_instant_once_each(cast) -> None:
+    """Failures written at the same instant (a bulk retry's clones, a batch) are ordered by id
+    within their kind and across kinds by kind: the cursor continues exactly after the last one."""
+    for i in range(12):
+        failed_automation(cast.acme, f"rule {i}")
+        failed_job(cast.acme)
+    instant = timezone.now() - timedelta(minutes=5)
+    AutomationExecution.objects.filter(tenant=cast.acme).update(updated_at=instant)
+    Job.objects.filter(tenant=cast.acme).update(updated_at=instant)
+    flt = filters.parse({"kind": "automation,job"})
+    expected = {
+        f"automation-{pk}"
+        for pk in AutomationExecution.objects.filter(tenant=cast.acme, status="failed").values_list(
+            "pk", flat=True
+        )
+    } | {
+        f"job-{pk}"
+        for pk in Job.objects.filter(tenant=cast.acme, status="failed").values_list("pk", flat=True)
+    }
+    seen, cursor = [], None
+    while True:
+        page = selectors.inbox(cast.acme, flt, cursor=cursor, limit=5)
+        seen += [f"{row.kind}-{row.id}" for row in page.rows]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert len(seen) == len(set(seen))
+    assert set(seen) == expected
 
 
 def test_the_inbox_query_count_does_not_grow_with_rows(
