@@ -409,9 +409,14 @@ def matching_count(tenant: Tenant, flt: FailureFilter, cap: int = COUNT_CAP) -> 
             total += _union_all(per_edge).count()
         return total, False
     total = 0
-    for qs in flt.querysets(tenant).values():
-        # Count only what is still needed to know whether the total passes the cap.
-        total += qs.order_by().values("pk")[: cap + 1 - total].count()
+    for kind, qs in flt.querysets(tenant).items():
+        # Count only what is still needed to know whether the total passes the cap, newest
+        # first: in the inbox's order the scan walks the tenant's failures by its index. Without
+        # an order PostgreSQL may read the table from wherever its last sequential scan stopped
+        # (synchronised scans), and the first 1,001 matches then sometimes lie behind another
+        # tenant's rows: 7 ms most of the time, 50-80 ms every dozenth search at a million rows.
+        newest = _newest_first(kind, qs).values("pk")
+        total += newest[: cap + 1 - total].count()
         if total > cap:
             return cap, True
     return total, False
