@@ -6,7 +6,8 @@ key. In the same run, the same client against the no-database `GET /health/live`
 (what the server and the client manage with no database work at all).
 
 - retries_per_s:  N / wall time of the retries (every one must answer 200);
-- p50_ms, p99_ms: client-side latency of one retry (connection kept alive);
+- p50_ms, p99_ms: client-side latency of one retry (a sync worker closes the connection after
+                  each answer, as behind a proxy; `--worker-class gthread` keeps it alive);
 - health_rps:     requests/s of /health/live, same client, same concurrency.
 
 Afterwards exactly N executions must be pending and N retry audit rows exist.
@@ -47,7 +48,7 @@ def free_port() -> int:
 class Server:
     """gunicorn in its own process group, so stop() reaches the master and its workers."""
 
-    def __init__(self, port: int, workers: int, threads: int) -> None:
+    def __init__(self, port: int, workers: int, worker_class: str, threads: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="redrive-bench-gunicorn-", suffix=".log", delete=False
@@ -69,16 +70,13 @@ class Server:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            # gthread keeps client connections alive (sync workers close every one).
             "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
-            "--keep-alive",
-            "30",
+            worker_class,
             "--log-level",
             "warning",
         ]
+        if worker_class == "gthread":  # keeps client connections alive; sync closes each one
+            command += ["--threads", str(threads), "--keep-alive", "30"]
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -206,10 +204,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="distinct executions to retry")
     # The request path is CPU-bound Python: one process per core, doubled to cover the time each
-    # spends waiting on PostgreSQL. Fewer client connections than server threads keeps queueing
-    # (and so latency) out of the server; tried on 2 cores: 2x4/8, 3x2/6, 3x1/3, 4x1/4, 6x1/6.
+    # spends waiting on PostgreSQL. gunicorn's default sync workers, as deployed behind a proxy
+    # (README): in alternating runs 428 and 435 retries/s against 409 and 404 for 4 gthread
+    # workers x 2 threads with kept-alive connections (same CPU per retry, less queueing).
+    # Tried on 2 cores with gthread: 2x4/8, 3x2/6, 3x1/3, 4x1/4, 6x1/6.
     parser.add_argument("--workers", type=int, default=2 * CORES, help="gunicorn processes")
-    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     parser.add_argument("--concurrency", type=int, default=4, help="client connections")
     parser.add_argument("--time-limit", type=float, default=300, help="seconds per load phase")
     args = parser.parse_args()
@@ -231,7 +232,7 @@ def main() -> None:
     ids = [str(pk) for pk in AutomationExecution.objects.values_list("pk", flat=True)]
     connections.close_all()
 
-    server = Server(free_port(), args.workers, args.threads)
+    server = Server(free_port(), args.workers, args.worker_class, args.threads)
     try:
         server.wait_ready()
         headers = {"X-API-Key": key}
@@ -287,7 +288,8 @@ def main() -> None:
     health_rps = health_done / health_wall
     print(f"n: {args.n}")
     print(f"retried: {done}")
-    print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread), {CORES} cores")
+    shape = f"{args.threads} threads (gthread)" if args.worker_class == "gthread" else "1 (sync)"
+    print(f"gunicorn: {args.workers} workers x {shape}, {CORES} cores")
     print(f"concurrency: {args.concurrency}")
     print(f"retries_per_s: {retries_per_s:.0f}")
     print(f"p50_ms: {p50:.1f}")
