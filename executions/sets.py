@@ -14,11 +14,13 @@ Elsewhere (SQLite, the zero-setup development database) both fall back to bulk_c
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Field, JSONField, Lookup, Model, QuerySet
 
 
@@ -139,6 +141,47 @@ def insert_from(
     sql, fields = _INSERT_FROM[key]
     params = [_param(f, v) for f, v in zip(fields, constants.values(), strict=True)]
     return sql, [*params, *expression_params]
+
+
+class Loader:
+    """Model instances from the rows of a hand-written statement, built as the ORM builds them:
+    the model's concrete fields in order, each value through the converters the ORM applies on
+    this connection (JSON parsed, SQLite's text datetimes, ...), then Model.from_db. For hot
+    paths where compiling a queryset costs more than the query (~0.5 ms of CPU each)."""
+
+    def __init__(self, model: type[Model], alias: str = "default") -> None:
+        db = connections[alias]
+        self.model, self.alias = model, alias
+        self.fields = list(model._meta.concrete_fields)
+        self.attnames = [f.attname for f in self.fields]
+        self.pk_index = self.fields.index(model._meta.pk)
+        self.converters = []
+        for i, f in enumerate(self.fields):
+            col = f.get_col(model._meta.db_table)
+            convs = db.ops.get_db_converters(col) + col.get_db_converters(db)
+            if convs:
+                self.converters.append((i, col, convs))
+
+    def columns(self, alias: str) -> str:
+        """The SELECT (or RETURNING) list of the fields, in order, on the table alias `alias`."""
+        q = connection.ops.quote_name
+        return ", ".join(f"{alias}.{q(f.column)}" for f in self.fields)
+
+    def load(self, values: Sequence[Any]) -> Model | None:
+        """The instance of one row's values (None if its key is NULL: an outer join's miss)."""
+        if values[self.pk_index] is None:
+            return None
+        values = list(values)
+        db = connections[self.alias]
+        for i, col, convs in self.converters:
+            for convert in convs:
+                values[i] = convert(values[i], col, db)
+        return self.model.from_db(self.alias, self.attnames, values)
+
+
+@functools.cache
+def loader(model: type[Model], alias: str = "default") -> Loader:
+    return Loader(model, alias)
 
 
 @Field.register_lookup

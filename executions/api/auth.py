@@ -75,12 +75,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         # Prefix lookup, then one SHA-512 comparison (the manager's get_from_key, with the tenant
         # and user joined so building the Actor costs no further query).
-        key = (
-            ApiKey.objects.get_usable_keys()
-            .select_related("tenant", "user")
-            .filter(prefix=prefix)
-            .first()
-        )
+        key = ApiKey.objects.usable_with_owner(prefix)
         if key is None or not key.is_valid(raw):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.has_expired:

@@ -210,6 +210,7 @@ def _retry_postgresql(
     never deadlock) and hands their values, as they were, to the history INSERT, the audit and
     event INSERTs and the reset UPDATE (PostgreSQL 15 has no RETURNING old.*)."""
     table = connection.ops.quote_name(AutomationExecution._meta.db_table)
+    loaded = sets.loader(AutomationExecution)
     parts: list[str] = []
     params: list = []
     parts.append(
@@ -229,7 +230,7 @@ def _retry_postgresql(
         # Not a join with `old`: for thousands of rows the planner would hash-join and read the
         # whole table; an array of keys is an index scan whatever it guesses about `old`.
         "WHERE t.execution_id = ANY(ARRAY(SELECT execution_id FROM old)) "
-        f"RETURNING {'t.*' if rows else 't.execution_id'})"
+        f"RETURNING {loaded.columns('t') if rows else 't.execution_id'})"
     )
     params += [now, now]
     history, history_params = sets.insert_from(
@@ -301,16 +302,15 @@ def _retry_postgresql(
     outbox_ids = "(SELECT array_agg(id) FROM ev)" if listening else "NULL::bigint[]"
     sql = "WITH " + ", ".join(parts)
     if rows:
-        # The reset rows as model instances (raw() maps the columns and converts the JSON).
-        found = list(
-            AutomationExecution.objects.raw(
-                f"{sql} SELECT {outbox_ids} AS outbox_ids, upd.* FROM upd",  # noqa: S608
-                params,
-            )
-        )
-        objs = {str(obj.pk): obj for obj in found}
-        if listening and found:
-            events.publish_on_commit(found[0].outbox_ids)
+        # The reset rows as model instances, converted as the ORM converts them (raw() would
+        # work the mapping out again on every call).
+        with connection.cursor() as cursor:
+            selected = f"SELECT {outbox_ids}, {loaded.columns('upd')} FROM upd"  # noqa: S608
+            cursor.execute(f"{sql} {selected}", params)
+            fetched = cursor.fetchall()
+        objs = {str(obj.pk): obj for obj in (loaded.load(row[1:]) for row in fetched)}
+        if listening and fetched:
+            events.publish_on_commit(fetched[0][0])
         locked = sorted(objs)
         if task is not None and locked:
             _enqueued(backend, task_row, locked)

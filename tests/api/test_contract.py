@@ -267,6 +267,37 @@ def test_both_key_headers_work_and_header_names_are_case_insensitive(api, manife
         assert anonymous.get("/v1/runs", headers=headers).status_code == 200, headers
 
 
+def test_the_key_lookup_gives_what_the_orm_gives_in_one_query(manifest, django_assert_num_queries):
+    """The per-request key lookup (one statement written from the models) against the queryset
+    it stands for: same key, tenant and user, every field converted alike."""
+    prefix = manifest["api_keys"]["alice"].split(".")[0]
+    ApiKey.objects.filter(prefix=prefix).update(
+        last_used_at=timezone.now(), expiry_date=timezone.now() + timedelta(days=1)
+    )
+    expected = ApiKey.objects.select_related("tenant", "user").get(prefix=prefix)
+    with django_assert_num_queries(1):
+        key = ApiKey.objects.usable_with_owner(prefix)
+        seen = [(key.tenant.slug, key.tenant.created_at), (key.user.username, key.user.is_active)]
+    assert seen == [
+        (expected.tenant.slug, expected.tenant.created_at),
+        (expected.user.username, expected.user.is_active),
+    ]
+    for got, want in ((key, expected), (key.tenant, expected.tenant), (key.user, expected.user)):
+        fields = [f.attname for f in type(want)._meta.concrete_fields]
+        assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
+    assert isinstance(key.permissions, list) and key.is_valid(manifest["api_keys"]["alice"])
+
+
+def test_the_key_lookup_skips_revoked_keys_and_keeps_keys_without_a_user(manifest):
+    prefix = manifest["api_keys"]["alice"].split(".")[0]
+    ApiKey.objects.filter(prefix=prefix).update(user=None)
+    key = ApiKey.objects.usable_with_owner(prefix)
+    assert key is not None and key.user is None and key.tenant.slug == "acme"
+    ApiKey.objects.filter(prefix=prefix).update(revoked=True)
+    assert ApiKey.objects.usable_with_owner(prefix) is None
+    assert ApiKey.objects.usable_with_owner("nosuchkey") is None
+
+
 def test_last_used_is_written_at_most_once_a_minute(api, manifest):
     prefix = manifest["api_keys"]["alice"].split(".")[0]
     recent = timezone.now() - timedelta(seconds=30)
