@@ -73,9 +73,11 @@ class Keeper:
         renewed = 0
         expires = lease_expiry()
         for (model, pk), token in held:
-            renewed += model.objects.filter(pk=pk, lease_token=token).update(
-                lease_expires_at=expires
-            )
+            # Only a lease that still exists: an attempt that finished after the snapshot above
+            # (its finish clears the expiry and keeps the token) must not get one back.
+            renewed += model.objects.filter(
+                pk=pk, lease_token=token, lease_expires_at__isnull=False
+            ).update(lease_expires_at=expires)
         return renewed
 
     def _run(self) -> None:

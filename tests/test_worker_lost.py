@@ -148,3 +148,24 @@ def test_a_second_workers_reaper_fails_the_lost_job(tenant, worker_process, wait
         (3, "failed", {"error": leases.WORKER_LOST}),
     ]
     assert nothing_running() == dict.fromkeys(nothing_running(), 0)
+
+
+def test_the_keeper_gives_no_lease_back_to_an_attempt_that_finished_meanwhile(tenant):
+    """The keeper renews from a snapshot of what it holds. An attempt that finishes between the
+    snapshot and the renewal (its finish clears the expiry and keeps the token) must stay without
+    a lease: a finished row with an expiry is a lease nobody holds."""
+    rule = AutomationRule.objects.create(tenant=tenant, name="r", actions=[])
+    execution = AutomationExecution.objects.create(tenant=tenant, automation_rule=rule)
+    pending = AutomationExecution.objects.filter(pk=execution.pk, status="pending")
+    won = leases.claim(pending, to_status="running", owner="test:1")
+    assert str(execution.pk) in won
+    try:
+        # What the finish writes, while the keeper still lists the attempt as held.
+        AutomationExecution.objects.filter(pk=execution.pk).update(
+            status="failed", lease_owner="", lease_expires_at=None
+        )
+        leases.keeper.renew_now()
+        execution.refresh_from_db()
+        assert (execution.status, execution.lease_expires_at) == ("failed", None)
+    finally:
+        leases.keeper.release(AutomationExecution, execution.pk)
