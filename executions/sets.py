@@ -10,6 +10,9 @@ let the server do it:
   column, for rows that exist only in Python.
 
 Elsewhere (SQLite, the zero-setup development database) both fall back to bulk_create.
+
+And the other way, for hot paths: Loader builds model instances from the rows of a hand-written
+statement as the ORM would (the API key lookup and the API retry's answer, once per request).
 """
 
 from __future__ import annotations
@@ -164,7 +167,7 @@ class Loader:
 
     def columns(self, alias: str) -> str:
         """The SELECT (or RETURNING) list of the fields, in order, on the table alias `alias`."""
-        q = connection.ops.quote_name
+        q = connections[self.alias].ops.quote_name
         return ", ".join(f"{alias}.{q(f.column)}" for f in self.fields)
 
     def load(self, values: Sequence[Any]) -> Model | None:
