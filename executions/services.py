@@ -13,9 +13,11 @@ import secrets
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from itertools import islice
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -488,7 +490,9 @@ def retry_many(
     actor: Actor, selection: dict, bulk: BulkRetry | None = None, progress=None
 ) -> BulkRetry:
     """Retry everything `selection` matches, in set-based batches, recording progress in `bulk`.
-    Stops between batches when cancelled; a batch is one transaction, so nothing is half-done."""
+    Stops between batches when cancelled (batches already under way finish); a batch is one
+    transaction, so nothing is half-done. On PostgreSQL the batches run on up to
+    REDRIVE_BULK_CONNECTIONS connections at once (their keys never overlap)."""
     if bulk is None:
         bulk = _planned_bulk(actor, selection)
     if not BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
@@ -498,9 +502,16 @@ def retry_many(
     done = failed = 0
     per_kind: dict[str, dict[str, int]] = {}
     cancelled = False
+
+    def cancel_requested() -> bool:
+        nonlocal cancelled
+        if not cancelled:
+            cancelled = BulkRetry.objects.filter(pk=bulk.pk, cancel_requested=True).exists()
+        return cancelled
+
     for kind, qs in _querysets(actor, selection).items():
         rule = kinds.rule(kind)
-        if not actor.can(rule.PERMISSION):
+        if not actor.can(rule.PERMISSION) or cancelled:
             continue
         counts = per_kind.setdefault(kind, {"retried": 0, "failed": 0})
         # The candidates are read once, by one query (each batch re-checks its rows under lock):
@@ -515,27 +526,26 @@ def retry_many(
             if sets.is_postgresql()
             else iter(list(candidates))
         )
-        while True:
-            if BulkRetry.objects.filter(pk=bulk.pk, cancel_requested=True).exists():
-                cancelled = True
-                break
-            batch = list(islice(pks, BULK_BATCH))
-            if not batch:
-                break
+        batches = iter(partial(_next_batch, pks), [])
+
+        def retry_batch(batch: list, kind: str = kind) -> tuple[int, int]:
             try:
                 with transaction.atomic(durable=True):
-                    retried = _retry_audited(actor, kind, batch, {}, bulk=bulk)
-                counts["retried"] += len(retried)
-                done += len(retried)
+                    return len(_retry_audited(actor, kind, batch, {}, bulk=bulk)), 0
             except Exception:  # one bad batch must not stop the others; it is counted and logged
                 log.exception("bulk retry %s: a batch of %s %s failed", bulk.pk, len(batch), kind)
-                counts["failed"] += len(batch)
-                failed += len(batch)
+                return 0, len(batch)
+
+        for retried, not_retried in sets.each_batch(
+            retry_batch, batches, _bulk_connections(), stop=cancel_requested
+        ):
+            counts["retried"] += retried
+            counts["failed"] += not_retried
+            done += retried
+            failed += not_retried
             BulkRetry.objects.filter(pk=bulk.pk).update(done=done, failed=failed)
             if progress is not None:
                 progress(done, failed)
-        if cancelled:
-            break
     summary = dict(bulk.summary or {})
     summary["kinds"] = per_kind
     BulkRetry.objects.filter(pk=bulk.pk).update(
@@ -546,6 +556,18 @@ def retry_many(
         summary=summary,
     )
     return BulkRetry.objects.get(pk=bulk.pk)
+
+
+def _next_batch(pks) -> list:
+    return list(islice(pks, BULK_BATCH))
+
+
+def _bulk_connections() -> int:
+    """How many connections a bulk retry's batches run on: one inside a caller's transaction
+    (other connections would not see its rows) and on SQLite (one writer at a time)."""
+    if not sets.is_postgresql() or transaction.get_connection().in_atomic_block:
+        return 1
+    return settings.REDRIVE_BULK_CONNECTIONS
 
 
 def cancel_bulk_retry(actor: Actor, bulk_id: Any) -> BulkRetry:

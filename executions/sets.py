@@ -11,6 +11,8 @@ let the server do it:
 
 Elsewhere (SQLite, the zero-setup development database) both fall back to bulk_create.
 
+each_batch() runs a bulk retry's batches on several connections at once.
+
 And the other way, for hot paths: Loader builds model instances from the rows of a hand-written
 statement as the ORM would (the API key lookup and the API retry's answer, once per request).
 """
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -206,3 +210,46 @@ class AnyOf(Lookup):
         field = self.lhs.output_field
         prepped = [field.get_db_prep_value(field.to_python(v), connection) for v in values]
         return f"{lhs} IN ({', '.join('%s' for _ in prepped)})", [*lhs_params, *prepped]
+
+
+def each_batch[T](
+    work: Callable[[list], T], batches: Iterator[list], workers: int, stop: Callable[[], bool]
+) -> Iterator[T]:
+    """work(batch) for each batch until stop() says so (asked before each batch starts),
+    yielding the results as they come. With workers > 1 the batches run on that many threads,
+    each with its own database connection (closed when it ends), at most `workers` batches
+    waiting to start; `work` must catch its own errors. Every started batch's result is yielded,
+    also after a stop."""
+    if workers <= 1:
+        for batch in batches:
+            if stop():
+                return
+            yield work(batch)
+        return
+    todo: queue.Queue = queue.Queue(maxsize=workers)
+    results: queue.Queue = queue.Queue()
+
+    def worker() -> None:
+        try:
+            while (batch := todo.get()) is not None:
+                results.put(work(batch))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, name=f"batch-{i}") for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for batch in batches:
+            if stop():
+                break
+            todo.put(batch)
+            while not results.empty():
+                yield results.get()
+    finally:
+        for _ in threads:
+            todo.put(None)
+        for thread in threads:
+            thread.join()
+    while not results.empty():
+        yield results.get()

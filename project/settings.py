@@ -199,6 +199,10 @@ else:
 # How long a worker's claim on an attempt lives without renewal; the worker renews it every third
 # of this. A SIGKILLed worker's attempt is failed as "worker lost" once it expires.
 REDRIVE_LEASE_SECONDS = env_int("REDRIVE_LEASE_SECONDS", 30, minimum=2)
+# How many database connections one bulk retry's batches run on at once (PostgreSQL).
+REDRIVE_BULK_CONNECTIONS = env_int(
+    "REDRIVE_BULK_CONNECTIONS", min(4, os.cpu_count() or 1), minimum=1
+)
 # Largest request body (after gzip decompression) the API accepts.
 REDRIVE_MAX_BODY_BYTES = env_int("REDRIVE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600, minimum=60)

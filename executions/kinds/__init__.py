@@ -18,7 +18,7 @@ from types import ModuleType
 from django.db.models import Count
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Retried:
     target_id: str
     new_id: str
