@@ -15,8 +15,8 @@ statement too. Elsewhere (SQLite) the same steps run as ORM statements.
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import F, QuerySet
@@ -38,13 +38,6 @@ WRITES_AUDIT = True
 EVENT = "automation.execution.retried"
 
 
-@dataclass(slots=True)
-class RetriedRow(Retried):
-    """A Retried that carries the execution as it is after the reset (retry(rows=True))."""
-
-    obj: AutomationExecution | None = None
-
-
 def reason(obj: AutomationExecution) -> str | None:
     if obj.status in RETRYABLE:
         return None
@@ -64,7 +57,7 @@ def retry(
 ) -> list[Retried]:
     """Set-based: lock the failed rows among `ids`, copy them to the history, reset them, queue
     them, write their events and, given `audit` (the AuditEvent columns every row shares), their
-    audit rows. With `rows`, each Retried carries the reset execution (RetriedRow.obj)."""
+    audit rows. With `rows`, each Retried carries the reset execution (Retried.obj)."""
     if not ids:
         return []
     now = timezone.now()
@@ -83,14 +76,10 @@ def retry(
 
         for start in range(0, len(locked), TASK_BATCH):
             engine.enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
-    retried = [
-        RetriedRow(
-            target_id=pk, new_id=pk, status_before="failed", status_after="pending", obj=objs[pk]
-        )
-        if rows
-        else Retried(target_id=pk, new_id=pk, status_before="failed", status_after="pending")
-        for pk in locked
-    ]
+    if rows:
+        retried = [Retried(pk, pk, "failed", "pending", objs[pk]) for pk in locked]
+    else:
+        retried = [Retried(pk, pk, "failed", "pending") for pk in locked]
     if audit is not None and not sets.is_postgresql():  # PostgreSQL wrote them in the statement
         write_audit(audit, retried)
     return retried
@@ -217,10 +206,7 @@ def _retry_postgresql(
     loaded = sets.loader(AutomationExecution)
     parts: list[str] = []
     params: list = []
-    # The keys as one uuid[] literal: the driver dumps a list parameter element by element in
-    # Python (~40 ms for a 5,000-key batch), a string as it is.
-    keys = ",".join(str(pk if isinstance(pk, uuid.UUID) else uuid.UUID(str(pk))) for pk in ids)
-    keys = "{" + keys + "}"
+    keys = _uuid_array(ids)
     source, wanted, span = f"{table} e", "%s::uuid[]", ""
     if len(ids) > 1:
         # A batch's keys as a range too: thousands of keys in an array alone make the planner
@@ -358,6 +344,23 @@ def _tasks_insert(task_rows: list) -> tuple[str, list]:
         "GROUP BY 1) b",
         ([row.pk for row in task_rows],),
     )
+
+
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_CANONICAL_UUIDS = re.compile(f"{_UUID}(?:,{_UUID})*")
+
+
+def _uuid_array(ids: list) -> str:
+    """The ids as one uuid[] literal. One string parameter: the driver dumps a list parameter
+    element by element in Python (~40 ms for a 5,000-key batch). Keys already in PostgreSQL's
+    own text form (a bulk retry reads them so) are checked by one regular expression."""
+    try:
+        text = ",".join(ids)
+    except TypeError:  # not all strings (uuid.UUID from the API's path, say)
+        text = None
+    if text is None or not _CANONICAL_UUIDS.fullmatch(text):
+        text = ",".join(str(pk if isinstance(pk, uuid.UUID) else uuid.UUID(str(pk))) for pk in ids)
+    return "{" + text + "}"
 
 
 def _enqueued(backend, task_rows: list, locked: list[str]) -> None:
