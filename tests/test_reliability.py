@@ -158,9 +158,12 @@ def test_the_worker_reconnects_when_its_database_connections_are_terminated(
 
 @pytest.mark.pg_only
 @pytest.mark.django_db(transaction=True)
-def test_two_overlapping_bulk_retries_retry_every_item_once(acme):
+def test_two_overlapping_bulk_retries_retry_every_item_once(acme, monkeypatch, settings):
     tenant, actor = acme
     failed_automations(tenant, 5000, [{"handler": "noop"}])
+    # Ten batches each, two connections per bulk retry: four transactions locking at once.
+    monkeypatch.setattr(services, "BULK_BATCH", 500)
+    settings.REDRIVE_BULK_CONNECTIONS = 2
     selection = {"filter": filters.parse({"kind": "automation"})}
     results = []
 

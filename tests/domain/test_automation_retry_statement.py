@@ -143,3 +143,21 @@ def test_the_history_keeps_the_values_the_retry_locked(items, admin):
     history = Attempt.objects.get(kind="automation", object_id=item)
     assert history.error_message == "changed meanwhile"
     assert AuditEvent.objects.filter(target_id=item).count() == 1
+
+
+def test_the_prepared_retry_statement_is_planned_once_per_connection(items, admin):
+    """psycopg prepares a statement the fifth time a connection runs it; PostgreSQL then plans
+    it once and reuses the plan only when its generic plan looks no dearer than a custom one.
+    With the key in an array it never did (0.35 ms of planning per API retry)."""
+    assert connection.settings_dict["OPTIONS"]["prepare_threshold"] == 5  # the default
+    # The first runs unprepared, then PostgreSQL plans five executions as custom plans before
+    # it weighs the generic one; from then on it reuses that (with the array: never).
+    for _ in range(14):
+        services.retry_automation(admin, items.failed("automation"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE 'WITH old AS%%'"
+        )
+        [(generic, custom)] = cursor.fetchall()
+    assert generic >= 3 and custom == 5, (generic, custom)

@@ -213,3 +213,69 @@ def test_a_bulk_retry_runs_in_the_background_and_the_work_really_reruns(items, a
     assert set(AutomationExecution.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
         "completed"
     }
+
+
+@pytest.mark.pg_only
+@pytest.mark.django_db(transaction=True)
+def test_batches_run_on_several_connections_and_every_item_is_retried_once(
+    tenant, admin, monkeypatch, settings
+):
+    import threading
+
+    from django.db import connection
+    from django_tasks_db.models import DBTaskResult
+
+    from executions.models import OutboxEvent
+
+    failed_rows(tenant, "automation", 1007)
+    monkeypatch.setattr(services, "BULK_BATCH", 100)
+    settings.REDRIVE_BULK_CONNECTIONS = 2
+    threads = set()
+    retry_audited = services._retry_audited
+
+    def recording(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return retry_audited(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_retry_audited", recording)
+
+    def connections() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    before = connections()
+    bulk = services.retry_many(admin, {"filter": filters.parse({"kind": "automation"})})
+
+    assert (bulk.status, bulk.done, bulk.failed) == ("finished", 1007, 0)
+    assert len(threads) == 2, threads  # the batch threads, not this one
+    assert AutomationExecution.objects.filter(status="pending", attempt=2).count() == 1007
+    assert Attempt.objects.count() == AuditEvent.objects.count() == OutboxEvent.objects.count()
+    assert AuditEvent.objects.filter(bulk=bulk).count() == 1007
+    # Each batch's task rows came from its own statement: every item in exactly one task.
+    tasks = [t.args_kwargs["args"][0] for t in DBTaskResult.objects.all()]
+    queued = [pk for args in tasks for pk in args]
+    every = AutomationExecution.objects.values_list("pk", flat=True)
+    assert sorted(queued) == sorted(str(pk) for pk in every)
+    assert max(map(len, tasks)) <= 250
+    # The batch threads closed their connections.
+    assert connections() == before
+
+
+@pytest.mark.django_db
+def test_each_batch_yields_every_started_batch_and_stops_when_asked():
+    from executions import sets
+
+    started = []
+
+    def work(batch):
+        started.append(batch)
+        return sum(batch)
+
+    batches = iter([[1], [2], [3], [4], [5]])
+    results = list(sets.each_batch(work, batches, 2, stop=lambda: len(started) >= 2))
+    assert sorted(results) == sorted(sum(b) for b in started)
+    assert 2 <= len(started) < 5
+    assert list(sets.each_batch(work, iter([[1], [2]]), 1, stop=lambda: False)) == [1, 2]
