@@ -218,8 +218,8 @@ def each_batch[T](
     """work(batch) for each batch until stop() says so (asked before each batch starts),
     yielding the results as they come. With workers > 1 the batches run on that many threads,
     each with its own database connection (closed when it ends), at most `workers` batches
-    waiting to start; `work` must catch its own errors. Every started batch's result is yielded,
-    also after a stop."""
+    waiting to start. Every started batch's result is yielded, also after a stop; an error from
+    `work` in a thread is raised here once the other batches have finished."""
     if workers <= 1:
         for batch in batches:
             if stop():
@@ -228,11 +228,15 @@ def each_batch[T](
         return
     todo: queue.Queue = queue.Queue(maxsize=workers)
     results: queue.Queue = queue.Queue()
+    errors: list[BaseException] = []
 
     def worker() -> None:
         try:
             while (batch := todo.get()) is not None:
-                results.put(work(batch))
+                try:
+                    results.put(work(batch))
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    errors.append(exc)  # and this thread goes on taking batches: none waits
         finally:
             connection.close()
 
@@ -253,3 +257,5 @@ def each_batch[T](
             thread.join()
     while not results.empty():
         yield results.get()
+    if errors:
+        raise errors[0]

@@ -279,3 +279,14 @@ def test_each_batch_yields_every_started_batch_and_stops_when_asked():
     assert sorted(results) == sorted(sum(b) for b in started)
     assert 2 <= len(started) < 5
     assert list(sets.each_batch(work, iter([[1], [2]]), 1, stop=lambda: False)) == [1, 2]
+
+    def failing(batch):
+        if batch == [2]:
+            raise ValueError("batch 2")
+        return sum(batch)
+
+    done = []
+    with pytest.raises(ValueError, match="batch 2"):
+        for result in sets.each_batch(failing, iter([[1], [2], [3], [4]]), 2, stop=lambda: False):
+            done.append(result)
+    assert sorted(done) == [1, 3, 4]  # the other batches still ran and were reported
