@@ -170,6 +170,24 @@ def test_filter_by_kind_and_by_error_text(login, cast) -> None:
     assert row_ids(page) == [f"automation-{cast.automation.pk}"]
 
 
+def test_error_text_and_names_are_escaped_in_the_rows(login, cast) -> None:
+    """Error messages come from the failing code and rule names from users: the row shows them as
+    text, in its title attributes too, never as markup."""
+    hostile = '"><script>alert(1)</script>&'
+    AutomationExecution.objects.filter(pk=cast.automation.pk).update(error_message=hostile)
+    cast.automation.automation_rule.__class__.objects.filter(
+        pk=cast.automation.automation_rule_id
+    ).update(name="<b>Sync</b>")
+
+    page = login("alice").get(reverse("inbox")).content.decode()
+
+    assert "<script>" not in page
+    assert "<b>Sync</b>" not in page
+    escaped = "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;"
+    assert f'<span class="clamp" title="{escaped}">{escaped}</span>' in page
+    assert "&lt;b&gt;Sync&lt;/b&gt;</a>" in page
+
+
 def test_a_time_range_filter_hides_older_failures(login, cast) -> None:
     AutomationExecution.objects.filter(pk=cast.automation.pk).update(
         updated_at=timezone.now() - timedelta(days=3)
