@@ -453,8 +453,9 @@ def _serialise(selection: dict) -> dict:
     return {"ids": selection.get("ids", {})}
 
 
-def _planned_bulk(actor: Actor, selection: dict) -> BulkRetry:
-    """A BulkRetry row whose plan (total, skipped) is the selection's preview."""
+def plan_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
+    """A pending BulkRetry whose plan (total, skipped) is the selection's preview; retry_many runs
+    it (start_bulk_retry: in a worker)."""
     preview = preview_retry(actor, selection)
     return BulkRetry.objects.create(
         tenant=actor.tenant,
@@ -472,7 +473,7 @@ def _planned_bulk(actor: Actor, selection: dict) -> BulkRetry:
 def start_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
     """Record a bulk retry (with its preview as the plan) and run it in a worker after commit."""
     with transaction.atomic(durable=True):
-        bulk = _planned_bulk(actor, selection)
+        bulk = plan_bulk_retry(actor, selection)
         from .tasks import run_bulk_retry
 
         engine.enqueue_on_commit(run_bulk_retry, str(bulk.pk))
@@ -495,7 +496,7 @@ def retry_many(
     transaction, so nothing is half-done. On PostgreSQL the batches run on up to
     REDRIVE_BULK_CONNECTIONS connections at once (their keys never overlap)."""
     if bulk is None:
-        bulk = _planned_bulk(actor, selection)
+        bulk = plan_bulk_retry(actor, selection)
     if not BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
         status="running", started_at=timezone.now()
     ):
