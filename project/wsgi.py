@@ -11,6 +11,6 @@ application = get_wsgi_application()
 # as long as the process, yet each full garbage collection walks all of it: ~110,000 objects, 45-55
 # ms, landing on whichever request passes the collector's threshold (about one in 200 console
 # pages). Load the URLconf now and move everything to the permanent generation: full collections
-# then take 3-4 ms (bench/README.md, "GC"). Objects made later are collected as usual.
+# then take a few ms (bench/README.md, "Sixth session"). Objects made later are collected as usual.
 get_resolver().url_patterns  # noqa: B018 - imports the views
 gc.freeze()
