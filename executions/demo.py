@@ -769,11 +769,12 @@ _ID_SQL = {
 }
 
 
-def _select_list(table: _Table) -> tuple[list[str], list[str], list[str], list[str]]:
+def _select_list(table: _Table) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
     """(columns, SELECT expressions over `s` and template `v`, jsonb_to_recordset column defs,
-    the JSON columns the templates must carry as JSON rather than as text)."""
+    the JSON columns the templates must carry as JSON rather than as text, the columns edited
+    per copy)."""
     q = connection.ops.quote_name
-    columns, exprs, defs, as_json = [], [], ["k integer"], []
+    columns, exprs, defs, as_json, edited = [], [], ["k integer"], [], []
     for f in _copied_fields(table.model):
         columns.append(q(f.column))
         if f.column in table.ids:
@@ -791,7 +792,9 @@ def _select_list(table: _Table) -> tuple[list[str], list[str], list[str], list[s
             if numbered:
                 col = f"replace({col}, '__N__', s.num)"
             exprs.append(f"({col})::jsonb" if stamped or numbered else col)
-            if not (stamped or numbered):
+            if stamped or numbered:
+                edited.append(q(f.column))
+            else:
                 as_json.append(f.column)
         elif isinstance(f, models.DateTimeField):
             defs.append(f"{q(f.column)} double precision")
@@ -799,29 +802,36 @@ def _select_list(table: _Table) -> tuple[list[str], list[str], list[str], list[s
         else:
             defs.append(f"{q(f.column)} {f.db_type(connection)}")
             exprs.append(col)
-    return columns, exprs, defs, as_json
+    return columns, exprs, defs, as_json, edited
 
 
 def _clone_postgresql(plan: _Plan, n: int) -> None:
     """One statement per kind: copy i of n uses template mod(i, K); the parent rows and their
     children are inserted by data-modifying CTEs."""
     params: list[Any] = [f"{secrets.token_hex(8)}:{plan.kind}:", n]
-    parts = []
+    parts, made = [], []
     for name, table in (("p", plan.parent), ("c", plan.child)):
         if table is None:
             continue
-        columns, exprs, defs, as_json = _select_list(table)
-        # Identifiers come from model metadata and numbers from this module; values are params.
-        parts.append(
-            f"{name} AS (INSERT INTO {connection.ops.quote_name(table.model._meta.db_table)} "  # noqa: S608
-            f"({', '.join(columns)}) SELECT {', '.join(exprs)} FROM s "
-            f"JOIN jsonb_to_recordset(%s::jsonb) AS v({', '.join(defs)}) USING (k))"
-        )
+        columns, exprs, defs, as_json, edited = _select_list(table)
         templates = [
             {**t, **{c: json.loads(t[c]) for c in as_json if t[c] is not None}}
             for t in table.templates
         ]
-        params.append(json.dumps(templates, cls=DjangoJSONEncoder))
+        recordset = f"jsonb_to_recordset(%s::jsonb) AS v({', '.join(defs)})"
+        templates_json = json.dumps(templates, cls=DjangoJSONEncoder)
+        source = _compressed_templates(f"redrive_seed_{name}", defs, edited, templates_json)
+        if source is None:  # no temporary tables here: the templates as they are
+            source = recordset
+            params.append(templates_json)
+        else:
+            made.append(source)
+            source += " AS v"
+        # Identifiers come from model metadata and numbers from this module; values are params.
+        parts.append(
+            f"{name} AS (INSERT INTO {connection.ops.quote_name(table.model._meta.db_table)} "  # noqa: S608
+            f"({', '.join(columns)}) SELECT {', '.join(exprs)} FROM s JOIN {source} USING (k))"
+        )
     week = int(WEEK.total_seconds())
     sql = f"""
         WITH s AS MATERIALIZED (
@@ -842,6 +852,48 @@ def _clone_postgresql(plan: _Plan, n: int) -> None:
     """  # noqa: S608 (see above)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        for table in made:
+            cursor.execute(f"DROP TABLE {table}")
+
+
+# PostgreSQL compresses a row's values only when the row passes ~2 kB, and most copies are 1-2 kB:
+# their stacks, execution contexts and definitions went to disk (and to the WAL) uncompressed.
+# A value that is compressed already is stored as it is, though. So the templates go to a
+# temporary table first, whose rows also carry two 1,500-byte filler values stored EXTERNAL: they
+# keep the row over the threshold until every other value worth compressing is compressed, and
+# being the biggest, they are what moves out of line after that. Each template value is thus
+# compressed once, and every copy takes those bytes as they are. The values edited per copy
+# (stamped JSON) are stored MAIN there, so they are not compressed only to be decompressed for
+# every copy. At --scale 100,000 (the scale alone, alternating pairs): 13% less WAL and disk
+# (1277 -> 1114 MB, 1244 -> 1088 MB) and 7.72-7.88 s against 8.35-9.05 s in 4 of 4 pairs.
+_FILLERS = 2
+_FILLER = "x" * 1500
+
+
+def _compressed_templates(
+    table: str, defs: list[str], edited: list[str], templates_json: str
+) -> str | None:
+    """A temporary table `table` of the templates with their values compressed (see above), or
+    None when one cannot be made here."""
+    fillers = [f"redrive_fill_{i}" for i in range(_FILLERS)]
+    storage = [f"ALTER COLUMN {f} SET STORAGE EXTERNAL" for f in fillers]
+    storage += [f"ALTER COLUMN {c} SET STORAGE MAIN" for c in edited]
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Names from this module and the models' metadata; the templates are a parameter.
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {table} "
+                f"({', '.join(defs + [f + ' text' for f in fillers])})"
+            )
+            cursor.execute(f"ALTER TABLE {table} {', '.join(storage)}")
+            cursor.execute(
+                f"INSERT INTO {table} SELECT v.*, {', '.join('%s' for _ in fillers)} "  # noqa: S608
+                f"FROM jsonb_to_recordset(%s::jsonb) AS v({', '.join(defs)})",
+                [_FILLER] * _FILLERS + [templates_json],
+            )
+    except DatabaseError:
+        return None
+    return table
 
 
 _ID_PY = {

@@ -391,6 +391,33 @@ def test_a_big_scale_in_a_transaction_turns_the_foreign_key_checks_back_on(
 
 
 @pytest.mark.pg_only
+@pytest.mark.django_db
+def test_copies_store_their_templates_values_compressed_and_unchanged(manifest: dict) -> None:
+    """scale() hands the copies the templates' values already compressed (PostgreSQL would not
+    compress rows under ~2 kB): every copied stack is stored compressed, reads back as the text
+    an engine run recorded, and the per-copy edited logs are not compressed."""
+    before = set(AutomationExecution.objects.values_list("pk", flat=True))
+    demo.scale(40)
+    copies = AutomationExecution.objects.exclude(pk__in=before)
+    assert copies.count() == 40
+    table = AutomationExecution._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*), count(pg_column_compression(error_stack)), "  # noqa: S608
+            f"count(pg_column_compression(logs)) FROM {table} WHERE execution_id = ANY(%s)",
+            [[str(pk) for pk in copies.values_list("pk", flat=True)]],
+        )
+        assert cursor.fetchone() == (40, 40, 0)
+    exemplar_stacks = {
+        row["error_stack"]
+        for (_, kind, _), (row, _) in demo._EXEMPLARS.items()
+        if kind == Kind.AUTOMATION
+    }
+    assert {o.error_stack for o in copies} <= exemplar_stacks
+    assert all(o.error_stack.startswith("Traceback (most recent call last):") for o in copies)
+
+
+@pytest.mark.pg_only
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_command_loads_a_big_scale_on_one_connection_per_kind(tmp_path: Path) -> None:
