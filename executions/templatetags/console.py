@@ -13,12 +13,12 @@ from django.utils.safestring import SafeString, mark_safe
 register = template.Library()
 
 
-def _html(template: str, *args: object, **kwargs: object) -> SafeString:
+def _html(markup: str, *args: object, **kwargs: object) -> SafeString:
     """format_html with the same escaping (anything with __html__ as it is, everything else
     through html.escape, as django.utils.html.escape does) minus the lazy-string check Django makes
-    on every value: the inbox calls it ~30 times per row, where those checks cost ~1.5 ms a page."""
+    on every value: an inbox row escapes ~30 values, and those checks cost ~1.5 ms a page."""
     return mark_safe(  # noqa: S308 - every value is escaped here
-        template.format(*map(_escaped, args), **{k: _escaped(v) for k, v in kwargs.items()})
+        markup.format(*map(_escaped, args), **{k: _escaped(v) for k, v in kwargs.items()})
     )
 
 
