@@ -45,6 +45,7 @@ from .models import (
     Role,
     Run,
     Tenant,
+    WorkerHeartbeat,
     Workflow,
     WorkflowExecution,
     WorkflowSession,
@@ -461,3 +462,13 @@ class FailureCountDeltaAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     list_display = ("bucket", "kind", "status", "fingerprint", "source", "n", "tenant_id")
     list_filter = ("kind", "status")
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The workers running now (and those gone within the hour): the reaper gives back the tasks
+    of a worker whose last beat is older than REDRIVE_LEASE_SECONDS."""
+
+    list_display = ("worker_id", "hostname", "pid", "started_at", "seen_at")
+    search_fields = ("worker_id", "hostname")
+    ordering = ("-seen_at",)

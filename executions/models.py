@@ -186,6 +186,18 @@ class Leased(models.Model):
         abstract = True
 
 
+class WorkerHeartbeat(models.Model):
+    """A running `manage.py worker` (database backend), under the id it takes queued tasks with.
+    A task left RUNNING under an id whose heartbeat stopped was cut off by the worker's death
+    before it could claim its work; `executions.heartbeats` gives such tasks back to the queue."""
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+
 class Failure(models.Model):
     """What every kind records when it fails, for the inbox."""
 

@@ -88,8 +88,21 @@ def process_env(transactional_db: None) -> Callable[..., dict]:
     return worker_env
 
 
-def worker_command(hostname: str | None, *extra: str) -> list[str]:
-    command = [sys.executable, "manage.py", "worker", *extra]
+# `manage.py worker` with test code run first, after django.setup() (os, signal, sys imported).
+WORKER_WITH_HOOK = """
+import os, signal, sys
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+django.setup()
+{hook}
+from django.core.management import execute_from_command_line
+execute_from_command_line(["manage.py", "worker", *sys.argv[1:]])
+"""
+
+
+def worker_command(hostname: str | None, *extra: str, hook: str = "") -> list[str]:
+    start = ["-c", WORKER_WITH_HOOK.format(hook=hook)] if hook else ["manage.py", "worker"]
+    command = [sys.executable, *start, *extra]
     if hostname:
         command += ["--hostname", hostname]
     return command
@@ -190,8 +203,9 @@ class WorkerProcess:
 
 @pytest.fixture
 def worker_process(transactional_db: None) -> Iterator[Callable[..., WorkerProcess]]:
-    """`worker_process(hostname=None, lease_seconds=None, env=None, args=())` starts a real,
-    long-running worker; every worker started is killed when the test ends."""
+    """`worker_process(hostname=None, lease_seconds=None, env=None, args=(), hook="")` starts a
+    real, long-running worker (running the Python code `hook` first, if given); every worker
+    started is killed when the test ends."""
     started: list[WorkerProcess] = []
 
     def start(
@@ -199,9 +213,11 @@ def worker_process(transactional_db: None) -> Iterator[Callable[..., WorkerProce
         lease_seconds: int | None = None,
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        hook: str = "",
     ) -> WorkerProcess:
         worker = WorkerProcess(
-            worker_command(hostname, "--interval", "0.1", *args), worker_env(lease_seconds, env)
+            worker_command(hostname, "--interval", "0.1", *args, hook=hook),
+            worker_env(lease_seconds, env),
         )
         started.append(worker)
         return worker

@@ -1,29 +1,37 @@
-"""No stuck work: a worker SIGKILLed mid-execution leaves nothing "running" once its lease expires.
+"""No stuck work: a worker SIGKILLed mid-execution leaves nothing "running" once its lease expires,
+and a worker that dies after taking a task but before the task claimed its work leaves nothing
+pending for ever.
 
 Stock django-tasks-db leaves such a task RUNNING forever (upstream django-tasks issue 46). Redrive's
 worker holds a lease on every attempt and renews it; the reaper fails attempts whose lease expired
-with "worker lost", and the fencing token drops the dead worker's late finish.
+with "worker lost", and the fencing token drops the dead worker's late finish. Workers beat, and
+the reaper gives back the tasks of a worker that stopped beating (executions/heartbeats.py).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from executions import engine, leases
+from executions import engine, heartbeats, leases
 from executions.models import (
     AutomationExecution,
     AutomationRule,
     FunctionExecution,
+    HandlerCall,
     Job,
     Run,
     Tenant,
+    WorkerHeartbeat,
     WorkflowTaskExecution,
 )
+from executions.tasks import reap_lost_attempts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,3 +177,131 @@ def test_the_keeper_gives_no_lease_back_to_an_attempt_that_finished_meanwhile(te
         assert (execution.status, execution.lease_expires_at) == ("failed", None)
     finally:
         leases.keeper.release(AutomationExecution, execution.pk)
+
+
+# django-tasks-db sends task_started after it marked the task RUNNING under the worker's id (and
+# committed), before the task's code runs: the moment before any lease exists.
+DIE_WHEN_A_TASK_STARTS = """
+from django.tasks.signals import task_started
+task_started.connect(lambda **kwargs: os.kill(os.getpid(), signal.SIGKILL), weak=False)
+"""
+
+CUT_THE_CONNECTION_WHEN_THE_FIRST_TASK_STARTS = """
+from django.db import connection
+from django.tasks.signals import task_started
+def cut(**kwargs):
+    if not getattr(cut, "done", False):
+        cut.done = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+task_started.connect(cut, weak=False)
+"""
+
+
+def counted_automations(tenant: Tenant, n: int) -> list[AutomationExecution]:
+    rule = AutomationRule.objects.create(
+        tenant=tenant, name="count", actions=[{"handler": "counter"}]
+    )
+    with transaction.atomic():  # one task each, enqueued on commit
+        return [engine.start_automation(rule, {}) for _ in range(n)]
+
+
+def ran_once_each(executions: list[AutomationExecution]) -> bool:
+    calls = Counter(HandlerCall.objects.values_list("key", flat=True))
+    return calls == Counter(f"{e.pk}:0" for e in executions)
+
+
+def test_a_task_whose_worker_died_before_it_ran_is_given_back_and_runs_once(
+    tenant, worker_process, wait_until
+):
+    executions = counted_automations(tenant, 3)
+    dying = worker_process(
+        lease_seconds=LEASE_SECONDS, args=("--no-reaper",), hook=DIE_WHEN_A_TASK_STARTS
+    )
+    assert dying.process.wait(timeout=60) == -9
+    # What the kill left: one task RUNNING under the dead worker's id, its execution never claimed.
+    taken = DBTaskResult.objects.get(status="RUNNING")
+    assert len(taken.worker_ids) == 1
+    assert set(AutomationExecution.objects.values_list("status", flat=True)) == {"pending"}
+
+    healthy = worker_process(lease_seconds=LEASE_SECONDS)
+    wait_until(
+        lambda: not AutomationExecution.objects.exclude(status="completed").exists(),
+        timeout=60,
+        message="every execution to complete, the lost one's task given back",
+    )
+    assert ran_once_each(executions)
+    taken.refresh_from_db()
+    assert taken.status == "SUCCESSFUL"
+    dead_id, healthy_id = taken.worker_ids
+    assert WorkerHeartbeat.objects.filter(pk=healthy_id).exists()
+    assert not WorkerHeartbeat.objects.filter(pk=dead_id, seen_at__gt=timezone.now()).exists()
+    assert "gave back task" in healthy.output()
+
+
+@pytest.mark.pg_only
+def test_a_task_cut_off_by_a_lost_connection_before_it_ran_is_given_back(
+    tenant, worker_process, wait_until
+):
+    executions = counted_automations(tenant, 3)
+    worker = worker_process(
+        lease_seconds=LEASE_SECONDS, hook=CUT_THE_CONNECTION_WHEN_THE_FIRST_TASK_STARTS
+    )
+    wait_until(
+        lambda: not AutomationExecution.objects.exclude(status="completed").exists(),
+        timeout=60,
+        message="every execution to complete, the cut-off one's task given back",
+    )
+    assert ran_once_each(executions)
+    assert worker.alive()
+    assert "database connection lost; reconnecting" in worker.output()
+    # The task that was cut off ran again under the same worker's new id.
+    taken_by = sorted(
+        DBTaskResult.objects.values_list("status", "worker_ids"), key=lambda row: len(row[1])
+    )
+    first_id, second_id = taken_by[-1][1]
+    assert first_id != second_id
+    assert taken_by == [
+        ("SUCCESSFUL", [second_id]),
+        ("SUCCESSFUL", [second_id]),
+        ("SUCCESSFUL", [first_id, second_id]),
+    ]
+
+
+def test_only_the_tasks_of_workers_that_stopped_beating_are_given_back(settings):
+    settings.REDRIVE_LEASE_SECONDS = LEASE_SECONDS
+
+    def taken_by(*worker_ids: str) -> DBTaskResult:
+        row = DBTaskResult.objects.get(pk=reap_lost_attempts.enqueue().id)
+        for worker_id in worker_ids:
+            row.claim(worker_id)
+        return row
+
+    ago = timezone.now() - timedelta(seconds=LEASE_SECONDS + 3)
+    WorkerHeartbeat.objects.create(worker_id="alive", hostname="a", pid=1)
+    WorkerHeartbeat.objects.create(worker_id="stale", hostname="b", pid=2, seen_at=ago)
+    WorkerHeartbeat.objects.create(
+        worker_id="long-gone", hostname="c", pid=3, seen_at=ago - timedelta(hours=1)
+    )
+    # Running far longer than a lease, but its worker beats: left alone.
+    alive = taken_by("stale", "alive")
+    DBTaskResult.objects.filter(pk=alive.pk).update(started_at=ago)
+    stale = taken_by("alive", "stale")
+    unknown = taken_by("never-seen")
+    worn_out = taken_by(*[f"dead-{i}" for i in range(heartbeats.MAX_DELIVERIES)])
+
+    assert heartbeats.redeliver_lost_tasks() == 3
+    status = dict(DBTaskResult.objects.values_list("pk", "status"))
+    assert status == {
+        alive.pk: "RUNNING",
+        stale.pk: "READY",
+        unknown.pk: "READY",
+        worn_out.pk: "FAILED",
+    }
+    assert DBTaskResult.objects.get(pk=stale.pk).started_at is None
+    failed = DBTaskResult.objects.get(pk=worn_out.pk)
+    assert failed.exception_class_path == "executions.heartbeats.WorkerLost"
+    assert "stopped before finishing it (5 times)" in failed.traceback
+    # Heartbeats unseen for an hour are pruned; a second round has nothing to do.
+    assert set(WorkerHeartbeat.objects.values_list("pk", flat=True)) == {"alive", "stale"}
+    assert heartbeats.redeliver_lost_tasks() == 0

@@ -2,7 +2,8 @@
 
 It runs the configured django.tasks backend's own worker (django-tasks-db's `db_worker` loop, or an
 RQ worker when REDRIVE_TASKS=rq) on the default queue plus the job queues for `_any` and this
-worker's hostname, and beside it the reaper that fails attempts whose worker was lost.
+worker's hostname, and beside it the reaper that fails attempts whose worker was lost (and, on the
+database backend, gives back the tasks a dead worker had taken: see executions/heartbeats.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
-from executions import engine, failure_counts, leases
+from executions import engine, failure_counts, heartbeats, leases
 from executions.validation import HOSTNAME_RE
 
 log = logging.getLogger("redrive.worker")
@@ -31,6 +32,8 @@ def start_reaper(every: float) -> threading.Event:
             try:
                 close_old_connections()
                 engine.reap()
+                if settings.REDRIVE_TASKS == "db":
+                    heartbeats.redeliver_lost_tasks()
                 failure_counts.fold()  # keep the console's pending counts short
             except Exception:  # the database may be briefly gone; try again next round
                 log.exception("reaper round failed")
@@ -75,12 +78,12 @@ class Command(BaseCommand):
         if settings.REDRIVE_TASKS == "rq":
             self._run_rq(queues, batch)
         else:
-            self._run_db(queues, batch, interval)
+            self._run_db(queues, batch, interval, hostname)
 
-    def _run_db(self, queues: list[str], batch: bool, interval: float) -> None:
-        from django.utils.crypto import get_random_string
+    def _run_db(self, queues: list[str], batch: bool, interval: float, hostname: str) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
 
+        heartbeat = heartbeats.Heartbeat(hostname)
         worker = Worker(
             queue_names=queues,
             interval=interval,
@@ -88,21 +91,29 @@ class Command(BaseCommand):
             backend_name="default",
             startup_delay=False,
             max_tasks=None,
-            worker_id=get_random_string(32),
+            worker_id=heartbeat.worker_id,
             excluded_queue_names=[],
         )
         worker.configure_signals()
-        while True:
-            try:
-                worker.run()
-                return
-            except (OperationalError, InterfaceError):
-                # The database went away (restart, failover, a terminated backend): reconnect
-                # and go on. Attempts of the task that was cut off expire and are reaped.
-                log.exception("database connection lost; reconnecting")
-                leases.keeper.release_all()
-                connections.close_all()
-                time.sleep(1)
+        heartbeat.start()
+        try:
+            while True:
+                try:
+                    heartbeat.beat()  # before the first task taken under this id
+                    worker.run()
+                    return
+                except (OperationalError, InterfaceError):
+                    # The database went away (restart, failover, a terminated backend): reconnect
+                    # and go on. Attempts of the task that was cut off expire and are reaped; the
+                    # task itself stays RUNNING under this id, so take a new one and let the
+                    # reaper give that task back once the old id's heartbeat is a lease old.
+                    log.exception("database connection lost; reconnecting")
+                    leases.keeper.release_all()
+                    connections.close_all()
+                    worker.worker_id = heartbeat.new_identity()
+                    time.sleep(1)
+        finally:
+            heartbeat.stop()
 
     def _run_rq(self, queues: list[str], batch: bool) -> None:
         import django_rq

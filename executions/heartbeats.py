@@ -1,0 +1,120 @@
+"""Workers' heartbeats, and the queued tasks a dead worker had taken, given back to the queue.
+
+django-tasks-db marks a task RUNNING under the worker's id, and commits, before the task's code
+runs. A worker killed in between (or one whose database connection died there) leaves that task
+RUNNING for ever and its executions pending, with no lease for the reaper to find: the lease is
+taken by the task's first statement. So every `manage.py worker` on the database backend beats: one
+row per worker, stamped with the database's clock every third of the lease time. The reaper hands
+each task RUNNING under an id that stopped beating a lease ago back to the queue, as it was
+enqueued. Running a task again is safe: each task claims its work with a conditional UPDATE, so
+what the dead worker had claimed is not run again (its lease expires and the reaper fails it as
+"worker lost") and the rest runs once. A task handed back MAX_DELIVERIES times is failed instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import timedelta
+
+from django.db import close_old_connections, connections, transaction
+from django.db.models.functions import Now
+from django.tasks.base import TaskResultStatus
+from django.utils.crypto import get_random_string
+from django_tasks_db.models import DBTaskResult
+
+from . import leases
+from .models import WorkerHeartbeat
+
+log = logging.getLogger("redrive.heartbeats")
+
+MAX_DELIVERIES = 5
+LOST = "worker lost: the worker that took this task stopped before finishing it"
+
+
+class WorkerLost(Exception):
+    pass
+
+
+class Heartbeat:
+    """This process's heartbeat. `worker_id` is the id its task worker takes tasks with."""
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        self.worker_id = get_random_string(32)
+        self._ids = [self.worker_id]
+        self._stop = threading.Event()
+
+    def beat(self) -> None:
+        if not WorkerHeartbeat.objects.filter(pk=self.worker_id).update(seen_at=Now()):
+            WorkerHeartbeat.objects.create(
+                worker_id=self.worker_id,
+                hostname=self.hostname[:255],
+                pid=os.getpid(),
+                started_at=Now(),
+                seen_at=Now(),
+            )
+
+    def new_identity(self) -> str:
+        """Take a new id (after the task under way was cut off by a lost database connection):
+        the old one stops beating, so the reaper gives back the task left RUNNING under it."""
+        self.worker_id = get_random_string(32)
+        self._ids.append(self.worker_id)
+        return self.worker_id
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(max(leases.lease_seconds() / 3, 0.5)):
+                try:
+                    close_old_connections()
+                    self.beat()
+                except Exception:  # a database blip must not stop the beats; next round retries
+                    log.exception("heartbeat failed")
+                finally:
+                    connections.close_all()  # this thread's own connection, one per round
+
+        threading.Thread(target=loop, name="heartbeat", daemon=True).start()
+
+    def stop(self) -> None:
+        """On a clean exit: nothing is left RUNNING under our ids, so no row is needed."""
+        self._stop.set()
+        try:
+            WorkerHeartbeat.objects.filter(pk__in=self._ids).delete()
+        except Exception:  # the database may be gone; the rows go stale and are pruned
+            log.warning("could not remove this worker's heartbeat", exc_info=True)
+
+
+def redeliver_lost_tasks() -> int:
+    """Give back to the queue every task RUNNING under a worker id that has not beaten for a
+    lease (or fail it after MAX_DELIVERIES). Returns how many were given back or failed."""
+    alive = set(
+        WorkerHeartbeat.objects.filter(
+            seen_at__gte=Now() - timedelta(seconds=leases.lease_seconds())
+        ).values_list("pk", flat=True)
+    )
+    running = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).values_list(
+        "pk", "worker_ids", "started_at"
+    )
+    handled = 0
+    for pk, worker_ids, started_at in running:
+        if worker_ids and worker_ids[-1] in alive:
+            continue
+        with transaction.atomic():
+            task = (
+                DBTaskResult.objects.select_for_update()
+                .filter(pk=pk, status=TaskResultStatus.RUNNING, started_at=started_at)
+                .first()
+            )
+            if task is None:  # finished or taken again meanwhile
+                continue
+            if len(worker_ids) >= MAX_DELIVERIES:
+                task.set_failed(WorkerLost(f"{LOST} ({len(worker_ids)} times)"))
+            else:
+                task.status = TaskResultStatus.READY
+                task.started_at = None
+                task.save(update_fields=["status", "started_at"])
+        handled += 1
+        log.warning("gave back task %s %s (taken by %s)", pk, task.task_path, worker_ids)
+    WorkerHeartbeat.objects.filter(seen_at__lt=Now() - timedelta(hours=1)).delete()
+    return handled
