@@ -13,12 +13,14 @@ from collections import Counter
 
 import pytest
 from django.db import connection
+from django_tasks_db.models import DBTaskResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executions import filters, services
 from executions.errors import InvalidInput
 from executions.fingerprints import fingerprint, normalise
+from executions.kinds import automations
 from executions.models import (
     Attempt,
     AuditEvent,
@@ -60,7 +62,9 @@ def failed_automations(tenant, n: int, actions: list[dict]) -> list[str]:
 
 @pytest.mark.pg_only
 @pytest.mark.django_db(transaction=True)
-def test_draining_while_workers_are_killed_loses_nothing(acme, worker_process, wait_until, capsys):
+def test_draining_while_workers_are_killed_loses_nothing(
+    acme, worker_process, wait_until, capsys, monkeypatch
+):
     tenant, actor = acme
     ids = failed_automations(
         tenant,
@@ -68,31 +72,47 @@ def test_draining_while_workers_are_killed_loses_nothing(acme, worker_process, w
         [
             # `counter` without a key counts per execution (its key is the execution's id).
             {"handler": "counter"},
-            {"handler": "sleep", "params": {"seconds": 0.005}},
+            {"handler": "sleep", "params": {"seconds": 0.02}},
         ],
     )
+    # Tasks of 25 executions (not 250): 80 tasks, work for every kill below to cut short.
+    monkeypatch.setattr(automations, "TASK_BATCH", 25)
     services.retry_many(actor, {"filter": filters.parse({"kind": "automation"})})
 
-    kills = 0
-    keeper = worker_process(lease_seconds=2)  # stays up: its reaper fails what the killed lose
-    victim = worker_process(lease_seconds=2, args=("--no-reaper",))
-    while kills < 10:
-        wait_until(
-            lambda: (
-                AutomationExecution.objects.filter(status="running").exists()
-                or not AutomationExecution.objects.filter(status="pending").exists()
-            ),
-            timeout=60,
-            message="a worker to be running something",
+    keeper = worker_process(lease_seconds=2)  # never killed: its reaper fails what the killed lose
+    victims = [worker_process(lease_seconds=2, args=("--no-reaper",)) for _ in range(2)]
+
+    def holding_attempts():
+        running = AutomationExecution.objects.filter(status="running")
+        return next(
+            (v for v in victims if running.filter(lease_owner__contains=f":{v.pid}:").exists()),
+            None,
         )
-        time.sleep(0.3)
-        victim.kill()
+
+    kills = 0
+    while kills < 10:
+        # A worker holding attempts, killed at a different moment of its batch each time.
+        victim = wait_until(
+            holding_attempts, timeout=60, message="a worker to be running something"
+        )
+        time.sleep(0.05 * kills)
+        assert victim.kill() == -9
         kills += 1
-        victim = worker_process(lease_seconds=2, args=("--no-reaper",))
+        victims[victims.index(victim)] = worker_process(lease_seconds=2, args=("--no-reaper",))
     wait_until(
         lambda: not AutomationExecution.objects.filter(status__in=["pending", "running"]).exists(),
         timeout=120,
         message="every execution to be final",
+    )
+    # The killed workers' tasks too: given back to the queue, run again (a no-op for what the dead
+    # worker had claimed), none left RUNNING.
+    wait_until(
+        lambda: not DBTaskResult.objects.exclude(status="SUCCESSFUL").exists(),
+        timeout=60,
+        message="every queued task to be finished",
+    )
+    given_back = sum(
+        len(ids) > 1 for ids in DBTaskResult.objects.values_list("worker_ids", flat=True)
     )
     assert keeper.alive()
 
@@ -112,13 +132,18 @@ def test_draining_while_workers_are_killed_loses_nothing(acme, worker_process, w
             f"\nkills: {kills}; completed: {final['completed']}; "
             f"failed as worker lost: {final['failed']}; handler calls: {calls.count()}; "
             f"ran but lost with a killed worker: {ran_then_lost}; "
-            f"ran twice: {sum(1 for n in per_execution.values() if n > 1)}"
+            f"ran twice: {sum(1 for n in per_execution.values() if n > 1)}; "
+            f"tasks given back from killed workers: {given_back}"
         )
     assert sum(final.values()) == len(ids) == 2000  # every one final, none lost
     assert lost == 0  # the only failures are the killed workers' attempts
     # Nothing ran twice; what ran without its result being recorded was cut off by a kill.
     assert max(per_execution.values()) == 1
     assert 0 <= ran_then_lost <= final["failed"]
+    # Each kill cut a batch short (unless the worker finished it in the moment before): its task
+    # was given back.
+    assert final["failed"] > 0
+    assert 0 < given_back <= kills
 
 
 @pytest.mark.pg_only
