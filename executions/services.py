@@ -489,20 +489,37 @@ def actor_for_bulk(bulk: BulkRetry) -> Actor:
 
 
 def retry_many(
-    actor: Actor, selection: dict, bulk: BulkRetry | None = None, progress=None
+    actor: Actor,
+    selection: dict,
+    bulk: BulkRetry | None = None,
+    progress=None,
+    resume: bool = False,
 ) -> BulkRetry:
     """Retry everything `selection` matches, in set-based batches, recording progress in `bulk`.
     Stops between batches when cancelled (batches already under way finish); a batch is one
     transaction, so nothing is half-done. On PostgreSQL the batches run on up to
-    REDRIVE_BULK_CONNECTIONS connections at once (their keys never overlap)."""
+    REDRIVE_BULK_CONNECTIONS connections at once (their keys never overlap).
+
+    `resume`: a bulk found "running" was cut off (its worker died and its task was given back):
+    go on with what it has not retried yet; the audit rows of its committed batches say what it
+    has (an item retried then, and failed again since, is not retried a second time)."""
     if bulk is None:
         bulk = plan_bulk_retry(actor, selection)
+    done = failed = 0
+    per_kind: dict[str, dict[str, int]] = {}
+    already: dict[str, set[str]] = {}
     if not BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
         status="running", started_at=timezone.now()
     ):
-        return BulkRetry.objects.get(pk=bulk.pk)
-    done = failed = 0
-    per_kind: dict[str, dict[str, int]] = {}
+        if not (resume and BulkRetry.objects.filter(pk=bulk.pk, status="running").exists()):
+            return BulkRetry.objects.get(pk=bulk.pk)
+        for kind, target_id in AuditEvent.objects.filter(bulk=bulk).values_list(
+            "kind", "target_id"
+        ):
+            already.setdefault(kind, set()).add(target_id)
+        per_kind = {k: {"retried": len(ids), "failed": 0} for k, ids in already.items()}
+        done = sum(map(len, already.values()))
+        log.warning("bulk retry %s resumed after %s items", bulk.pk, done)
     cancelled = False
 
     def cancel_requested() -> bool:
@@ -533,6 +550,10 @@ def retry_many(
             if sets.is_postgresql()
             else iter(list(candidates))
         )
+        if kind in already:  # resuming: compared as values (SQLite's uuid text has no dashes)
+            to_python = KINDS[kind].model._meta.pk.to_python
+            done_here = {str(to_python(pk)) for pk in already[kind]}
+            pks = (pk for pk in pks if str(to_python(pk)) not in done_here)
         batches = iter(partial(_next_batch, pks), [])
 
         def retry_batch(batch: list, kind: str = kind) -> tuple[int, int]:
@@ -592,8 +613,10 @@ def cancel_bulk_retry(actor: Actor, bulk_id: Any) -> BulkRetry:
 
 
 def run_bulk_retry(bulk_id: str) -> None:
+    """The worker's side of start_bulk_retry. Its task runs once, unless its worker died and the
+    task was given back (executions/heartbeats.py): then the bulk is "running" and resumes."""
     bulk = BulkRetry.objects.select_related("tenant", "created_by", "api_key").get(pk=bulk_id)
-    retry_many(actor_for_bulk(bulk), _deserialise(bulk.selection), bulk)
+    retry_many(actor_for_bulk(bulk), _deserialise(bulk.selection), bulk, resume=True)
 
 
 def _deserialise(selection: dict) -> dict:

@@ -19,19 +19,23 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from executions import engine, heartbeats, leases
+from executions import engine, filters, heartbeats, leases, services
 from executions.models import (
+    AuditEvent,
     AutomationExecution,
     AutomationRule,
+    BulkRetry,
     FunctionExecution,
     HandlerCall,
     Job,
+    Membership,
     Run,
     Tenant,
     WorkerHeartbeat,
     WorkflowTaskExecution,
 )
 from executions.tasks import reap_lost_attempts
+from executions.tenancy import Actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -305,3 +309,65 @@ def test_only_the_tasks_of_workers_that_stopped_beating_are_given_back(settings)
     # Heartbeats unseen for an hour are pruned; a second round has nothing to do.
     assert set(WorkerHeartbeat.objects.values_list("pk", flat=True)) == {"alive", "stale"}
     assert heartbeats.redeliver_lost_tasks() == 0
+
+
+# Batches of 10 that take 0.1 s each: a bulk retry of 200 is under way for two seconds.
+SLOW_BULK_BATCHES = """
+import time
+from executions import services
+services.BULK_BATCH = 10
+retry_batch = services._retry_audited
+def slow(*args, **kwargs):
+    time.sleep(0.1)
+    return retry_batch(*args, **kwargs)
+services._retry_audited = slow
+"""
+
+
+def test_a_bulk_retry_whose_worker_is_killed_resumes_under_another_and_retries_each_once(
+    tenant, worker_process, wait_until
+):
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user("alice")
+    Membership.objects.create(user=user, tenant=tenant, role="admin")
+    actions = [{"handler": "fail"}]  # retried items fail again: a second retry would show
+    rule = AutomationRule.objects.create(tenant=tenant, name="failing", actions=actions)
+    AutomationExecution.objects.bulk_create(
+        AutomationExecution(
+            tenant=tenant,
+            automation_rule=rule,
+            status="failed",
+            error_message="boom",
+            actions_total=1,
+            execution_context={"actions": actions},
+        )
+        for _ in range(200)
+    )
+    bulk = services.start_bulk_retry(
+        Actor.for_user(user, tenant, source="api"),
+        {"filter": filters.parse({"kind": "automation"})},
+    )
+    first = worker_process(
+        lease_seconds=LEASE_SECONDS, args=("--no-reaper",), hook=SLOW_BULK_BATCHES
+    )
+    wait_until(
+        lambda: BulkRetry.objects.filter(pk=bulk.pk, status="running", done__gte=50).exists(),
+        timeout=60,
+        message="the bulk retry to be under way",
+    )
+    assert first.kill() == -9
+    assert BulkRetry.objects.get(pk=bulk.pk).done < 200
+
+    second = worker_process(lease_seconds=LEASE_SECONDS, hook=SLOW_BULK_BATCHES)
+    wait_until(
+        lambda: BulkRetry.objects.filter(pk=bulk.pk, status="finished").exists(),
+        timeout=60,
+        message="the given-back bulk retry to finish",
+    )
+    bulk.refresh_from_db()
+    assert (bulk.done, bulk.failed) == (200, 0)
+    audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    assert len(audited) == 200
+    assert set(audited.values()) == {1}
+    assert "resumed after" in second.output()

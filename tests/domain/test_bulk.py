@@ -4,6 +4,7 @@ batches with nothing half-done, and the background task path through a real work
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 from django.utils import timezone
@@ -197,6 +198,52 @@ def test_cancel_stops_between_batches_with_nothing_half_done(tenant, admin):
     assert AutomationExecution.objects.filter(status="pending").count() == services.BULK_BATCH
     assert Attempt.objects.count() == AuditEvent.objects.count() == services.BULK_BATCH
     assert AutomationExecution.objects.filter(status="failed").count() == 2 * services.BULK_BATCH
+
+
+class WorkerKilled(BaseException):
+    """Stands in for a SIGKILL between two batches: nothing after it runs."""
+
+
+def test_a_bulk_retry_cut_off_by_its_workers_death_resumes_where_it_stopped(
+    tenant, admin, monkeypatch
+):
+    monkeypatch.setattr(services, "BULK_BATCH", 10)
+    failed_rows(tenant, "automation", 35)
+    selection = {"filter": filters.parse({"kind": "automation"})}
+    bulk = services.plan_bulk_retry(admin, selection)
+
+    def killed_after_two_batches(done: int, failed: int) -> None:
+        if done == 20:
+            raise WorkerKilled
+
+    with pytest.raises(WorkerKilled):
+        services.retry_many(admin, selection, bulk, progress=killed_after_two_batches)
+    bulk.refresh_from_db()
+    assert (bulk.status, bulk.done) == ("running", 20)
+    # Meanwhile five of the retried items ran and failed again: they were retried once already.
+    retried_first = list(
+        AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True)[:5]
+    )
+    AutomationExecution.objects.filter(pk__in=retried_first).update(status="failed")
+    # A retry_many that is not resuming leaves a running bulk alone.
+    assert services.retry_many(admin, selection, bulk).done == 20
+
+    services.run_bulk_retry(str(bulk.pk))  # the given-back task
+
+    bulk.refresh_from_db()
+    assert (bulk.status, bulk.done, bulk.failed) == ("finished", 35, 0)
+    assert bulk.summary["kinds"] == {"automation": {"retried": 35, "failed": 0}}
+    audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    assert len(audited) == 35 and set(audited.values()) == {1}
+    assert Attempt.objects.count() == 35
+    assert set(
+        AutomationExecution.objects.filter(pk__in=retried_first).values_list("status", flat=True)
+    ) == {"failed"}
+    assert AutomationExecution.objects.filter(status="pending").count() == 30
+    # Given back once more (or run late), a finished bulk stays as it is.
+    services.run_bulk_retry(str(bulk.pk))
+    assert BulkRetry.objects.get(pk=bulk.pk).done == 35
+    assert AuditEvent.objects.filter(bulk=bulk).count() == 35
 
 
 @pytest.mark.django_db(transaction=True)
