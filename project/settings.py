@@ -191,7 +191,13 @@ if REDRIVE_TASKS == "rq":
         def __missing__(self, name: str) -> dict:
             return self["default"]
 
-    RQ_QUEUES = _RQQueues(default={"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600})
+    RQ_QUEUES = _RQQueues(
+        default={
+            "URL": REDIS_URL,
+            "DEFAULT_TIMEOUT": 3600,
+            "QUEUE_CLASS": "executions.rq_backend.RedeliveringQueue",
+        }
+    )
     TASKS = {"default": {"BACKEND": "executions.rq_backend.RedriveRQBackend", "QUEUES": []}}
 else:
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}}

@@ -252,6 +252,56 @@ def test_a_retry_runs_end_to_end_on_the_rq_backend(acme):
     redis.Redis.from_url(redis_url).flushdb()
 
 
+# Kills the work-horse once, as its task starts, before the task claimed anything.
+DIE_ONCE_AS_THE_TASK_STARTS = """
+import pathlib
+from executions import engine
+marker = pathlib.Path(os.environ["REDRIVE_TEST_MARKER"])
+run = engine.run_automation_executions
+def die_once(ids):
+    if not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run(ids)
+engine.run_automation_executions = die_once
+"""
+
+
+@pytest.mark.pg_only
+@pytest.mark.django_db(transaction=True)
+def test_with_rq_a_job_whose_work_horse_died_runs_again(acme, run_worker, tmp_path):
+    import redis
+
+    tenant, _ = acme
+    ids = failed_automations(tenant, 3, [{"handler": "counter"}])
+    redis_url = "redis://127.0.0.1:6379/14"
+    redis.Redis.from_url(redis_url).flushdb()
+    env = {"REDRIVE_TASKS": "rq", "REDIS_URL": redis_url}
+    subprocess.run(
+        [sys.executable, "manage.py", "retry", "automation", *ids, "--tenant", "acme"]
+        + ["--user", "alice"],
+        cwd=ROOT,
+        env=worker_env(env=env),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert redis.Redis.from_url(redis_url).llen("rq:queue:default") == 3  # queued in Redis
+
+    marker = tmp_path / "died"
+    output = run_worker(
+        env={**env, "REDRIVE_TEST_MARKER": str(marker)}, hook=DIE_ONCE_AS_THE_TASK_STARTS
+    )
+
+    assert marker.exists()  # the horse did die
+    assert "Work-horse terminated unexpectedly" in output
+    assert set(AutomationExecution.objects.values_list("status", flat=True)) == {"completed"}
+    assert Counter(HandlerCall.objects.values_list("key", flat=True)) == Counter(
+        f"{pk}:0" for pk in ids
+    )
+    redis.Redis.from_url(redis_url).flushdb()
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=3000))
 def test_the_fingerprint_normaliser_takes_any_string(text):

@@ -119,5 +119,7 @@ class Command(BaseCommand):
         import django_rq
         from django_tasks_rq.backend import Job
 
-        worker = django_rq.get_worker(*queues, job_class=Job)
+        # Maintenance every minute (RQ's default is ten): it requeues the jobs of workers that
+        # died (abandoned: no heartbeat for ~90 s; see RedeliveringQueue).
+        worker = django_rq.get_worker(*queues, job_class=Job, maintenance_interval=60)
         worker.work(burst=batch, with_scheduler=False)
