@@ -614,7 +614,8 @@ def cancel_bulk_retry(actor: Actor, bulk_id: Any) -> BulkRetry:
 
 def run_bulk_retry(bulk_id: str) -> None:
     """The worker's side of start_bulk_retry. Its task runs once, unless its worker died and the
-    task was given back (executions/heartbeats.py): then the bulk is "running" and resumes."""
+    task was given back (executions/heartbeats.py; with RQ, the job's retries): then the bulk is
+    "running" and resumes."""
     bulk = BulkRetry.objects.select_related("tenant", "created_by", "api_key").get(pk=bulk_id)
     retry_many(actor_for_bulk(bulk), _deserialise(bulk.selection), bulk, resume=True)
 
