@@ -311,14 +311,14 @@ def test_only_the_tasks_of_workers_that_stopped_beating_are_given_back(settings)
     assert heartbeats.redeliver_lost_tasks() == 0
 
 
-# Batches of 10 that take 0.1 s each: a bulk retry of 200 is under way for two seconds.
+# Batches of 10 that take 0.2 s each: a bulk retry of 200 is under way for seconds.
 SLOW_BULK_BATCHES = """
 import time
 from executions import services
 services.BULK_BATCH = 10
 retry_batch = services._retry_audited
 def slow(*args, **kwargs):
-    time.sleep(0.1)
+    time.sleep(0.2)
     return retry_batch(*args, **kwargs)
 services._retry_audited = slow
 """
