@@ -18,7 +18,7 @@ import os
 import threading
 from datetime import timedelta
 
-from django.db import close_old_connections, connections, transaction
+from django.db import transaction
 from django.db.models.functions import Now
 from django.tasks.base import TaskResultStatus
 from django.utils.crypto import get_random_string
@@ -64,17 +64,7 @@ class Heartbeat:
         return self.worker_id
 
     def start(self) -> None:
-        def loop() -> None:
-            while not self._stop.wait(max(leases.lease_seconds() / 3, 0.5)):
-                try:
-                    close_old_connections()
-                    self.beat()
-                except Exception:  # a database blip must not stop the beats; next round retries
-                    log.exception("heartbeat failed")
-                finally:
-                    connections.close_all()  # this thread's own connection, one per round
-
-        threading.Thread(target=loop, name="heartbeat", daemon=True).start()
+        leases.run_every(leases.renewal_seconds(), self.beat, "heartbeat", self._stop)
 
     def stop(self) -> None:
         """On a clean exit: nothing is left RUNNING under our ids, so no row is needed."""

@@ -5,7 +5,8 @@ claim()   one conditional UPDATE moves rows into their running status, bumps `le
 Keeper    a daemon thread in the worker process that renews the expiry of everything it holds;
 finish()  the closing UPDATE requires the token it claimed with: if the attempt was reaped (or
           claimed again) meanwhile, the late result is dropped instead of overwriting the newer one;
-reap()    fails every attempt whose lease expired with "worker lost", so it reaches the inbox.
+reap()    fails every attempt whose lease expired with "worker lost", so it reaches the inbox;
+run_every()  the daemon-thread loop the keeper, the workers' heartbeat and the reaper run in.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -38,6 +40,11 @@ def lease_seconds() -> int:
     return settings.REDRIVE_LEASE_SECONDS
 
 
+def renewal_seconds() -> float:
+    """How often leases are renewed, workers beat and the reaper looks: a third of the lease."""
+    return max(lease_seconds() / 3, 0.5)
+
+
 def lease_expiry(extra_seconds: float = 0):
     return timezone.now() + timedelta(seconds=lease_seconds() + extra_seconds)
 
@@ -54,8 +61,7 @@ class Keeper:
         with self._lock:
             self._held[(model, str(pk))] = token
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
-                self._thread.start()
+                self._thread = run_every(renewal_seconds(), self.renew_now, "lease-keeper")
 
     def release(self, model: type[Model], pk) -> None:
         with self._lock:
@@ -80,20 +86,31 @@ class Keeper:
             ).update(lease_expires_at=expires)
         return renewed
 
-    def _run(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(max(lease_seconds() / 3, 0.5)):
-            try:
-                close_old_connections()
-                self.renew_now()
-            except Exception:  # a database blip must not kill the keeper; next round retries
-                log.exception("lease renewal failed")
-            finally:
-                # One short connection per round: an idle keeper holds no database connection.
-                connections.close_all()
-
 
 keeper = Keeper()
+
+
+def run_every(
+    seconds: float, fn: Callable[[], object], name: str, stop: threading.Event | None = None
+) -> threading.Thread:
+    """Run `fn` every `seconds` in a daemon thread until `stop` is set (the keeper, the
+    heartbeat, the reaper). Each round runs on a short database connection of its own, so an
+    idle thread holds none; a round that fails (a database blip) is logged and the next retries."""
+    stop = stop or threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            try:
+                close_old_connections()
+                fn()
+            except Exception:
+                log.exception("%s round failed", name)
+            finally:
+                connections.close_all()  # this thread's connections only
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def new_owner() -> str:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import InterfaceError, OperationalError, close_old_connections, connections
+from django.db import InterfaceError, OperationalError, connections
 
 from executions import engine, failure_counts, heartbeats, leases
 from executions.validation import HOSTNAME_RE
@@ -24,23 +23,11 @@ from executions.validation import HOSTNAME_RE
 log = logging.getLogger("redrive.worker")
 
 
-def start_reaper(every: float) -> threading.Event:
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(every):
-            try:
-                close_old_connections()
-                engine.reap()
-                if settings.REDRIVE_TASKS == "db":
-                    heartbeats.redeliver_lost_tasks()
-                failure_counts.fold()  # keep the console's pending counts short
-            except Exception:  # the database may be briefly gone; try again next round
-                log.exception("reaper round failed")
-                connections.close_all()
-
-    threading.Thread(target=loop, name="reaper", daemon=True).start()
-    return stop
+def reaper_round() -> None:
+    engine.reap()
+    if settings.REDRIVE_TASKS == "db":
+        heartbeats.redeliver_lost_tasks()
+    failure_counts.fold()  # keep the console's pending counts short
 
 
 class Command(BaseCommand):
@@ -70,7 +57,7 @@ class Command(BaseCommand):
         os.environ["REDRIVE_WORKER_HOSTNAME"] = hostname
         queues = ["default", engine.host_queue(engine.ANY_HOST), engine.host_queue(hostname)]
         if not no_reaper and not batch:
-            start_reaper(max(settings.REDRIVE_LEASE_SECONDS / 3, 0.5))
+            leases.run_every(leases.renewal_seconds(), reaper_round, "reaper")
         self.stdout.write(
             f"Redrive worker for host {hostname!r} on queues {', '.join(queues)} "
             f"({settings.REDRIVE_TASKS} backend)"
