@@ -47,14 +47,16 @@ class Heartbeat:
         self._stop = threading.Event()
 
     def beat(self) -> None:
-        if not WorkerHeartbeat.objects.filter(pk=self.worker_id).update(seen_at=Now()):
-            WorkerHeartbeat.objects.create(
-                worker_id=self.worker_id,
-                hostname=self.hostname[:255],
-                pid=os.getpid(),
-                started_at=Now(),
-                seen_at=Now(),
-            )
+        WorkerHeartbeat.objects.update_or_create(
+            worker_id=self.worker_id,
+            defaults={"seen_at": Now()},
+            create_defaults={
+                "hostname": self.hostname[:255],
+                "pid": os.getpid(),
+                "started_at": Now(),
+                "seen_at": Now(),
+            },
+        )
 
     def new_identity(self) -> str:
         """Take a new id (after the task under way was cut off by a lost database connection):

@@ -380,3 +380,14 @@ def test_a_worker_that_stops_cleanly_leaves_no_heartbeat_behind(tenant, run_work
     ids = {i for ids in DBTaskResult.objects.values_list("worker_ids", flat=True) for i in ids}
     assert len(ids) == 1
     assert not WorkerHeartbeat.objects.exists()
+
+
+def test_each_beat_moves_the_workers_last_seen_time_and_keeps_its_start():
+    heartbeat = heartbeats.Heartbeat("web-1")
+    heartbeat.beat()
+    first = WorkerHeartbeat.objects.get(pk=heartbeat.worker_id)
+    time.sleep(0.05)
+    heartbeat.beat()
+    again = WorkerHeartbeat.objects.get(pk=heartbeat.worker_id)
+    assert again.seen_at > first.seen_at
+    assert (again.started_at, again.hostname) == (first.started_at, "web-1")
