@@ -1016,7 +1016,7 @@ def demo_tenants_exist() -> bool:
 
 def seed(*, scale: int = 0) -> dict:
     """Create (or top up) the demo data and return the manifest
-    (../shared/contracts/seed_demo_manifest.schema.json). `scale` > 0 also runs scale(scale)."""
+    (docs/seed_demo_manifest.schema.json). `scale` > 0 also runs scale(scale)."""
     User = get_user_model()
     with transaction.atomic():
         tenants = {slug: _tenant(org) for slug, org in ORGS.items()}

@@ -367,31 +367,28 @@ def fill_attempts(rows: list[Row]) -> None:
         else:
             row.attempts = 1
     for kind, kind_rows in chained.items():
-        depths = _ancestor_counts(
-            KINDS[kind].model, CLONE_PARENT[kind], [r.obj.pk for r in kind_rows]
-        )
+        depths = _ancestor_counts(KINDS[kind].model, CLONE_PARENT[kind], [r.obj for r in kind_rows])
         for row in kind_rows:
-            row.attempts = depths.get(str(row.obj.pk), 0) + 1
+            row.attempts = depths[row.obj.pk] + 1
 
 
-def _ancestor_counts(model: type[Model], parent: str, pks: list[Any]) -> dict[str, int]:
-    table = model._meta.db_table
-    pk_col = model._meta.pk.column
-    parent_col = model._meta.get_field(parent).column
-    # Capped depth: a chain is a handful of retries; the cap only guards against a cycle.
-    sql = f"""
-        WITH RECURSIVE chain(start, parent, depth) AS (
-            SELECT {pk_col}, {parent_col}, 0 FROM {table} WHERE {pk_col} IN %s
-            UNION ALL
-            SELECT chain.start, t.{parent_col}, chain.depth + 1
-            FROM chain JOIN {table} t ON t.{pk_col} = chain.parent
-            WHERE chain.depth < 1000
+def _ancestor_counts(model: type[Model], parent: str, objs: list[Model]) -> dict[Any, int]:
+    """How many retries each of `objs` descends from: one query per generation (a chain is a
+    handful of retries; the cap only guards against a cycle)."""
+    attname = model._meta.get_field(parent).attname
+    depths = {obj.pk: 0 for obj in objs}
+    frontier = {obj.pk: getattr(obj, attname) for obj in objs}
+    for _ in range(1000):
+        frontier = {pk: up for pk, up in frontier.items() if up is not None}
+        if not frontier:
+            break
+        for pk in frontier:
+            depths[pk] += 1
+        parents = dict(
+            model.objects.filter(pk__in=set(frontier.values())).values_list("pk", attname)
         )
-        SELECT start, max(depth) FROM chain GROUP BY start
-    """  # noqa: S608 - identifiers come from model metadata, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [tuple(pks)])
-        return {str(start): depth for start, depth in cursor.fetchall()}
+        frontier = {pk: parents.get(up) for pk, up in frontier.items()}
+    return depths
 
 
 def matching_count(tenant: Tenant, flt: FailureFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:

@@ -231,8 +231,22 @@ def worker_process(transactional_db: None) -> Iterator[Callable[..., WorkerProce
 
 @pytest.fixture
 def manifest(db: None) -> dict:
-    """The seed_demo manifest (see ../shared/contracts/seed_demo_manifest.schema.json), with its
+    """The seed_demo manifest (see docs/seed_demo_manifest.schema.json), with its
     data freshly seeded in the test database."""
     from executions.demo import seed
 
     return seed()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database for the RQ backend's tests, emptied before and after each test:
+    REDRIVE_TEST_REDIS_URL, by default database 14 of the local Redis (give each concurrent test
+    run its own)."""
+    import redis
+
+    url = os.environ.get("REDRIVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()

@@ -210,7 +210,7 @@ def test_two_overlapping_bulk_retries_retry_every_item_once(acme, monkeypatch, s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_retry_runs_end_to_end_on_the_rq_backend(acme):
+def test_a_retry_runs_end_to_end_on_the_rq_backend(acme, redis_url):
     import redis
 
     tenant, _ = acme
@@ -223,8 +223,6 @@ def test_a_retry_runs_end_to_end_on_the_rq_backend(acme):
         execution_context={"actions": rule.actions},
         error_message="boom",
     )
-    redis_url = "redis://127.0.0.1:6379/14"
-    redis.Redis.from_url(redis_url).flushdb()
     env = worker_env(env={"REDRIVE_TASKS": "rq", "REDIS_URL": redis_url})
 
     def manage(*args: str) -> str:
@@ -249,7 +247,6 @@ def test_a_retry_runs_end_to_end_on_the_rq_backend(acme):
 
     execution.refresh_from_db()
     assert (execution.status, execution.attempt) == ("completed", 2)
-    redis.Redis.from_url(redis_url).flushdb()
 
 
 # Kills the work-horse once, as its task starts, before the task claimed anything.
@@ -269,13 +266,11 @@ engine.run_automation_executions = die_once
 
 @pytest.mark.pg_only
 @pytest.mark.django_db(transaction=True)
-def test_with_rq_a_job_whose_work_horse_died_runs_again(acme, run_worker, tmp_path):
+def test_with_rq_a_job_whose_work_horse_died_runs_again(acme, run_worker, tmp_path, redis_url):
     import redis
 
     tenant, _ = acme
     ids = failed_automations(tenant, 3, [{"handler": "counter"}])
-    redis_url = "redis://127.0.0.1:6379/14"
-    redis.Redis.from_url(redis_url).flushdb()
     env = {"REDRIVE_TASKS": "rq", "REDIS_URL": redis_url}
     subprocess.run(
         [sys.executable, "manage.py", "retry", "automation", *ids, "--tenant", "acme"]
@@ -299,7 +294,6 @@ def test_with_rq_a_job_whose_work_horse_died_runs_again(acme, run_worker, tmp_pa
     assert Counter(HandlerCall.objects.values_list("key", flat=True)) == Counter(
         f"{pk}:0" for pk in ids
     )
-    redis.Redis.from_url(redis_url).flushdb()
 
 
 @settings(max_examples=300, deadline=None)

@@ -37,7 +37,8 @@ from executions.models import (
     WorkflowTaskExecution,
 )
 
-SCHEMA = Path(settings.BASE_DIR).parent / "shared" / "contracts" / "seed_demo_manifest.schema.json"
+# The manifest's contract is the project's own, documented in the README.
+SCHEMA = Path(settings.BASE_DIR) / "docs" / "seed_demo_manifest.schema.json"
 TENANTS = ("acme", "globex")
 
 

@@ -37,7 +37,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=(
+            "chromium is not installed: the browser tests drive Debian's chromium "
+            "(sudo apt-get install chromium), see the README's Test it"
+        ),
+    ),
 ]
 
 

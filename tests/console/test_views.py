@@ -237,6 +237,60 @@ def test_htmx_gets_the_results_fragment_and_a_history_restore_the_page(login, ca
     assert 'hx-headers=\'{"X-CSRFToken": "' in full.content.decode()
 
 
+def test_every_page_and_api_list_answers_after_retried_jobs_and_runs_fail_again(
+    login, cast
+) -> None:
+    """A job and a run retried twice, each new attempt failing again: the inbox counts the
+    chain (the clone of a clone is attempt 3), and no page or list of any kind answers 500."""
+    from executions import engine
+    from executions.models import Run
+    from executions.tenancy import Actor
+
+    job = engine.create_job(cast.acme, {"type": "backup.run", "data": {"handler": "fail"}}, "web-1")
+    engine.run_job(str(job.pk), "web-1")
+    nodes = {"root": {"dependsOn": []}, "boom": {"handler": "fail", "dependsOn": ["root"]}}
+    run = engine.start_run(
+        cast.acme, {"nodes": nodes, "triggerNodeIds": ["root"]}, workflow_id="wf_always_fails"
+    )
+    engine.execute_run(run.pk)
+    alice = Actor.for_user(cast.users["alice"], cast.acme, source="console")
+    newest = {"job": str(job.pk), "run": str(run.pk)}
+    for _ in range(2):
+        newest["job"] = services.retry_one(alice, "job", newest["job"]).new_id
+        engine.run_job(newest["job"], "web-1")
+        newest["run"] = services.retry_one(alice, "run", newest["run"]).new_id
+        engine.execute_run(newest["run"])
+    assert Job.objects.get(pk=newest["job"]).status == "failed"
+    assert Run.objects.get(pk=newest["run"]).status == "failure"
+
+    client = login("alice")
+    pages = [reverse("inbox"), reverse("groups"), reverse("chart"), reverse("audit")]
+    pages += [reverse("inbox") + f"?kind={kind}" for kind in KINDS]
+    for kind, pk in newest.items():
+        pages.append(detail_url(kind, pk))
+        assert client.get(live_url(kind, pk), **HTMX).status_code in (200, 286)
+    project = cast.acme.workflows_project
+    pages += [
+        "/api/failures",
+        "/api/failures?group=fingerprint",
+        f"/api/functions/projects/{cast.acme.functions_project_id}/functions/"
+        f"{cast.function.function_id}/logs",
+        "/api/v1/automation/executions",
+        "/job",
+        f"/api/v1/projects/{project}/workflows/executions",
+        "/v1/runs",
+    ]
+    for url in pages:
+        assert client.get(url).status_code == 200, url
+
+    rows = client.get(reverse("inbox"), {"kind": "job"}).content.decode()
+    assert f"row-job-{newest['job']}" in rows
+    inbox = selectors.inbox(cast.acme, filters.parse({"kind": "job,run"}))
+    attempts = {str(row.obj.pk): row.attempts for row in inbox.rows}
+    assert attempts[newest["job"]] == 3
+    assert attempts[newest["run"]] == 3
+
+
 def test_pagination_walks_every_failure_once(login, cast) -> None:
     for i in range(57):
         failed_automation(cast.acme, f"rule {i}")
