@@ -1,14 +1,19 @@
-"""Workers' heartbeats, and the queued tasks a dead worker had taken, given back to the queue.
+"""Workers' heartbeats: which workers, and so which hosts, are alive; and the queued tasks a dead
+worker had taken, given back to the queue (database backend; RQ's counterpart is
+`rq_backend.give_back_abandoned_jobs`).
+
+Every `manage.py worker` beats, on either backend: one row per worker, under the id it takes queued
+tasks with (django-tasks-db's worker id, or the RQ worker's name), stamped with the database's clock
+every third of the lease time. A worker is live while its last beat is younger than a lease.
 
 django-tasks-db marks a task RUNNING under the worker's id, and commits, before the task's code
 runs. A worker killed in between (or one whose database connection died there) leaves that task
 RUNNING for ever and its executions pending, with no lease for the reaper to find: the lease is
-taken by the task's first statement. So every `manage.py worker` on the database backend beats: one
-row per worker, stamped with the database's clock every third of the lease time. The reaper hands
-each task RUNNING under an id that stopped beating a lease ago back to the queue, as it was
-enqueued. Running a task again is safe: each task claims its work with a conditional UPDATE, so
-what the dead worker had claimed is not run again (its lease expires and the reaper fails it as
-"worker lost") and the rest runs once. A task handed back MAX_DELIVERIES times is failed instead.
+taken by the task's first statement. The reaper hands each task RUNNING under an id that stopped
+beating a lease ago back to the queue, as it was enqueued. Running a task again is safe: each task
+claims its work with a conditional UPDATE, so what the dead worker had claimed is not run again
+(its lease expires and the reaper fails it as "worker lost") and the rest runs once. A task handed
+back MAX_DELIVERIES times is failed instead.
 """
 
 from __future__ import annotations
@@ -77,14 +82,29 @@ class Heartbeat:
             log.warning("could not remove this worker's heartbeat", exc_info=True)
 
 
+def live_workers(within: float | None = None):
+    """The heartbeats of workers that beat in the last `within` seconds (default: a lease)."""
+    seconds = leases.lease_seconds() if within is None else within
+    return WorkerHeartbeat.objects.filter(seen_at__gte=Now() - timedelta(seconds=seconds))
+
+
+def stopped_workers():
+    """The heartbeats of workers that have not beaten for a lease: dead, or cut off."""
+    return WorkerHeartbeat.objects.filter(
+        seen_at__lt=Now() - timedelta(seconds=leases.lease_seconds())
+    )
+
+
+def prune() -> int:
+    """Forget workers unseen for an hour."""
+    deleted, _ = WorkerHeartbeat.objects.filter(seen_at__lt=Now() - timedelta(hours=1)).delete()
+    return deleted
+
+
 def redeliver_lost_tasks() -> int:
     """Give back to the queue every task RUNNING under a worker id that has not beaten for a
     lease (or fail it after MAX_DELIVERIES). Returns how many were given back or failed."""
-    alive = set(
-        WorkerHeartbeat.objects.filter(
-            seen_at__gte=Now() - timedelta(seconds=leases.lease_seconds())
-        ).values_list("pk", flat=True)
-    )
+    alive = set(live_workers().values_list("pk", flat=True))
     running = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).values_list(
         "pk", "worker_ids", "started_at"
     )
@@ -108,5 +128,4 @@ def redeliver_lost_tasks() -> int:
                 task.save(update_fields=["status", "started_at"])
         handled += 1
         log.warning("gave back task %s %s (taken by %s)", pk, task.task_path, worker_ids)
-    WorkerHeartbeat.objects.filter(seen_at__lt=Now() - timedelta(hours=1)).delete()
     return handled

@@ -279,7 +279,10 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "executions.middleware.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "executions.middleware.RequestIdFilter"},
+        "no_empty_traceback": {"()": "executions.middleware.NoEmptyTraceback"},
+    },
     "formatters": {
         "json": {"()": "executions.middleware.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
@@ -287,7 +290,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["request_id"],
+            "filters": ["request_id", "no_empty_traceback"],
             "formatter": env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("plain", "json")),
         }
     },
