@@ -4,7 +4,9 @@ worker had taken, given back to the queue (database backend; RQ's counterpart is
 
 Every `manage.py worker` beats, on either backend: one row per worker, under the id it takes queued
 tasks with (django-tasks-db's worker id, or the RQ worker's name), stamped with the database's clock
-every third of the lease time. A worker is live while its last beat is younger than a lease.
+every third of the lease time. A worker is live while its last beat is younger than a lease; a
+host is live while one of its workers is (`hosts_without_live_worker`: the one read the console,
+the API and the reaper share).
 
 django-tasks-db marks a task RUNNING under the worker's id, and commits, before the task's code
 runs. A worker killed in between (or one whose database connection died there) leaves that task
@@ -21,8 +23,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models.functions import Now
 from django.tasks.base import TaskResultStatus
@@ -30,7 +34,7 @@ from django.utils.crypto import get_random_string
 from django_tasks_db.models import DBTaskResult
 
 from . import leases
-from .models import WorkerHeartbeat
+from .models import Job, WorkerHeartbeat
 
 log = logging.getLogger("redrive.heartbeats")
 
@@ -95,9 +99,35 @@ def stopped_workers():
     )
 
 
+def no_live_worker(hostname: str) -> str:
+    return f"no live worker for host {hostname}"
+
+
+def hosts_without_live_worker(hostnames: Iterable[str]) -> set[str]:
+    """Which of these hosts have no live worker (`_any` always has one): one query, none for
+    an empty set."""
+    wanted = set(hostnames) - {Job.ANY_HOST}
+    if not wanted:
+        return set()
+    live = live_workers().filter(hostname__in=wanted).values_list("hostname", flat=True)
+    return wanted - set(live)
+
+
+def waiting_for_host(jobs: Iterable[Job]) -> dict:
+    """{job pk: "no live worker for host <name>"} for the unprocessed ones among `jobs` whose
+    target host has no live worker: what they wait for. One query for all their hosts."""
+    waiting = [j for j in jobs if j.status == Job.Status.UNPROCESSED]
+    gone = hosts_without_live_worker(j.target_hostname for j in waiting)
+    return {j.pk: no_live_worker(j.target_hostname) for j in waiting if j.target_hostname in gone}
+
+
 def prune() -> int:
-    """Forget workers unseen for an hour."""
-    deleted, _ = WorkerHeartbeat.objects.filter(seen_at__lt=Now() - timedelta(hours=1)).delete()
+    """Forget workers unseen for an hour, or for longer than a host may be gone (the reaper
+    reads how long ago a host was seen)."""
+    keep = max(3600, settings.REDRIVE_HOST_GONE_SECONDS)
+    deleted, _ = WorkerHeartbeat.objects.filter(
+        seen_at__lt=Now() - timedelta(seconds=keep)
+    ).delete()
     return deleted
 
 

@@ -15,12 +15,17 @@ import logging
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
 
+from executions import engine, heartbeats
 from executions.middleware import NoEmptyTraceback
-from executions.models import HandlerCall, Job, Membership, Tenant, WorkerHeartbeat
+from executions.models import HandlerCall, Job, JobEvent, Membership, Tenant, WorkerHeartbeat
 from tests.conftest import ROOT, worker_env
 
 LEASE = 2  # seconds; workers beat and reap every third of it
@@ -159,6 +164,104 @@ def test_an_idle_worker_runs_the_job_a_dead_worker_took_a_lease_after_the_death(
     ) in output
     assert "state=FAILED" not in output
     assert "NoneType: None" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("backend", ["db", "rq"])
+def test_the_jobs_of_a_host_that_never_returns_fail_and_run_elsewhere_when_retried(
+    backend, acme, worker_process, wait_until, redis_url, client
+):
+    env = {
+        "REDRIVE_TASKS": backend,
+        "REDIS_URL": redis_url,
+        "REDRIVE_LEASE_SECONDS": str(LEASE),
+        "REDRIVE_HOST_GONE_SECONDS": str(GONE),
+    }
+    gone = worker_process("web-gone", lease_seconds=LEASE, env=env)
+    worker_process("web-live", lease_seconds=LEASE, env=env)
+    wait_until(
+        lambda: WorkerHeartbeat.objects.filter(hostname__in=["web-gone", "web-live"]).count() == 2,
+        timeout=60,
+        message="both workers to start",
+    )
+    assert gone.kill_session() == -9
+    last_seen = WorkerHeartbeat.objects.get(hostname="web-gone").seen_at
+
+    stranded = retry(failed_job(acme), env, target="web-gone")
+    wait_until(
+        lambda: Job.objects.filter(pk=stranded.pk, status="failed").exists(),
+        timeout=30,
+        message="the job for web-gone to fail",
+    )
+    stranded.refresh_from_db()
+    waited = (stranded.finished_at - max(stranded.created_at, last_seen)).total_seconds()
+    print(f"\n{backend}: the job for a gone host failed {waited:.1f} s after (gone after {GONE} s)")
+    assert stranded.error_message == "no live worker for host web-gone"
+    assert waited >= GONE
+    assert list(stranded.events.values_list("revision", "type", "data")) == [
+        (1, "created", {"target_hostname": "web-gone", "retry_of": str(stranded.retry_of_id)}),
+        (2, "failed", {"error": "no live worker for host web-gone"}),
+    ]
+    assert stranded.revision == 2
+    assert ran(stranded) == 0
+
+    # It is in the inbox, and a retry sends it to a host that lives.
+    client.force_login(User.objects.get(username="alice"))
+    assert "no live worker for host web-gone" in client.get(reverse("inbox")).content.decode()
+    elsewhere = retry(stranded, env, target="web-live")
+    wait_until(
+        lambda: Job.objects.filter(pk=elsewhere.pk, status="completed").exists(),
+        timeout=30,
+        message="the retry to run on web-live",
+    )
+    elsewhere.refresh_from_db()
+    assert elsewhere.taken_by == "web-live"
+    assert ran(elsewhere) == 1
+
+
+@pytest.mark.django_db
+def test_the_reaper_fails_only_jobs_whose_host_has_had_no_live_worker_for_the_time(settings):
+    settings.REDRIVE_LEASE_SECONDS = LEASE
+    settings.REDRIVE_HOST_GONE_SECONDS = 60
+    tenant = Tenant.objects.create(slug="acme", name="Acme", workflows_project="acme-prod")
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=61)
+    WorkerHeartbeat.objects.create(worker_id="live", hostname="web-live", pid=1)
+    WorkerHeartbeat.objects.create(
+        worker_id="lost", hostname="web-lost", pid=2, seen_at=now - timedelta(seconds=30)
+    )
+    WorkerHeartbeat.objects.create(worker_id="gone", hostname="web-gone", pid=3, seen_at=long_ago)
+
+    def job(host: str, created_at=long_ago, status: str = "unprocessed") -> Job:
+        with transaction.atomic():
+            job = engine.create_job(tenant, OPERATION, host)
+        Job.objects.filter(pk=job.pk).update(created_at=created_at, status=status)
+        return job
+
+    gone = job("web-gone")
+    never_seen = job("web-typo")
+    live = job("web-live")
+    lost_a_while = job("web-lost")  # not live, but seen 30 s ago: not gone yet
+    any_host = job("_any")
+    just_queued = job("web-gone", created_at=now)  # its host gets the time from now on
+    processing = job("web-gone", status="processing")
+
+    assert engine.fail_jobs_of_gone_hosts() == 2
+    status = dict(Job.objects.values_list("pk", "status"))
+    assert [status[j.pk] for j in (gone, never_seen)] == ["failed", "failed"]
+    assert {status[j.pk] for j in (live, lost_a_while, any_host, just_queued)} == {"unprocessed"}
+    assert status[processing.pk] == "processing"
+    failed = Job.objects.get(pk=never_seen.pk)
+    assert (failed.error_message, failed.revision) == ("no live worker for host web-typo", 2)
+    assert failed.finished_at is not None and failed.fingerprint
+    assert JobEvent.objects.filter(job=failed, type="failed").get().data == {
+        "error": "no live worker for host web-typo"
+    }
+    assert engine.fail_jobs_of_gone_hosts() == 0  # each job fails once
+    # What the console and the API read: hosts without a live worker right now.
+    hosts = ["web-live", "web-lost", "web-gone", "_any"]
+    assert heartbeats.hosts_without_live_worker(hosts) == {"web-lost", "web-gone"}
 
 
 def test_a_failure_logged_without_an_exception_has_no_empty_traceback():

@@ -3,8 +3,8 @@
 It runs the configured django.tasks backend's own worker (django-tasks-db's `db_worker` loop, or an
 RQ worker when REDRIVE_TASKS=rq) on the default queue plus the job queues for `_any` and this
 worker's hostname, beats (executions/heartbeats.py), and beside it runs the reaper: it fails
-attempts whose worker was lost and gives back the tasks a dead worker had taken (on RQ: has RQ
-take them as abandoned, executions/rq_backend.py).
+attempts whose worker was lost, gives back the tasks a dead worker had taken (on RQ: has RQ take
+them as abandoned, executions/rq_backend.py), and fails the jobs of hosts gone for good.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def reaper_round(queues: list[str]) -> None:
         rq_backend.give_back_abandoned_jobs(queues)
     else:
         heartbeats.redeliver_lost_tasks()
+    engine.fail_jobs_of_gone_hosts()
     heartbeats.prune()
     failure_counts.fold()  # keep the console's pending counts short
 
