@@ -10,15 +10,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
-from . import handlers, leases
+from . import handlers, heartbeats, leases
 from .fingerprints import fingerprint
 from .models import (
     AutomationExecution,
@@ -305,11 +307,21 @@ def enqueue_job(job: Job) -> None:
 
 
 def job_transition(
-    job_id, token: int | None, *, event: str, event_data: dict | None = None, **values
+    job_id,
+    token: int | None,
+    *,
+    event: str,
+    event_data: dict | None = None,
+    from_status: str | None = None,
+    **values,
 ) -> bool:
-    """Every job state change: bump `revision` and append the event, in one transaction."""
+    """Every job state change: bump `revision` and append the event, in one transaction. With a
+    lease `token` only the holder's processing job changes; with `from_status` only a job still in
+    that status. False: someone else changed the job first."""
     with transaction.atomic():
         qs = Job.objects.filter(pk=job_id)
+        if from_status is not None:
+            qs = qs.filter(status=from_status)
         if token is not None:
             qs = qs.filter(lease_token=token, status="processing")
             leases.keeper.release(Job, job_id)
@@ -747,6 +759,45 @@ def cancel_run(run_id: str) -> bool:
 
 
 # --- the reaper ----------------------------------------------------------------------------------
+
+
+GONE_HOST_BATCH = 500  # jobs failed per reaper round: a round stays short, the next goes on
+
+
+def fail_jobs_of_gone_hosts() -> int:
+    """Fail the unprocessed jobs targeted at a host that has had no live worker for
+    REDRIVE_HOST_GONE_SECONDS (nor since the job was created) with "no live worker for host
+    <name>": they reach the inbox, and a retry can send them to another host. Returns how many.
+
+    Only that host's workers take such a job, so without them it would wait silently forever."""
+    gone_for = settings.REDRIVE_HOST_GONE_SECONDS
+    stranded = (
+        Job.objects.filter(
+            status=Job.Status.UNPROCESSED,
+            created_at__lt=timezone.now() - timedelta(seconds=gone_for),
+        )
+        .exclude(target_hostname=ANY_HOST)
+        .exclude(target_hostname__in=heartbeats.live_workers(within=gone_for).values("hostname"))
+        .values_list("pk", "target_hostname")[:GONE_HOST_BATCH]
+    )
+    failed: dict[str, int] = {}
+    for job_id, hostname in stranded:
+        message = heartbeats.no_live_worker(hostname)
+        if job_transition(
+            job_id,
+            None,
+            from_status=Job.Status.UNPROCESSED,
+            event="failed",
+            event_data={"error": message},
+            status="failed",
+            finished_at=timezone.now(),
+            error_message=message,
+            fingerprint=fingerprint(Kind.JOB, "", "HostGone", message),
+        ):
+            failed[hostname] = failed.get(hostname, 0) + 1
+    if failed:
+        log.warning("failed the jobs of hosts with no live worker for %s s: %s", gone_for, failed)
+    return sum(failed.values())
 
 
 def reap() -> dict[str, int]:

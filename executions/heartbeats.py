@@ -1,14 +1,22 @@
-"""Workers' heartbeats, and the queued tasks a dead worker had taken, given back to the queue.
+"""Workers' heartbeats: which workers, and so which hosts, are alive; and the queued tasks a dead
+worker had taken, given back to the queue (database backend; RQ's counterpart is
+`rq_backend.give_back_abandoned_jobs`).
+
+Every `manage.py worker` beats, on either backend: one row per worker, under the id it takes queued
+tasks with (django-tasks-db's worker id, or the RQ worker's name), stamped with the database's clock
+every third of the lease time. A worker is live while its last beat is younger than a lease; a
+host is live while one of its workers is (`hosts_without_live_worker`, what the console and the
+API read) and gone once none has beaten for REDRIVE_HOST_GONE_SECONDS (`live_workers(within=...)`,
+what the reaper reads, engine.fail_jobs_of_gone_hosts).
 
 django-tasks-db marks a task RUNNING under the worker's id, and commits, before the task's code
 runs. A worker killed in between (or one whose database connection died there) leaves that task
 RUNNING for ever and its executions pending, with no lease for the reaper to find: the lease is
-taken by the task's first statement. So every `manage.py worker` on the database backend beats: one
-row per worker, stamped with the database's clock every third of the lease time. The reaper hands
-each task RUNNING under an id that stopped beating a lease ago back to the queue, as it was
-enqueued. Running a task again is safe: each task claims its work with a conditional UPDATE, so
-what the dead worker had claimed is not run again (its lease expires and the reaper fails it as
-"worker lost") and the rest runs once. A task handed back MAX_DELIVERIES times is failed instead.
+taken by the task's first statement. The reaper hands each task RUNNING under an id that stopped
+beating a lease ago back to the queue, as it was enqueued. Running a task again is safe: each task
+claims its work with a conditional UPDATE, so what the dead worker had claimed is not run again
+(its lease expires and the reaper fails it as "worker lost") and the rest runs once. A task handed
+back MAX_DELIVERIES times is failed instead.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models.functions import Now
 from django.tasks.base import TaskResultStatus
@@ -25,7 +35,7 @@ from django.utils.crypto import get_random_string
 from django_tasks_db.models import DBTaskResult
 
 from . import leases
-from .models import WorkerHeartbeat
+from .models import Job, WorkerHeartbeat
 
 log = logging.getLogger("redrive.heartbeats")
 
@@ -77,14 +87,55 @@ class Heartbeat:
             log.warning("could not remove this worker's heartbeat", exc_info=True)
 
 
+def live_workers(within: float | None = None):
+    """The heartbeats of workers that beat in the last `within` seconds (default: a lease)."""
+    seconds = leases.lease_seconds() if within is None else within
+    return WorkerHeartbeat.objects.filter(seen_at__gte=Now() - timedelta(seconds=seconds))
+
+
+def stopped_workers():
+    """The heartbeats of workers that have not beaten for a lease: dead, or cut off."""
+    return WorkerHeartbeat.objects.filter(
+        seen_at__lt=Now() - timedelta(seconds=leases.lease_seconds())
+    )
+
+
+def no_live_worker(hostname: str) -> str:
+    return f"no live worker for host {hostname}"
+
+
+def hosts_without_live_worker(hostnames: Iterable[str]) -> set[str]:
+    """Which of these hosts have no live worker (`_any` always has one): one query, none for
+    an empty set."""
+    wanted = set(hostnames) - {Job.ANY_HOST}
+    if not wanted:
+        return set()
+    live = live_workers().filter(hostname__in=wanted).values_list("hostname", flat=True)
+    return wanted - set(live)
+
+
+def waiting_for_host(jobs: Iterable[Job]) -> dict:
+    """{job pk: "no live worker for host <name>"} for the unprocessed ones among `jobs` whose
+    target host has no live worker: what they wait for. One query for all their hosts."""
+    waiting = [j for j in jobs if j.status == Job.Status.UNPROCESSED]
+    gone = hosts_without_live_worker(j.target_hostname for j in waiting)
+    return {j.pk: no_live_worker(j.target_hostname) for j in waiting if j.target_hostname in gone}
+
+
+def prune() -> int:
+    """Forget workers unseen for an hour, or for longer than a host may be gone (the reaper
+    reads how long ago a host was seen)."""
+    keep = max(3600, settings.REDRIVE_HOST_GONE_SECONDS)
+    deleted, _ = WorkerHeartbeat.objects.filter(
+        seen_at__lt=Now() - timedelta(seconds=keep)
+    ).delete()
+    return deleted
+
+
 def redeliver_lost_tasks() -> int:
     """Give back to the queue every task RUNNING under a worker id that has not beaten for a
     lease (or fail it after MAX_DELIVERIES). Returns how many were given back or failed."""
-    alive = set(
-        WorkerHeartbeat.objects.filter(
-            seen_at__gte=Now() - timedelta(seconds=leases.lease_seconds())
-        ).values_list("pk", flat=True)
-    )
+    alive = set(live_workers().values_list("pk", flat=True))
     running = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).values_list(
         "pk", "worker_ids", "started_at"
     )
@@ -108,5 +159,4 @@ def redeliver_lost_tasks() -> int:
                 task.save(update_fields=["status", "started_at"])
         handled += 1
         log.warning("gave back task %s %s (taken by %s)", pk, task.task_path, worker_ids)
-    WorkerHeartbeat.objects.filter(seen_at__lt=Now() - timedelta(hours=1)).delete()
     return handled

@@ -1,5 +1,5 @@
 """Request ids: every request gets one (or keeps a sane one it brought), every log line and every
-response carries it, so a 500 reported by a client can be found in the logs."""
+response carries it, so a 500 reported by a client can be found in the logs. And the log format."""
 
 from __future__ import annotations
 
@@ -39,6 +39,17 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        return True
+
+
+class NoEmptyTraceback(logging.Filter):
+    """`logger.exception()` outside an `except` block (django-tasks logs every FAILED task that
+    way, also one RQ failed without a Python exception) records `(None, None, None)`, which the
+    formatters print as a bogus "NoneType: None" traceback: drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
         return True
 
 

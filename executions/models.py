@@ -187,9 +187,10 @@ class Leased(models.Model):
 
 
 class WorkerHeartbeat(models.Model):
-    """A running `manage.py worker` (database backend), under the id it takes queued tasks with.
-    A task left RUNNING under an id whose heartbeat stopped was cut off by the worker's death
-    before it could claim its work; `executions.heartbeats` gives such tasks back to the queue."""
+    """A running `manage.py worker` (either backend), under the id it takes queued tasks with.
+    A task left running under an id whose heartbeat stopped was cut off by the worker's death
+    before it could claim its work; `executions.heartbeats` gives such tasks back to the queue,
+    and tells which hosts have a live worker."""
 
     worker_id = models.CharField(max_length=64, primary_key=True)
     hostname = models.CharField(max_length=255)
@@ -393,6 +394,12 @@ class Job(Leased, Failure):
                 fields=["status", "lease_expires_at"],
                 name="job_lease",
                 condition=Q(status="processing"),
+            ),
+            # The reaper's look for jobs waiting on a host that is gone, every round.
+            models.Index(
+                fields=["created_at"],
+                name="job_waiting_for_host",
+                condition=Q(status="unprocessed") & ~Q(target_hostname="_any"),
             ),
         ]
 

@@ -29,7 +29,7 @@ from django.db.models.functions import Cast, Trunc
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import failure_counts
+from . import failure_counts, heartbeats
 from .errors import InvalidInput
 from .filters import KINDS, FailureFilter
 from .models import (
@@ -145,7 +145,10 @@ _RELATED: dict[str, tuple[str, ...]] = {
 def _retried_by_fields(kind: str) -> tuple[str, ...]:
     meta = KINDS[kind]
     pk = meta.model._meta.pk.name
-    return (f"retried_by__{pk}", "retried_by__status", f"retried_by__{meta.time_field}")
+    fields = (f"retried_by__{pk}", "retried_by__status", f"retried_by__{meta.time_field}")
+    if kind == Kind.JOB:  # what the clone waits for (see waiting_for_host)
+        fields += ("retried_by__target_hostname",)
+    return fields
 
 
 # --- rows -----------------------------------------------------------------------------------
@@ -196,6 +199,7 @@ class Row:
     attempts: int = 1
     reason: str | None = None  # why the viewer cannot retry it (set by the caller, per actor)
     urls: dict[str, str] = field(default_factory=dict)  # set by the caller (the console)
+    waiting: str | None = None  # what it (or its retry) waits for, see waiting_for_host()
 
     @property
     def id(self) -> str:
@@ -350,6 +354,15 @@ def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: 
         next_cursor = Cursor(last.when, last.kind, last.id).encode()
     fill_attempts(rows)
     return Page(rows=rows, next_cursor=next_cursor, limit=limit)
+
+
+def waiting_for_host(rows: list[Row]) -> None:
+    """Set `waiting` ("no live worker for host <name>") on the job rows that are, or were retried
+    as, an unprocessed job whose host has no live worker: one query for all the rows' hosts."""
+    jobs = [(row, row.new_attempt or row.obj) for row in rows if row.kind == Kind.JOB]
+    waiting = heartbeats.waiting_for_host(job for _, job in jobs)
+    for row, job in jobs:
+        row.waiting = waiting.get(job.pk)
 
 
 def fill_attempts(rows: list[Row]) -> None:

@@ -205,6 +205,14 @@ else:
 # How long a worker's claim on an attempt lives without renewal; the worker renews it every third
 # of this. A SIGKILLed worker's attempt is failed as "worker lost" once it expires.
 REDRIVE_LEASE_SECONDS = env_int("REDRIVE_LEASE_SECONDS", 30, minimum=2)
+# How long a host may have no live worker (none beat for this long) before the jobs targeted at it
+# fail with "no live worker for host <name>", retryable to another host (see the reaper round).
+REDRIVE_HOST_GONE_SECONDS = env_int("REDRIVE_HOST_GONE_SECONDS", 300, minimum=2)
+if REDRIVE_HOST_GONE_SECONDS < REDRIVE_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"REDRIVE_HOST_GONE_SECONDS must be >= REDRIVE_LEASE_SECONDS ({REDRIVE_LEASE_SECONDS}); "
+        f"got {REDRIVE_HOST_GONE_SECONDS}"
+    )
 # How many database connections one bulk retry's batches run on at once (PostgreSQL).
 REDRIVE_BULK_CONNECTIONS = env_int(
     "REDRIVE_BULK_CONNECTIONS", min(4, os.cpu_count() or 1), minimum=1
@@ -279,7 +287,10 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "executions.middleware.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "executions.middleware.RequestIdFilter"},
+        "no_empty_traceback": {"()": "executions.middleware.NoEmptyTraceback"},
+    },
     "formatters": {
         "json": {"()": "executions.middleware.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
@@ -287,7 +298,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["request_id"],
+            "filters": ["request_id", "no_empty_traceback"],
             "formatter": env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("plain", "json")),
         }
     },

@@ -194,11 +194,24 @@ class WorkerProcess:
             os.kill(self.process.pid, signal.SIGKILL)
         return self.process.wait(timeout=10)
 
+    def kill_session(self) -> int:
+        """SIGKILL the worker's whole session, as a machine's death would: its own process group
+        first, then the others (RQ's work-horse calls setpgrp, leaving the worker's group), so
+        the worker never sees its horse die. Returns the worker's exit status."""
+        sid = self.process.pid
+        groups = set()
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+                if os.getsid(int(entry.name)) == sid:
+                    groups.add(os.getpgid(int(entry.name)))
+        for group in sorted(groups, key=lambda g: g != sid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        return self.process.wait(timeout=10)
+
     def stop(self) -> None:
-        # The whole group: the worker and anything it may have started.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        # The whole session: the worker and anything it may have started.
+        self.kill_session()
         self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
 

@@ -76,6 +76,14 @@ def start(env: dict[str, str], code: str = "") -> subprocess.CompletedProcess:
             "REDRIVE_LEASE_SECONDS must be >= 2; got 1",
         ),
         (
+            {"REDRIVE_HOST_GONE_SECONDS": "5m"},
+            "REDRIVE_HOST_GONE_SECONDS must be an integer; got '5m'",
+        ),
+        (
+            {"REDRIVE_HOST_GONE_SECONDS": "10"},
+            "REDRIVE_HOST_GONE_SECONDS must be >= REDRIVE_LEASE_SECONDS (30); got 10",
+        ),
+        (
             {"DATABASE_URL": "postgres://u@h:5432/db", "DATABASE_PREPARED_STATEMENTS": "often"},
             "DATABASE_PREPARED_STATEMENTS must be one of 1/0, true/false, yes/no, on/off; "
             "got 'often'",

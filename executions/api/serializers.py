@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from executions import heartbeats
 from executions.models import (
     Attempt,
     AutomationExecution,
@@ -374,6 +375,7 @@ class JobDetailSerializer(JobSerializer):
     error_stack = serializers.CharField(allow_null=True)
     logs = serializers.SerializerMethodField()
     retried_by = serializers.SerializerMethodField()
+    waiting = serializers.SerializerMethodField()
     events = JobEventSerializer(many=True)
 
     @extend_schema_field(LogEntrySerializer(many=True))
@@ -384,6 +386,17 @@ class JobDetailSerializer(JobSerializer):
     def get_retried_by(self, obj: Job) -> str | None:
         pk = Job.objects.filter(retry_of=obj.pk).values_list("pk", flat=True).first()
         return str(pk) if pk else None
+
+    @extend_schema_field(
+        {
+            "type": "string",
+            "nullable": True,
+            "description": "What an unprocessed job waits for, e.g. "
+            "`no live worker for host web-01` (null when nothing is known to block it).",
+        }
+    )
+    def get_waiting(self, obj: Job) -> str | None:
+        return heartbeats.waiting_for_host([obj]).get(obj.pk)
 
 
 class JobListSerializer(serializers.Serializer):

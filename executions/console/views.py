@@ -64,7 +64,9 @@ _URLS: dict[str, dict[str, str]] = {}
 
 
 def _prepare(request: HttpRequest, rows: list[selectors.Row]) -> list[selectors.Row]:
-    """Per row: why this user cannot retry it (or None), and its console URLs."""
+    """Per row: why this user cannot retry it (or None), its console URLs, and what it waits
+    for (a job whose host has no live worker)."""
+    selectors.waiting_for_host(rows)
     for r in rows:
         r.reason = services.why_not_retryable(request.actor, r.kind, r.obj)
         urls = _url_patterns(r.kind)

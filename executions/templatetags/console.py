@@ -137,7 +137,7 @@ _ROW = (
     '<span class="clamp" title="{error}">{error_text}</span></td>'
     '<td data-label="When" class="when">{when}</td>'
     '<td data-label="Attempts" class="num">{attempts}</td>'
-    '<td data-label="Status" class="status">{status}{then}</td>'
+    '<td data-label="Status" class="status">{status}{then}{waiting}</td>'
     '<td data-label="Retry" class="act">{action}{message}</td>'
     "</tr>"
 )
@@ -208,6 +208,7 @@ def inbox_row(context, row) -> str:
         attempts=row.attempts,
         status=status_badge(row.status),
         then=then,
+        waiting=_html('<span class="waiting">{}</span>', row.waiting) if row.waiting else "",
         action=action,
         message=_html(
             '<div class="msg msg-{} inline" role="status">{}</div>', message[0], message[1]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from executions.models import Job
+import pytest
+from django.utils import timezone
+
+from executions.models import Job, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +103,19 @@ def test_detail_has_the_event_timeline(api, manifest):
     assert [e["revision"] for e in job["events"]] == sorted(e["revision"] for e in job["events"])
     assert job["revision"] == job["events"][-1]["revision"]
     assert api.get(f"/job/{clone}").json()["retry_of"] == pk
+
+
+def test_detail_says_when_an_unprocessed_jobs_host_has_no_live_worker(api, manifest, settings):
+    pk = manifest["acme"]["jobs"]["failed"]
+    clone = api.post(f"/job/{pk}/retry", {"target_hostname": "web-01"}).json()["job_id"]
+    assert api.get(f"/job/{clone}").json()["waiting"] == "no live worker for host web-01"
+    assert api.get(f"/job/{pk}").json()["waiting"] is None  # finished: it waits for nothing
+
+    beat = WorkerHeartbeat.objects.create(worker_id="w-1", hostname="web-01", pid=1)
+    assert api.get(f"/job/{clone}").json()["waiting"] is None
+    lease_ago = timezone.now() - timedelta(seconds=settings.REDRIVE_LEASE_SECONDS + 1)
+    WorkerHeartbeat.objects.filter(pk=beat.pk).update(seen_at=lease_ago)  # it stopped beating
+    assert api.get(f"/job/{clone}").json()["waiting"] == "no live worker for host web-01"
 
 
 def test_list_pages_through_the_tenants_jobs(api, manifest):

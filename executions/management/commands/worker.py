@@ -2,8 +2,9 @@
 
 It runs the configured django.tasks backend's own worker (django-tasks-db's `db_worker` loop, or an
 RQ worker when REDRIVE_TASKS=rq) on the default queue plus the job queues for `_any` and this
-worker's hostname, and beside it the reaper that fails attempts whose worker was lost (and, on the
-database backend, gives back the tasks a dead worker had taken: see executions/heartbeats.py).
+worker's hostname, beats (executions/heartbeats.py), and beside it runs the reaper: it fails
+attempts whose worker was lost, gives back the tasks a dead worker had taken (on RQ: has RQ take
+them as abandoned, executions/rq_backend.py), and fails the jobs of hosts gone for good.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import socket
 import time
+from functools import partial
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -23,10 +25,16 @@ from executions.validation import HOSTNAME_RE
 log = logging.getLogger("redrive.worker")
 
 
-def reaper_round() -> None:
+def reaper_round(queues: list[str]) -> None:
     engine.reap()
-    if settings.REDRIVE_TASKS == "db":
+    if settings.REDRIVE_TASKS == "rq":
+        from executions import rq_backend
+
+        rq_backend.give_back_abandoned_jobs(queues)
+    else:
         heartbeats.redeliver_lost_tasks()
+    engine.fail_jobs_of_gone_hosts()
+    heartbeats.prune()
     failure_counts.fold()  # keep the console's pending counts short
 
 
@@ -57,13 +65,13 @@ class Command(BaseCommand):
         os.environ["REDRIVE_WORKER_HOSTNAME"] = hostname
         queues = ["default", engine.host_queue(engine.ANY_HOST), engine.host_queue(hostname)]
         if not no_reaper and not batch:
-            leases.run_every(leases.renewal_seconds(), reaper_round, "reaper")
+            leases.run_every(leases.renewal_seconds(), partial(reaper_round, queues), "reaper")
         self.stdout.write(
             f"Redrive worker for host {hostname!r} on queues {', '.join(queues)} "
             f"({settings.REDRIVE_TASKS} backend)"
         )
         if settings.REDRIVE_TASKS == "rq":
-            self._run_rq(queues, batch)
+            self._run_rq(queues, batch, hostname)
         else:
             self._run_db(queues, batch, interval, hostname)
 
@@ -102,11 +110,26 @@ class Command(BaseCommand):
         finally:
             heartbeat.stop()
 
-    def _run_rq(self, queues: list[str], batch: bool) -> None:
+    def _run_rq(self, queues: list[str], batch: bool, hostname: str) -> None:
         import django_rq
         from django_tasks_rq.backend import Job
 
-        # Maintenance every minute (RQ's default is ten): it requeues the jobs of workers that
-        # died (abandoned: no heartbeat for ~90 s; see RedeliveringQueue).
-        worker = django_rq.get_worker(*queues, job_class=Job, maintenance_interval=60)
-        worker.work(burst=batch, with_scheduler=False)
+        from executions import rq_backend
+
+        # The RQ worker is named by its heartbeat's id: the reaper tells from the beats which
+        # worker of a started job is dead (rq_backend.give_back_abandoned_jobs).
+        heartbeat = heartbeats.Heartbeat(hostname)
+        worker = django_rq.get_worker(
+            *queues,
+            job_class=Job,
+            name=heartbeat.worker_id,
+            maintenance_interval=rq_backend.MAINTENANCE_SECONDS,
+            worker_ttl=rq_backend.WORKER_TTL,
+        )
+        heartbeat.beat()
+        connections.close_all()  # the work-horses fork from this thread: no connection to share
+        heartbeat.start()
+        try:
+            worker.work(burst=batch, with_scheduler=False)
+        finally:
+            heartbeat.stop()
