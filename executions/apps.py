@@ -5,3 +5,6 @@ class ExecutionsConfig(AppConfig):
     name = "executions"
     verbose_name = "Redrive executions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import lockout  # noqa: F401 (connects the audit of sign-in lockouts)
