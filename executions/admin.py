@@ -3,6 +3,10 @@ calls the same domain code as the console and the API (services.retry_one, with 
 
 Executions and the evidence trail (attempts, audit, outbox, bulk retries) are read-only here: a
 retry is the only way the admin changes them, and nothing deletes evidence.
+
+Superusers see every tenant. A tenant admin (executions.adminsite) sees only the rows of the
+tenants they are admin of: every list, page, action and choice of a related tenant or user goes
+through TenantScopedAdmin, and models that belong to no tenant are for superusers only.
 """
 
 from __future__ import annotations
@@ -12,16 +16,20 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
 from . import handlers, services
+from .adminsite import admin_tenant_ids
+from .client_ip import client_ip
 from .errors import NotFound, NotRetryable, PermissionDenied
 from .models import (
     ROLE_PERMISSIONS,
@@ -61,7 +69,7 @@ def admin_actor(request: HttpRequest, tenant: Tenant) -> Actor:
     """Superusers act as an admin of the item's tenant; staff act with their membership there."""
     extra = {
         "request_id": getattr(request, "request_id", ""),
-        "ip": request.META.get("REMOTE_ADDR") or None,
+        "ip": client_ip(request),
     }
     if request.user.is_superuser:
         return Actor(
@@ -72,6 +80,96 @@ def admin_actor(request: HttpRequest, tenant: Tenant) -> Actor:
             **extra,
         )
     return Actor.for_user(request.user, tenant, source="admin", **extra)
+
+
+# djangorestframework-api-key's own APIKey model is unused (ApiKey is ours): one "API keys" entry.
+admin.site.unregister(APIKey)
+
+
+class TenantFilter(admin.SimpleListFilter):
+    """The tenants the user may see (Django's filter for a foreign key would list every tenant)."""
+
+    title = "tenant"
+    parameter_name = "tenant"
+
+    def __init__(self, request: HttpRequest, params: Any, model: Any, model_admin: Any) -> None:
+        self.tenant_path = model_admin.tenant_path
+        super().__init__(request, params, model, model_admin)
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        tenants = Tenant.objects.order_by("slug")
+        ids = admin_tenant_ids(request)
+        if ids is not None:
+            tenants = tenants.filter(pk__in=ids)
+        return [(str(t.pk), t.slug) for t in tenants]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        if self.value() not in {value for value, _ in self.lookup_choices}:
+            return queryset.none()
+        return queryset.filter(**{self.tenant_path: self.value()})
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Rows of the tenants where the user is admin (superusers: all). `tenant_path` is the lookup
+    from the model to its tenant's id; None: the model belongs to no tenant (superusers only).
+    Tenant admins may edit a model only if `tenant_admins_edit`; superusers as Django allows."""
+
+    tenant_path: str | None = "tenant"
+    tenant_admins_edit = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)
+        ids = admin_tenant_ids(request)
+        if ids is None:
+            return qs
+        if self.tenant_path is None:
+            return qs.none()
+        return qs.filter(**{f"{self.tenant_path}__in": ids})
+
+    def _tenant_admin(self, request: HttpRequest) -> bool:
+        return self.tenant_path is not None and bool(admin_tenant_ids(request))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        if request.user.is_superuser:
+            return super().has_module_permission(request)
+        return self._tenant_admin(request)
+
+    # Object-level scope comes from get_queryset: another tenant's object is not found.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if request.user.is_superuser:
+            return super().has_view_permission(request, obj)
+        return self._tenant_admin(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        if request.user.is_superuser:
+            return super().has_add_permission(request)
+        return self.tenant_admins_edit and self._tenant_admin(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if request.user.is_superuser:
+            return super().has_change_permission(request, obj)
+        return self.tenant_admins_edit and self._tenant_admin(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if request.user.is_superuser:
+            return super().has_delete_permission(request, obj)
+        return self.tenant_admins_edit and self._tenant_admin(request)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any):
+        ids = admin_tenant_ids(request)
+        if ids is not None:
+            if db_field.related_model is Tenant:
+                kwargs["queryset"] = Tenant.objects.filter(pk__in=ids)
+            elif db_field.related_model is get_user_model():
+                kwargs["queryset"] = (
+                    get_user_model().objects.filter(memberships__tenant__in=ids).distinct()
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_list_filter(self, request: HttpRequest) -> tuple:
+        return tuple(TenantFilter if f == "tenant" else f for f in super().get_list_filter(request))
 
 
 class ReadOnlyMixin:
@@ -125,7 +223,7 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
-class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelAdmin):
+class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
     kind: str = ""
     actions = ["retry_selected"]
     exclude = ("error_message", "error_stack")
@@ -144,7 +242,9 @@ class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelAdmin):
         permission = kinds.rule(self.kind).PERMISSION
         return any(
             permission in m.permissions
-            for m in Membership.objects.filter(user=request.user).only("role")
+            for m in Membership.objects.filter(
+                user=request.user, tenant_id__in=admin_tenant_ids(request)
+            ).only("role")
         )
 
     @admin.action(description="Retry selected", permissions=["retry"])
@@ -217,6 +317,7 @@ class FunctionExecutionAdmin(ExecutionAdmin):
     search_fields = ("id", "function__name", "handler", "error_message", "fingerprint")
     list_select_related = ("function", "tenant")
     raw_id_fields = ("function", "retry_of")
+    ordering = ("-executed_at", "-id")
 
 
 @admin.register(AutomationExecution)
@@ -235,6 +336,7 @@ class AutomationExecutionAdmin(ExecutionAdmin):
     list_filter = ("status", "tenant")
     search_fields = ("execution_id", "automation_rule__name", "error_message", "fingerprint")
     list_select_related = ("automation_rule", "tenant")
+    ordering = ("-started_at", "-execution_id")
 
 
 class OperationTypeFilter(admin.SimpleListFilter):
@@ -267,6 +369,7 @@ class JobAdmin(ExecutionAdmin):
     list_filter = ("status", OperationTypeFilter, "tenant")
     search_fields = ("job_id", "operation_type", "target_hostname", "error_message", "fingerprint")
     list_select_related = ("tenant",)
+    ordering = ("-created_at", "-job_id")
 
 
 @admin.register(WorkflowExecution)
@@ -276,6 +379,7 @@ class WorkflowExecutionAdmin(ExecutionAdmin):
     list_filter = ("status", "tenant")
     search_fields = ("id", "workflow__external_id", "error_message", "fingerprint")
     list_select_related = ("workflow", "tenant")
+    ordering = ("-created_time", "-id")
 
 
 @admin.register(Run)
@@ -285,35 +389,46 @@ class RunAdmin(ExecutionAdmin):
     list_filter = ("status", "tenant")
     search_fields = ("id", "workflow_id", "error_message", "fingerprint", "summary")
     list_select_related = ("tenant",)
+    ordering = ("-started_at", "-id")
 
 
 # --- definitions and tenancy (editable) --------------------------------------------------------
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(TenantScopedAdmin):
+    """Tenant admins see their tenants; creating, renaming or deleting one is for superusers."""
+
+    tenant_path = "pk"
     list_display = ("slug", "name", "functions_project_id", "workflows_project", "created_at")
     search_fields = ("slug", "name", "functions_project_id", "workflows_project")
+    ordering = ("-created_at",)
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(TenantScopedAdmin):
+    tenant_admins_edit = True
     list_display = ("user", "tenant", "role")
     list_filter = ("role", "tenant")
     search_fields = ("user__username", "tenant__slug")
     list_select_related = ("user", "tenant")
+    ordering = ("-pk",)
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(APIKeyModelAdmin):
+class ApiKeyAdmin(TenantScopedAdmin, APIKeyModelAdmin):
+    tenant_admins_edit = True
     list_display = (*APIKeyModelAdmin.list_display, "tenant", "user", "last_used_at")
     list_filter = ("revoked", "tenant", "created")
     search_fields = ("name", "prefix", "tenant__slug", "user__username")
     list_select_related = ("tenant", "user")
+    ordering = ("-created",)
 
 
 @admin.register(Function)
-class FunctionAdmin(admin.ModelAdmin):
+class FunctionAdmin(TenantScopedAdmin):
+    tenant_admins_edit = True
+    ordering = ("-created_at",)
     list_display = ("name", "tenant", "handler", "version", "timeout_ms", "created_at")
     list_filter = ("handler", "tenant")
     search_fields = ("id", "name", "handler")
@@ -321,7 +436,9 @@ class FunctionAdmin(admin.ModelAdmin):
 
 
 @admin.register(AutomationRule)
-class AutomationRuleAdmin(admin.ModelAdmin):
+class AutomationRuleAdmin(TenantScopedAdmin):
+    tenant_admins_edit = True
+    ordering = ("-created_at",)
     list_display = ("name", "tenant", "version", "created_at")
     list_filter = ("tenant",)
     search_fields = ("id", "name")
@@ -329,7 +446,9 @@ class AutomationRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(TenantScopedAdmin):
+    tenant_admins_edit = True
+    ordering = ("-created_at",)
     list_display = ("external_id", "version", "tenant", "created_at")
     list_filter = ("tenant",)
     search_fields = ("id", "external_id", "version")
@@ -340,7 +459,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobEvent)
-class JobEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class JobEventAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    tenant_path = "job__tenant"
+    ordering = ("-timestamp", "-id")
     list_display = ("job", "revision", "type", "timestamp")
     list_filter = ("type",)
     search_fields = ("job__job_id", "type")
@@ -348,7 +469,9 @@ class JobEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(WorkflowTaskExecution)
-class WorkflowTaskExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelAdmin):
+class WorkflowTaskExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
+    tenant_path = "execution__tenant"
+    ordering = (F("started_at").desc(nulls_last=True), "-pk")
     list_display = (
         "task_external_id",
         "execution",
@@ -364,7 +487,8 @@ class WorkflowTaskExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelA
 
 
 @admin.register(WorkflowSession)
-class WorkflowSessionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class WorkflowSessionAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    ordering = ("-created_at",)
     list_display = (
         "id",
         "tenant",
@@ -381,7 +505,8 @@ class WorkflowSessionAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelAdmin):
+class AttemptAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
+    ordering = ("-recorded_at", "-id")
     list_display = ("kind", "object_id", "number", "status", "short_error", "recorded_at")
     list_filter = ("kind", "status", "tenant")
     search_fields = ("object_id", "error_message")
@@ -390,7 +515,8 @@ class AttemptAdmin(ReadOnlyMixin, FailureFieldsMixin, admin.ModelAdmin):
 
 
 @admin.register(BulkRetry)
-class BulkRetryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class BulkRetryAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    ordering = ("-created_at",)
     list_display = (
         "id",
         "tenant",
@@ -408,7 +534,8 @@ class BulkRetryAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    ordering = ("-created_at", "-id")
     list_display = (
         "created_at",
         "actor",
@@ -427,28 +554,34 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class OutboxEventAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    ordering = ("-created_at", "-id")
     list_display = ("name", "tenant", "created_at", "published_at")
     list_filter = ("name", "tenant")
     search_fields = ("name",)
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    ordering = ("-created_at", "-id")
     list_display = ("actor", "key", "scope", "status_code", "created_at")
     list_filter = ("status_code",)
     search_fields = ("actor", "key", "scope")
 
 
 @admin.register(HandlerCall)
-class HandlerCallAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class HandlerCallAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    tenant_path = None  # the demo handlers' call log: no tenant
+    ordering = ("-called_at", "-id")
     list_display = ("key", "called_at")
     search_fields = ("key",)
 
 
 @admin.register(FailureCount)
-class FailureCountAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class FailureCountAdmin(ReadOnlyMixin, TenantScopedAdmin):
     """The hourly failure counts the console's chart and error groups read (kept by triggers)."""
+
+    ordering = ("-bucket", "-id")
 
     list_display = ("bucket", "kind", "status", "fingerprint", "source", "n", "tenant_id")
     list_filter = ("kind", "status")
@@ -457,17 +590,23 @@ class FailureCountAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(FailureCountDelta)
-class FailureCountDeltaAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class FailureCountDeltaAdmin(ReadOnlyMixin, TenantScopedAdmin):
     """Count changes the triggers appended and the next read or reaper round folds in."""
+
+    tenant_path = "tenant_id"
+    ordering = ("-bucket", "-id")
 
     list_display = ("bucket", "kind", "status", "fingerprint", "source", "n", "tenant_id")
     list_filter = ("kind", "status")
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyMixin, TenantScopedAdmin):
     """The workers running now (and those gone within the hour): the reaper gives back the tasks
-    of a worker whose last beat is older than REDRIVE_LEASE_SECONDS."""
+    of a worker whose last beat is older than REDRIVE_LEASE_SECONDS. Shared by every tenant:
+    superusers only."""
+
+    tenant_path = None
 
     list_display = ("worker_id", "hostname", "pid", "started_at", "seen_at")
     search_fields = ("worker_id", "hostname")

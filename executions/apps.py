@@ -1,7 +1,19 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class ExecutionsConfig(AppConfig):
     name = "executions"
     verbose_name = "Redrive executions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import lockout  # noqa: F401 (connects the audit of sign-in lockouts)
+
+
+class RedriveAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with Redrive's site, which tenant admins can open (adminsite.py).
+    Named in INSTALLED_APPS; `default = False` keeps ExecutionsConfig this app's config."""
+
+    default = False
+    default_site = "executions.adminsite.RedriveAdminSite"

@@ -761,8 +761,9 @@ _DETAIL_RELATED: dict[str, tuple[str, ...]] = {
 }
 
 
-def detail(tenant: Tenant, kind: str, object_id: str) -> Detail:
-    """Everything a detail page shows, in a fixed handful of queries."""
+def detail(tenant: Tenant, kind: str, object_id: str, *, with_audit: bool = True) -> Detail:
+    """Everything a detail page shows, in a fixed handful of queries (the audit rows only
+    `with_audit`: for callers who may read the audit)."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     meta = KINDS[kind]
@@ -827,10 +828,14 @@ def detail(tenant: Tenant, kind: str, object_id: str) -> Detail:
             )
         )
         targets = [str(obj.pk)]
-    audit = list(
-        AuditEvent.objects.filter(tenant=tenant, kind=kind, target_id__in=targets).order_by(
-            "-created_at", "-id"
-        )[:100]
+    audit = (
+        list(
+            AuditEvent.objects.filter(tenant=tenant, kind=kind, target_id__in=targets).order_by(
+                "-created_at", "-id"
+            )[:100]
+        )
+        if with_audit
+        else []
     )
     if kind == Kind.AUTOMATION:
         extra["actions"] = _automation_actions(obj)

@@ -15,6 +15,25 @@ from django.db.models import Model, QuerySet
 from .errors import NotFound, PermissionDenied
 from .models import ROLE_PERMISSIONS, ApiKey, Membership, Tenant
 
+# Where the console keeps the tenant chosen with its switcher; the API's session auth reads it too.
+SESSION_TENANT = "redrive_tenant_id"
+
+
+def current_membership(user, session) -> tuple[list[Membership], Membership | None]:
+    """A signed-in user's memberships (tenant attached, by tenant name) and the one they act in:
+    the tenant chosen in the session, else the first. The console and the API both ask this."""
+    memberships = list(
+        Membership.objects.filter(user=user)
+        .select_related("tenant")
+        .order_by("tenant__name", "tenant__slug")
+    )
+    wanted = session.get(SESSION_TENANT) if session is not None else None
+    current = next(
+        (m for m in memberships if str(m.tenant_id) == wanted),
+        memberships[0] if memberships else None,
+    )
+    return memberships, current
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -62,7 +81,7 @@ class Actor:
     def for_api_key(cls, key: ApiKey, *, source: str = "api", **kwargs) -> Actor:
         return cls(
             tenant=key.tenant,
-            permissions=frozenset(key.permissions),
+            permissions=key.effective_permissions(),
             source=source,
             user=key.user,
             api_key=key,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -129,7 +130,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "executions.apps.RedriveAdminConfig",  # django.contrib.admin, tenant-scoped
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -255,6 +256,60 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+
+# --- sign-in lockout, throttles and the client's address -----------------------------------------
+# X-Forwarded-For is believed only from these proxies (comma-separated addresses or CIDRs); by
+# default from none, and the client is REMOTE_ADDR. Throttles, the lockout and audit rows all use
+# executions.client_ip.client_ip.
+def env_networks(name: str) -> list[str]:
+    import ipaddress
+
+    values = env_list(name, [])
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated IP addresses or CIDRs; got {value!r}"
+            ) from None
+    return values
+
+
+REDRIVE_TRUSTED_PROXIES = env_networks("REDRIVE_TRUSTED_PROXIES")
+
+# Throttle counters live in Django's cache: Redis (shared by every web process) when REDIS_URL is
+# set or the queue is RQ; otherwise this process's memory, so each process counts on its own and
+# `manage.py up` needs no Redis.
+if "REDIS_URL" in os.environ or REDRIVE_TASKS == "rq":
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "redrive",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# django-axes: after REDRIVE_LOGIN_FAILURE_LIMIT failed sign-ins for one username (from anywhere),
+# or from one address (whatever the usernames), sign-in is refused for REDRIVE_LOGIN_LOCKOUT_MINUTES
+# on the console, /admin/login/ and POST /api/auth/token alike. Attempts are kept in the database
+# (axes' own table), so every web process sees them, whatever the cache. Attempts made while
+# locked out are not counted: the lock ends that long after the failure that set it.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes asks
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("REDRIVE_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("REDRIVE_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "executions.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "executions.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins need no row each; failures are kept
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Redrive API",
     "DESCRIPTION": "Find failed executions, understand why they failed, and retry them.",
@@ -306,5 +361,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django_tasks_db": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # a line per sign-in otherwise; lockouts are warnings
     },
 }

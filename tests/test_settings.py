@@ -84,6 +84,15 @@ def start(env: dict[str, str], code: str = "") -> subprocess.CompletedProcess:
             "REDRIVE_HOST_GONE_SECONDS must be >= REDRIVE_LEASE_SECONDS (30); got 10",
         ),
         (
+            {"REDRIVE_TRUSTED_PROXIES": "10.0.0.1, proxy.internal"},
+            "REDRIVE_TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs; "
+            "got 'proxy.internal'",
+        ),
+        (
+            {"REDRIVE_LOGIN_FAILURE_LIMIT": "0"},
+            "REDRIVE_LOGIN_FAILURE_LIMIT must be >= 1; got 0",
+        ),
+        (
             {"DATABASE_URL": "postgres://u@h:5432/db", "DATABASE_PREPARED_STATEMENTS": "often"},
             "DATABASE_PREPARED_STATEMENTS must be one of 1/0, true/false, yes/no, on/off; "
             "got 'often'",
@@ -198,3 +207,40 @@ def test_the_wsgi_entry_point_loads_the_views_and_freezes_what_it_loaded():
     before, loaded, now_loaded, frozen = done.stdout.split()
     assert (loaded, now_loaded) == ("False", "True")
     assert int(frozen) - int(before) > 50_000  # Django, the models and the views
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "django.core.cache.backends.locmem.LocMemCache None"),
+        (
+            {"REDIS_URL": "redis://cache.internal:6379/3"},
+            "django.core.cache.backends.redis.RedisCache redis://cache.internal:6379/3",
+        ),
+        (
+            {"REDRIVE_TASKS": "rq"},
+            "django.core.cache.backends.redis.RedisCache redis://127.0.0.1:6379/0",
+        ),
+    ],
+    ids=["default", "redis-url", "rq"],
+)
+def test_the_cache_is_redis_only_when_redis_is_configured(env, expected):
+    """Throttle counters are shared by every web process through Redis when there is one;
+    `manage.py up` on a machine without Redis keeps them in each process's memory."""
+    done = start(
+        env,
+        "c = settings.CACHES['default']; print(c['BACKEND'], c.get('LOCATION'))",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+
+
+def test_trusted_proxies_are_parsed():
+    done = start(
+        {"REDRIVE_TRUSTED_PROXIES": " 10.0.0.0/8 , 192.0.2.1,,::1 "},
+        "print(settings.REDRIVE_TRUSTED_PROXIES)",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['10.0.0.0/8', '192.0.2.1', '::1']"

@@ -7,6 +7,7 @@ WWW-Authenticate) only when the first authenticator names a scheme, otherwise it
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,8 +21,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from executions import tokens
+from executions.client_ip import client_ip
 from executions.models import ApiKey, Membership, Tenant
-from executions.tenancy import Actor
+from executions.tenancy import Actor, current_membership
 
 # Writing last_used_at on every request would turn every read into a write; once a minute is
 # precise enough to tell a live key from a dead one.
@@ -34,10 +36,6 @@ class TokenAuth:
 
     claims: dict
     tenant: Tenant
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -80,8 +78,14 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.has_expired:
             raise exceptions.AuthenticationFailed("API key has expired.")
-        if key.user is not None and not key.user.is_active:
-            raise exceptions.AuthenticationFailed("The user of this API key is inactive.")
+        if key.user_id is not None:
+            # A key made for a user works only while it could be that user's own request.
+            if key.user is None or not key.user.is_active:
+                raise exceptions.AuthenticationFailed("The user of this API key is inactive.")
+            if key.owner_membership_role() is None:
+                raise exceptions.AuthenticationFailed(
+                    "The user of this API key is no longer a member of its tenant."
+                )
         return key
 
     @staticmethod
@@ -112,17 +116,20 @@ class JWTAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Token has expired.") from None
         except (jwt.InvalidTokenError, UnicodeDecodeError):
             raise exceptions.AuthenticationFailed("Invalid token.") from None
+        # Signed claims can still be anything a key holder wrote: check their shape before
+        # they reach a query (a non-UUID tenant would fail in the database).
+        sub, tenant_id = claims.get("sub"), claims.get("tenant")
+        if not (isinstance(sub, str | int) and str(sub).isdigit()) or not _is_uuid(tenant_id):
+            raise exceptions.AuthenticationFailed("Invalid token.")
         user = (
             get_user_model()
-            .objects.filter(pk=claims.get("sub"), is_active=True)
+            .objects.filter(pk=int(sub), is_active=True)
             .only("pk", "username", "is_active")
             .first()
-            if str(claims.get("sub", "")).isdigit()
-            else None
         )
         membership = (
             Membership.objects.select_related("tenant")
-            .filter(user=user, tenant_id=claims.get("tenant"))
+            .filter(user=user, tenant_id=tenant_id)
             .first()
             if user is not None
             else None
@@ -145,25 +152,15 @@ class IsAuthenticatedCaller(BasePermission):
 
 
 def session_tenant(request: Request, user) -> Tenant | None:
-    """The tenant a console user acts in: the one chosen in the session, else their first."""
-    memberships = Membership.objects.select_related("tenant").filter(user=user).order_by("pk")
-    chosen = None
-    session = getattr(request, "session", None)
-    if session is not None:
-        chosen = session.get("tenant_id") or session.get("tenant")
-    if chosen:
-        membership = memberships.filter(Q(tenant__slug=str(chosen))).first()
-        if membership is None and _is_uuid(str(chosen)):
-            membership = memberships.filter(tenant_id=chosen).first()
-        if membership is not None:
-            return membership.tenant
-    first = memberships.first()
-    return first.tenant if first else None
+    """The tenant a console session acts in: the one chosen in the console (the same rule as the
+    console's pages, executions.tenancy.current_membership)."""
+    _, current = current_membership(user, getattr(request, "session", None))
+    return current.tenant if current is not None else None
 
 
-def _is_uuid(value: str) -> bool:
-    import uuid
-
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
     try:
         uuid.UUID(value)
     except ValueError:
@@ -174,7 +171,7 @@ def _is_uuid(value: str) -> bool:
 def actor_for(request: Request) -> Actor:
     """The Actor of an authenticated request (API source: key, token or session alike)."""
     request_id = getattr(request, "request_id", "")
-    ip = _client_ip(request)
+    ip = client_ip(request)
     if isinstance(request.auth, ApiKey):
         return Actor.for_api_key(request.auth, source="api", request_id=request_id, ip=ip)
     if isinstance(request.auth, TokenAuth):

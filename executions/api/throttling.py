@@ -1,9 +1,11 @@
 """Rate limits: per caller on the bulk-retry endpoint, per client IP on the token endpoint.
 
 Rates are read from settings at request time (REDRIVE_BULK_RETRY_RATE, REDRIVE_TOKEN_RATE, e.g.
-"30/min"), so a deployment or a test can change them. Counters live in Django's cache: with the
-default per-process cache each web process counts on its own; configure a shared cache (Redis)
-to make the limit global across processes.
+"30/min"), so a deployment or a test can change them. Counters live in Django's cache: Redis,
+shared by every web process, when REDIS_URL is set; otherwise each process counts on its own.
+
+The client's address is executions.client_ip's (X-Forwarded-For only from trusted proxies), not
+DRF's get_ident, which believes the header from anyone unless NUM_PROXIES is set.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from executions.client_ip import client_ip
 
-class BulkRetryThrottle(SimpleRateThrottle):
+
+class ClientIpThrottle(SimpleRateThrottle):
+    def get_ident(self, request) -> str:
+        return client_ip(request) or "unknown"
+
+
+class BulkRetryThrottle(ClientIpThrottle):
     scope = "bulk_retry"
     default_rate = "30/min"
 
@@ -25,7 +34,7 @@ class BulkRetryThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class TokenThrottle(SimpleRateThrottle):
+class TokenThrottle(ClientIpThrottle):
     scope = "auth_token"
     default_rate = "30/min"
 

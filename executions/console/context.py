@@ -12,15 +12,10 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from executions.client_ip import client_ip
 from executions.errors import NotFound, PermissionDenied
-from executions.models import RETRY_PERMISSIONS, Membership
-from executions.tenancy import Actor
-
-SESSION_TENANT = "redrive_tenant_id"
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+from executions.models import RETRY_PERMISSIONS
+from executions.tenancy import Actor, current_membership
 
 
 def console_view(permission: str | None = None) -> Callable:
@@ -31,15 +26,9 @@ def console_view(permission: str | None = None) -> Callable:
         @functools.wraps(view)
         @login_required
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            memberships = list(
-                Membership.objects.filter(user=request.user)
-                .select_related("tenant")
-                .order_by("tenant__name", "tenant__slug")
-            )
-            if not memberships:
+            memberships, current = current_membership(request.user, request.session)
+            if current is None:
                 return render(request, "console/no_tenant.html", status=403)
-            wanted = request.session.get(SESSION_TENANT)
-            current = next((m for m in memberships if str(m.tenant_id) == wanted), memberships[0])
             request.memberships = memberships
             request.membership = current
             request.tenant = current.tenant

@@ -21,10 +21,10 @@ from executions import filters, selectors, services
 from executions.errors import InvalidInput, NotRetryable
 from executions.filters import KINDS, FailureFilter
 from executions.models import ApiKey, AuditEvent, BulkRetry
-from executions.tenancy import get_for_tenant
+from executions.tenancy import SESSION_TENANT, get_for_tenant
 
 from . import charts
-from .context import SESSION_TENANT, console_view
+from .context import console_view
 from .forms import ApiKeyForm
 
 PAGE_SIZE = 50
@@ -193,7 +193,9 @@ def _check_kind(kind: str) -> None:
 @console_view()
 def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     _check_kind(kind)
-    item = selectors.detail(request.tenant, kind, object_id)
+    # The audit trail is for those who may open /audit/ (audit:read): a viewer sees neither.
+    can_read_audit = request.actor.can("audit:read")
+    item = selectors.detail(request.tenant, kind, object_id, with_audit=can_read_audit)
     row = _prepare(request, [selectors.Row(kind, item.obj)])[0]
     obj = item.obj
     context: dict[str, Any] = {
@@ -205,7 +207,7 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
         "input_json": selectors.pretty(_input_of(kind, obj)),
         "output_json": selectors.pretty(_output_of(kind, obj)),
         "logs": selectors.logs_of(kind, obj),
-        "can_read_audit": request.actor.can("audit:read"),
+        "can_read_audit": can_read_audit,
     }
     return render(request, "console/detail.html", context)
 

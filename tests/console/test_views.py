@@ -737,3 +737,15 @@ def test_the_audit_lists_who_retried_what_and_filters(login, cast) -> None:
     assert str(cast.automation.pk)[:12] not in only_runs
     assert client.get(reverse("audit"), {"kind": "nope"}).status_code == 400
     assert login("bob").get(reverse("audit")).status_code == 403
+
+
+def test_the_audit_trail_is_shown_to_those_who_may_open_the_audit_page_only(login, cast) -> None:
+    login("dave").post(retry_url("automation", cast.automation.pk))  # an operator retries
+    for who, sees in (("alice", True), ("dave", True), ("bob", False)):
+        client = login(who)
+        detail = client.get(detail_url("automation", cast.automation.pk)).content.decode()
+        audit = client.get(reverse("audit"))
+        assert ('id="h-audit"' in detail) is sees, who
+        assert ("user:dave" in detail) is sees, who
+        assert audit.status_code == (200 if sees else 403), who
+        assert ("user:dave" in audit.content.decode()) is sees, who

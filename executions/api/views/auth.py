@@ -39,8 +39,13 @@ class TokenApi(ApiView):
         for field, value in (("username", username), ("password", password)):
             if not isinstance(value, str) or not value or len(value) > 256:
                 raise InvalidInput(f"{field} is required", field=field)
+            if "\x00" in value:
+                # No user can have one (Django's forms refuse it), and PostgreSQL cannot store it.
+                raise InvalidInput(f"{field} must not contain NUL characters", field=field)
         if slug is not None and (not isinstance(slug, str) or len(slug) > 100):
             raise InvalidInput("tenant must be a tenant slug", field="tenant")
+        # With the Django request, so that django-axes counts a failure toward the lockout (its
+        # middleware then answers a locked-out caller with a 429, executions.lockout).
         user = authenticate(request._request, username=username, password=password)
         if user is None:
             raise Unauthorized("Invalid username or password.")
