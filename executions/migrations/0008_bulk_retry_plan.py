@@ -4,6 +4,15 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def uncompressed_keys(apps, schema_editor) -> None:
+    """A plan's keys are written once and read once or twice, and random keys hardly compress:
+    PostgreSQL compressing 100,000 of them (3.7 MB) took 0.37 s of the 0.44 s the write took."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            "ALTER TABLE executions_bulkretryplan ALTER COLUMN keys SET STORAGE EXTERNAL"
+        )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("executions", "0007_worker_heartbeats"),
@@ -54,4 +63,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(uncompressed_keys, migrations.RunPython.noop),
     ]
