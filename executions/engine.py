@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
@@ -312,16 +312,15 @@ def job_transition(
     *,
     event: str,
     event_data: dict | None = None,
-    from_status: str | None = None,
+    only_if: Q | None = None,
     **values,
 ) -> bool:
-    """Every job state change: bump `revision` and append the event, in one transaction. With a
-    lease `token` only the holder's processing job changes; with `from_status` only a job still in
-    that status. False: someone else changed the job first."""
+    """Every job state change: one conditional UPDATE (fenced by `token`, and `only_if`) that
+    bumps `revision`, and the event only if it changed the job, in one transaction."""
     with transaction.atomic():
         qs = Job.objects.filter(pk=job_id)
-        if from_status is not None:
-            qs = qs.filter(status=from_status)
+        if only_if is not None:
+            qs = qs.filter(only_if)
         if token is not None:
             qs = qs.filter(lease_token=token, status="processing")
             leases.keeper.release(Job, job_id)
@@ -786,7 +785,7 @@ def fail_jobs_of_gone_hosts() -> int:
         if job_transition(
             job_id,
             None,
-            from_status=Job.Status.UNPROCESSED,
+            only_if=Q(status=Job.Status.UNPROCESSED),
             event="failed",
             event_data={"error": message},
             status="failed",
@@ -835,35 +834,37 @@ def reap() -> dict[str, int]:
     job_ids = list(Job.objects.filter(expired, status="processing").values_list("pk", flat=True))
     counts[Kind.JOB] = 0
     for job_id in job_ids:
-        counts[Kind.JOB] += (
-            job_transition(
-                job_id,
-                None,
-                event="failed",
-                event_data={"error": leases.WORKER_LOST},
-                status="failed",
-                finished_at=now,
-                lease_owner="",
-                lease_expires_at=None,
-                error_message=leases.WORKER_LOST,
-                fingerprint=fingerprint(Kind.JOB, "", "WorkerLost", leases.WORKER_LOST),
-            )
-            if Job.objects.filter(expired, pk=job_id, status="processing").exists()
-            else 0
+        # The job's state and lease are checked again by the UPDATE itself: a job that finished
+        # since the read above, or that another reaper failed, is left alone (and gets no event).
+        counts[Kind.JOB] += job_transition(
+            job_id,
+            None,
+            only_if=Q(expired, status="processing"),
+            event="failed",
+            event_data={"error": leases.WORKER_LOST},
+            status="failed",
+            finished_at=now,
+            lease_owner="",
+            lease_expires_at=None,
+            error_message=leases.WORKER_LOST,
+            fingerprint=fingerprint(Kind.JOB, "", "WorkerLost", leases.WORKER_LOST),
         )
     task_rows = list(
         WorkflowTaskExecution.objects.filter(expired, status="IN_PROGRESS").values_list(
-            "pk", "execution_id", "attempts", "max_attempts"
+            "pk", "execution_id"
         )
     )
     counts[Kind.WORKFLOW] = 0
     from .tasks import advance_workflow
 
-    for pk, execution_id, attempts, max_attempts in task_rows:
-        status = "SCHEDULED" if attempts < max_attempts else "FAILED"
+    for pk, execution_id in task_rows:
         with transaction.atomic():
             if WorkflowTaskExecution.objects.filter(expired, pk=pk, status="IN_PROGRESS").update(
-                status=status,
+                # Decided by the row as the UPDATE finds it, not as it was read above.
+                status=Case(
+                    When(attempts__lt=F("max_attempts"), then=Value("SCHEDULED")),
+                    default=Value("FAILED"),
+                ),
                 ended_at=now,
                 fingerprint=fingerprint(Kind.WORKFLOW, "", "WorkerLost", leases.WORKER_LOST),
                 **lost,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
-from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,6 +30,7 @@ from .models import (
     ApiKey,
     AuditEvent,
     BulkRetry,
+    BulkRetryPlan,
     Function,
     FunctionExecution,
     Kind,
@@ -40,7 +41,21 @@ from .tenancy import Actor, get_for_tenant
 log = logging.getLogger("redrive.services")
 
 SESSION_LIFETIME = timedelta(hours=1)
+# Bulk retry batches: the largest, the first of each kind, and how long one should take (a cancel
+# lands when the batches under way end; see _BatchSize).
 BULK_BATCH = 5000
+FIRST_BATCH = 100
+BATCH_SECONDS = 0.5
+SQLITE_PAUSE = 0.1
+# The items a bulk retry could not retry that its summary names, with the reason.
+MAX_REPORTED_FAILURES = 100
+CONFLICT = "Conflicts with a concurrent retry of the same item"
+BATCH_ERROR = "Its batch failed with an unexpected error (logged by the worker)"
+NO_LONGER_RETRYABLE = "It was no longer retryable when its batch ran"
+CANCEL_REQUESTED = "Cancel requested: the bulk retry stops after its current batch"
+CANCELLED = "Cancelled: the bulk retry will not retry anything more"
+TOO_LATE_FINISHED = "Cancel came too late: the bulk retry had already finished"
+TOO_LATE_LAST_BATCH = "Cancel came too late: the bulk retry had already started its last batch"
 MAX_IDEMPOTENCY_KEY = 255
 
 
@@ -424,6 +439,14 @@ def _valid_pks(kind: str, values: list[str]) -> list[str]:
 
 
 def preview_retry(actor: Actor, selection: dict) -> dict:
+    """What retrying `selection` would do, per kind: how many will be retried, and how many will
+    not and why."""
+    return _preview(actor, selection)
+
+
+def _preview(actor: Actor, selection: dict, keys: dict[str, list[str]] | None = None) -> dict:
+    """preview_retry; given `keys`, it also collects there the keys that will be retried (the
+    plan of a bulk retry), and the preview counts those: plan and preview agree."""
     result: dict[str, Any] = {"total": 0, "will_retry": 0, "not_retryable": 0, "kinds": {}}
     for kind, qs in _querysets(actor, selection).items():
         rule = kinds.rule(kind)
@@ -434,8 +457,11 @@ def preview_retry(actor: Actor, selection: dict) -> dict:
                 "not_retryable": {f"needs permission {rule.PERMISSION}": n} if n else {},
             }
         else:
+            retryable = rule.retryable(qs, actor)
+            if keys is not None:
+                keys[kind] = _keys(retryable)
             entry = {
-                "will_retry": rule.retryable(qs, actor).count(),
+                "will_retry": len(keys[kind]) if keys is not None else retryable.count(),
                 "not_retryable": rule.not_retryable(qs, actor),
             }
         skipped = sum(entry["not_retryable"].values())
@@ -446,6 +472,14 @@ def preview_retry(actor: Actor, selection: dict) -> dict:
     return result
 
 
+def _keys(qs) -> list[str]:
+    """The keys of `qs`, in key order, as text. In key order: a batch's new index entries (the
+    key, the history's and the audit's target id) then land on neighbouring index pages instead
+    of thousands of random ones. As text: 100,000 keys made into uuid.UUID objects and back cost
+    ~0.2 s of CPU."""
+    return list(qs.order_by("pk").values_list(Cast("pk", output_field=TextField()), flat=True))
+
+
 def _serialise(selection: dict) -> dict:
     if "filter" in selection:
         flt = selection["filter"]
@@ -454,20 +488,45 @@ def _serialise(selection: dict) -> dict:
 
 
 def plan_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
-    """A pending BulkRetry whose plan (total, skipped) is the selection's preview; retry_many runs
-    it (start_bulk_retry: in a worker)."""
-    preview = preview_retry(actor, selection)
-    return BulkRetry.objects.create(
-        tenant=actor.tenant,
-        created_by=actor.user,
-        api_key=actor.api_key,
-        actor=actor.label,
-        source=actor.source,
-        selection=_serialise(selection),
-        total=preview["will_retry"],
-        skipped=preview["not_retryable"],
-        summary={"preview": preview},
+    """A pending BulkRetry and its plan: the keys retryable now (BulkRetryPlan), whose counts are
+    the preview it shows (total, skipped). retry_many retries those keys and no others, however
+    often it is resumed (start_bulk_retry: in a worker)."""
+    keys: dict[str, list[str]] = {}
+    preview = _preview(actor, selection, keys)
+    with transaction.atomic():
+        bulk = BulkRetry.objects.create(
+            tenant=actor.tenant,
+            created_by=actor.user,
+            api_key=actor.api_key,
+            actor=actor.label,
+            source=actor.source,
+            selection=_serialise(selection),
+            total=preview["will_retry"],
+            skipped=preview["not_retryable"],
+            summary={"preview": preview},
+        )
+        _save_plan(bulk, keys)
+    return bulk
+
+
+def _save_plan(bulk: BulkRetry, keys: dict[str, list[str]]) -> None:
+    # A row for every kind the actor may retry, also an empty one: a bulk without any row was
+    # planned before plans were recorded (retry_many plans it when it starts).
+    BulkRetryPlan.objects.bulk_create(
+        BulkRetryPlan(bulk=bulk, kind=kind, keys=values) for kind, values in keys.items()
     )
+
+
+def _plan_now(actor: Actor, bulk: BulkRetry, selection: dict) -> dict[str, list[str]]:
+    """The plan of a bulk that has none (planned by an earlier version, or made by hand): the
+    selection as it is now, then fixed like any other plan."""
+    keys = {
+        kind: _keys(kinds.rule(kind).retryable(qs, actor))
+        for kind, qs in _querysets(actor, selection).items()
+        if actor.can(kinds.rule(kind).PERMISSION)
+    }
+    _save_plan(bulk, keys)
+    return keys
 
 
 def start_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
@@ -488,6 +547,38 @@ def actor_for_bulk(bulk: BulkRetry) -> Actor:
     raise NotFound("The user who started this bulk retry no longer exists")
 
 
+class _Batch(NamedTuple):
+    kind: str
+    keys: list[str]
+    last: bool  # the bulk's last batch: once it starts, a cancel has nothing left to stop
+
+
+class _BatchSize:
+    """How many keys the next batch of one kind takes. A cancel lands when the batches under way
+    end, so a batch should take about BATCH_SECONDS: the first one of a kind is FIRST_BATCH
+    (a kind's pace is unknown until then: on two busy cores, 2,500 automations took 0.2 s, 500
+    jobs, function executions, runs or workflow executions 1.5-3 s), each next one as many as
+    BATCH_SECONDS allow at the pace of the last, up to BULK_BATCH (fewer, larger statements are
+    what makes a bulk fast)."""
+
+    def __init__(self) -> None:
+        self.size = min(FIRST_BATCH, BULK_BATCH)
+
+    def took(self, n: int, seconds: float) -> None:
+        per_item = max(seconds, 1e-3) / max(n, 1)
+        self.size = max(1, min(BULK_BATCH, int(BATCH_SECONDS / per_item)))
+
+
+def _batches(todo: dict[str, list[str]], sizes: dict[str, _BatchSize]) -> Iterator[_Batch]:
+    kinds_left = [kind for kind, keys in todo.items() if keys]
+    for kind in kinds_left:
+        keys, start = todo[kind], 0
+        while start < len(keys):
+            end = start + sizes[kind].size
+            yield _Batch(kind, keys[start:end], end >= len(keys) and kind == kinds_left[-1])
+            start = end
+
+
 def retry_many(
     actor: Actor,
     selection: dict,
@@ -495,14 +586,17 @@ def retry_many(
     progress=None,
     resume: bool = False,
 ) -> BulkRetry:
-    """Retry everything `selection` matches, in set-based batches, recording progress in `bulk`.
-    Stops between batches when cancelled (batches already under way finish); a batch is one
-    transaction, so nothing is half-done. On PostgreSQL the batches run on up to
-    REDRIVE_BULK_CONNECTIONS connections at once (their keys never overlap).
+    """Retry what `bulk` planned (without a bulk, `selection` is planned first), in set-based
+    batches, recording progress in `bulk`. A batch is one transaction, so nothing is half-done;
+    an item its batch could not retry (retried meanwhile by someone else, say) is counted as
+    failed, with the reason in the summary, and the rest of its batch is retried. A cancel stops
+    the bulk before its next batch (the batches under way finish). On PostgreSQL the batches run
+    on up to REDRIVE_BULK_CONNECTIONS connections at once (their keys never overlap).
 
     `resume`: a bulk found "running" was cut off (its worker died and its task was given back):
-    go on with what it has not retried yet; the audit rows of its committed batches say what it
-    has (an item retried then, and failed again since, is not retried a second time)."""
+    go on with the planned keys it has not retried yet; the audit rows of its committed batches
+    say which it has (an item retried then, and failed again since, is not retried a second
+    time; nor are the clones it made, which were never planned)."""
     if bulk is None:
         bulk = plan_bulk_retry(actor, selection)
     done = failed = 0
@@ -511,7 +605,13 @@ def retry_many(
     if not BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
         status="running", started_at=timezone.now()
     ):
-        if not (resume and BulkRetry.objects.filter(pk=bulk.pk, status="running").exists()):
+        # Resuming: the batch its worker had started last may not have committed.
+        if not (
+            resume
+            and BulkRetry.objects.filter(pk=bulk.pk, status="running").update(
+                last_batch_started=False
+            )
+        ):
             return BulkRetry.objects.get(pk=bulk.pk)
         for kind, target_id in AuditEvent.objects.filter(bulk=bulk).values_list(
             "kind", "target_id"
@@ -520,74 +620,133 @@ def retry_many(
         per_kind = {k: {"retried": len(ids), "failed": 0} for k, ids in already.items()}
         done = sum(map(len, already.values()))
         log.warning("bulk retry %s resumed after %s items", bulk.pk, done)
-    cancelled = False
-
-    def cancel_requested() -> bool:
-        nonlocal cancelled
-        if not cancelled:
-            cancelled = BulkRetry.objects.filter(pk=bulk.pk, cancel_requested=True).exists()
-        return cancelled
-
-    for kind, qs in _querysets(actor, selection).items():
-        rule = kinds.rule(kind)
-        if not actor.can(rule.PERMISSION) or cancelled:
-            continue
+    plan = dict(BulkRetryPlan.objects.filter(bulk=bulk).values_list("kind", "keys"))
+    if not plan:
+        plan = _plan_now(actor, bulk, selection)
+    todo: dict[str, list[str]] = {}
+    failures: list[dict] = []
+    for kind, keys in plan.items():
         counts = per_kind.setdefault(kind, {"retried": 0, "failed": 0})
-        # The candidates are read once, by one query (each batch re-checks its rows under lock):
-        # paging with `pk > last ... ORDER BY pk LIMIT n` costs a scan of everything left per page
-        # whenever the planner picks a status index and sorts. On PostgreSQL the rows stay in the
-        # server (a cursor, WITH HOLD outside a transaction) and come over a batch at a time.
-        # In key order: a batch's new index entries (the key, the history's and the audit's
-        # target id) then land on neighbouring index pages instead of thousands of random ones.
-        # As text: 100,000 keys made into uuid.UUID objects and back cost ~0.2 s of CPU.
-        candidates = (
-            rule.retryable(qs, actor)
-            .order_by("pk")
-            .values_list(Cast("pk", output_field=TextField()), flat=True)
-        )
-        pks = (
-            candidates.iterator(chunk_size=BULK_BATCH)
-            if sets.is_postgresql()
-            else iter(list(candidates))
-        )
-        if kind in already:  # resuming: compared as values (SQLite's uuid text has no dashes)
+        if kind in already:  # compared as values (SQLite's uuid text has no dashes)
             to_python = KINDS[kind].model._meta.pk.to_python
             done_here = {str(to_python(pk)) for pk in already[kind]}
-            pks = (pk for pk in pks if str(to_python(pk)) not in done_here)
-        batches = iter(partial(_next_batch, pks), [])
+            keys = [pk for pk in keys if str(to_python(pk)) not in done_here]
+        permission = kinds.rule(kind).PERMISSION
+        if not actor.can(permission):  # taken away since the bulk was planned
+            counts["failed"] += len(keys)
+            failed += len(keys)
+            reason = f"Needs permission {permission}"
+            _report(failures, kind, [(pk, reason) for pk in keys])
+            continue
+        todo[kind] = keys
+    sizes = {kind: _BatchSize() for kind in todo}
+    cancelled = False
 
-        def retry_batch(batch: list, kind: str = kind) -> tuple[int, int]:
-            try:
-                with transaction.atomic(durable=True):
-                    return len(_retry_audited(actor, kind, batch, {}, bulk=bulk)), 0
-            except Exception:  # one bad batch must not stop the others; it is counted and logged
-                log.exception("bulk retry %s: a batch of %s %s failed", bulk.pk, len(batch), kind)
-                return 0, len(batch)
+    def stop(batch: _Batch) -> bool:
+        """Asked right before each batch starts, on the connection that runs it. The last batch
+        starts with a conditional UPDATE that a cancel's own conditional UPDATE excludes: either
+        the cancel came first and nothing more starts, or the cancel is told it came too late.
+        (Outside any batch's transaction: a cancel never waits for a batch.)"""
+        nonlocal cancelled
+        if not cancelled:
+            mine = BulkRetry.objects.filter(pk=bulk.pk, cancel_requested=False)
+            cancelled = not (mine.update(last_batch_started=True) if batch.last else mine.exists())
+        return cancelled
 
-        for retried, not_retried in sets.each_batch(
-            retry_batch, batches, _bulk_connections(), stop=cancel_requested
-        ):
-            counts["retried"] += retried
-            counts["failed"] += not_retried
-            done += retried
-            failed += not_retried
-            BulkRetry.objects.filter(pk=bulk.pk).update(done=done, failed=failed)
-            if progress is not None:
-                progress(done, failed)
+    def retry_batch(batch: _Batch) -> tuple[str, int, list[tuple[str, str]]]:
+        started = time.monotonic()
+        retried, not_retried = _retry_batch(actor, bulk, batch.kind, batch.keys)
+        sizes[batch.kind].took(len(batch.keys), time.monotonic() - started)
+        if not sets.is_postgresql():
+            # SQLite has one writer, and a writer that waits polls every 100 ms (after its first
+            # few tries): with no pause between batches, a cancel (or any write in the console)
+            # waited for many of them. The pause lets it in after the batch under way.
+            time.sleep(SQLITE_PAUSE)
+        return batch.kind, retried, _with_reasons(actor, batch.kind, not_retried)
+
+    for kind, retried, not_retried in sets.each_batch(
+        retry_batch, _batches(todo, sizes), _bulk_connections(), stop=stop
+    ):
+        per_kind[kind]["retried"] += retried
+        per_kind[kind]["failed"] += len(not_retried)
+        done += retried
+        failed += len(not_retried)
+        _report(failures, kind, not_retried)
+        BulkRetry.objects.filter(pk=bulk.pk).update(done=done, failed=failed)
+        if progress is not None:
+            progress(done, failed)
     summary = dict(bulk.summary or {})
     summary["kinds"] = per_kind
-    BulkRetry.objects.filter(pk=bulk.pk).update(
-        status="cancelled" if cancelled else "finished",
-        finished_at=timezone.now(),
-        done=done,
-        failed=failed,
-        summary=summary,
-    )
+    if failures:
+        summary["failures"] = failures
+    with transaction.atomic():
+        BulkRetry.objects.filter(pk=bulk.pk).update(
+            status="cancelled" if cancelled else "finished",
+            finished_at=timezone.now(),
+            done=done,
+            failed=failed,
+            summary=summary,
+        )
+        # Its work is done; a task given back once more finds the bulk finished, not a plan.
+        BulkRetryPlan.objects.filter(bulk=bulk).delete()
     return BulkRetry.objects.get(pk=bulk.pk)
 
 
-def _next_batch(pks) -> list:
-    return list(islice(pks, BULK_BATCH))
+def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> tuple[int, list]:
+    """Retry one batch in one transaction: (how many were retried, [(key, reason or None)] of the
+    keys that were not; None: not retryable any more, the reason is looked up after)."""
+    try:
+        with transaction.atomic(durable=True):
+            retried = _retry_audited(actor, kind, keys, {}, bulk=bulk)
+    except IntegrityError:
+        # A concurrent retry of one of these items committed while this batch waited for its
+        # row lock: the batch re-checked that row, but not the row that records the retry (a
+        # clone), so its insert hit whichever constraint allows one retry. Each half again, in
+        # a fresh transaction that sees that retry and leaves the item out: one conflict costs
+        # one batch more, and no item is lost with its batch. Alone and still conflicting,
+        # an item fails with the reason.
+        if len(keys) == 1:
+            log.warning("bulk retry %s: %s %s conflicts", bulk.pk, kind, keys[0], exc_info=True)
+            return 0, [(keys[0], CONFLICT)]
+        log.info("bulk retry %s: a batch of %s %s conflicted; in halves", bulk.pk, len(keys), kind)
+        half = len(keys) // 2
+        first, first_failed = _retry_batch(actor, bulk, kind, keys[:half])
+        second, second_failed = _retry_batch(actor, bulk, kind, keys[half:])
+        return first + second, first_failed + second_failed
+    except Exception:  # one bad batch must not stop the others; it is counted and logged
+        log.exception("bulk retry %s: a batch of %s %s failed", bulk.pk, len(keys), kind)
+        return 0, [(key, BATCH_ERROR) for key in keys]
+    if len(retried) == len(keys):
+        return len(retried), []
+    to_python = KINDS[kind].model._meta.pk.to_python
+    got = {str(to_python(r.target_id)) for r in retried}
+    return len(retried), [(key, None) for key in keys if str(to_python(key)) not in got]
+
+
+def _report(failures: list[dict], kind: str, not_retried: list[tuple[str, str]]) -> None:
+    """Add items that were not retried to the summary's list, up to MAX_REPORTED_FAILURES."""
+    to_python = KINDS[kind].model._meta.pk.to_python
+    for key, reason in not_retried[: max(0, MAX_REPORTED_FAILURES - len(failures))]:
+        failures.append({"kind": kind, "id": str(to_python(key)), "reason": reason})
+
+
+def _with_reasons(actor: Actor, kind: str, not_retried: list) -> list[tuple[str, str]]:
+    """Fill in why items were not retryable any more when their batch ran, from their rows as
+    they are now (for the first MAX_REPORTED_FAILURES: the summary shows no more)."""
+    unknown = [key for key, reason in not_retried if reason is None][:MAX_REPORTED_FAILURES]
+    if not unknown:
+        return not_retried
+    model = KINDS[kind].model
+    to_python = model._meta.pk.to_python
+    rows = {str(o.pk): o for o in model.objects.filter(tenant=actor.tenant, pk__in=unknown)}
+    reasons = {}
+    for key in unknown:
+        obj = rows.get(str(to_python(key)))
+        if obj is None:
+            reasons[key] = "Not found"
+        else:
+            reasons[key] = why_not_retryable(actor, kind, obj) or NO_LONGER_RETRYABLE
+    return [(key, reason or reasons.get(key, NO_LONGER_RETRYABLE)) for key, reason in not_retried]
 
 
 def _bulk_connections() -> int:
@@ -598,18 +757,34 @@ def _bulk_connections() -> int:
     return settings.REDRIVE_BULK_CONNECTIONS
 
 
-def cancel_bulk_retry(actor: Actor, bulk_id: Any) -> BulkRetry:
+class BulkCancel(NamedTuple):
+    bulk: BulkRetry
+    outcome: str  # "requested", "cancelled" or "too_late"
+    message: str
+
+
+def cancel_bulk_retry(actor: Actor, bulk_id: Any) -> BulkCancel:
+    """Stop a bulk retry before its next batch. One conditional UPDATE decides, against the one
+    that starts the bulk's last batch (retry_many): a cancel that comes after that, or after the
+    bulk ended, is answered "too late" and changes nothing. It waits for no batch: the batches'
+    transactions hold no lock on the bulk's row."""
     bulk = get_for_tenant(BulkRetry, actor.tenant, "Bulk retry not found", pk=bulk_id)
     if bulk.actor != actor.label and not actor.can("apikeys:manage"):
         raise PermissionDenied("bulk:cancel")
-    BulkRetry.objects.filter(pk=bulk.pk, status__in=["pending", "running"]).update(
-        cancel_requested=True
-    )
+    requested = BulkRetry.objects.filter(
+        pk=bulk.pk, status__in=["pending", "running"], last_batch_started=False
+    ).update(cancel_requested=True)
     # Not started yet: it will never start.
     BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
         status="cancelled", finished_at=timezone.now()
     )
-    return BulkRetry.objects.get(pk=bulk.pk)
+    bulk = BulkRetry.objects.get(pk=bulk.pk)
+    if bulk.status == "cancelled":
+        return BulkCancel(bulk, "cancelled", CANCELLED)
+    if requested:
+        return BulkCancel(bulk, "requested", CANCEL_REQUESTED)
+    late = TOO_LATE_LAST_BATCH if bulk.status == "running" else TOO_LATE_FINISHED
+    return BulkCancel(bulk, "too_late", late)
 
 
 def run_bulk_retry(bulk_id: str) -> None:

@@ -212,28 +212,36 @@ class AnyOf(Lookup):
         return f"{lhs} IN ({', '.join('%s' for _ in prepped)})", [*lhs_params, *prepped]
 
 
-def each_batch[T](
-    work: Callable[[list], T], batches: Iterator[list], workers: int, stop: Callable[[], bool]
+def each_batch[B, T](
+    work: Callable[[B], T], batches: Iterator[B], workers: int, stop: Callable[[B], bool]
 ) -> Iterator[T]:
-    """work(batch) for each batch until stop() says so (asked before each batch starts),
-    yielding the results as they come. With workers > 1 the batches run on that many threads,
-    each with its own database connection (closed when it ends), at most `workers` batches
-    waiting to start. Every started batch's result is yielded, also after a stop; an error from
-    `work` in a thread is raised here once the other batches have finished."""
+    """work(batch) for each batch until stop(batch) says so, yielding the results as they come.
+    stop is asked right before each batch would start, on the thread that would run it, so a
+    batch waiting in line does not start after a stop; once it said so, no batch starts. With
+    workers > 1 the batches run on that many threads, each with its own database connection
+    (closed when it ends), at most `workers` batches waiting to start. Every started batch's
+    result is yielded, also after a stop; an error from `work` in a thread is raised here once
+    the other batches have finished."""
     if workers <= 1:
         for batch in batches:
-            if stop():
+            if stop(batch):
                 return
             yield work(batch)
         return
     todo: queue.Queue = queue.Queue(maxsize=workers)
     results: queue.Queue = queue.Queue()
     errors: list[BaseException] = []
+    stopped = threading.Event()
 
     def worker() -> None:
         try:
             while (batch := todo.get()) is not None:
+                if stopped.is_set():
+                    continue  # drop what is still in line
                 try:
+                    if stop(batch):
+                        stopped.set()
+                        continue
                     results.put(work(batch))
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                     errors.append(exc)  # and this thread goes on taking batches: none waits
@@ -245,7 +253,7 @@ def each_batch[T](
         thread.start()
     try:
         for batch in batches:
-            if stop():
+            if stopped.is_set():
                 break
             todo.put(batch)
             while not results.empty():

@@ -28,6 +28,7 @@ from executions.models import (
     FunctionExecution,
     HandlerCall,
     Job,
+    JobEvent,
     Membership,
     Run,
     Tenant,
@@ -36,6 +37,7 @@ from executions.models import (
 )
 from executions.tasks import reap_lost_attempts
 from executions.tenancy import Actor
+from tests.locks import Background, inserts_held, lock_waiters
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -160,6 +162,65 @@ def test_a_second_workers_reaper_fails_the_lost_job(tenant, worker_process, wait
         (3, "failed", {"error": leases.WORKER_LOST}),
     ]
     assert nothing_running() == dict.fromkeys(nothing_running(), 0)
+
+
+def lost_job(tenant: Tenant) -> tuple[Job, int]:
+    """A job a worker took (fencing token 1) whose lease has expired: the worker stopped
+    renewing it, dead or stalled."""
+    with transaction.atomic():
+        job = engine.create_job(tenant, {"type": "service.restart", "data": {"handler": "noop"}})
+    Job.objects.filter(pk=job.pk).update(
+        status="processing",
+        revision=2,
+        lease_owner="web-1:4242:dead",
+        lease_token=1,
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+    return job, 1
+
+
+@pytest.mark.pg_only
+def test_a_job_that_finishes_while_the_reaper_waits_for_it_keeps_its_result(tenant, wait_until):
+    job, token = lost_job(tenant)
+    with inserts_held(JobEvent):
+        # Its stalled worker finishes after all: the fenced finish has updated the job and
+        # waits (holding the job's row) to write its event.
+        finish = Background(
+            lambda: engine.job_transition(
+                job.pk, token, event="completed", status="completed", finished_at=timezone.now()
+            ),
+            name="finish",
+        )
+        wait_until(lambda: lock_waiters() == 1, timeout=30, message="the finish to wait")
+        # The reaper read the job as processing with an expired lease; it waits for the row.
+        reaper = Background(engine.reap, name="reaper")
+        wait_until(lambda: lock_waiters() == 2, timeout=30, message="the reaper to wait")
+    assert finish.result() is True
+    assert reaper.result()["job"] == 0
+
+    job.refresh_from_db()
+    assert (job.status, job.error_message, job.revision) == ("completed", None, 3)
+    assert list(job.events.values_list("revision", "type")) == [(1, "created"), (3, "completed")]
+
+
+@pytest.mark.pg_only
+def test_two_reapers_racing_fail_a_lost_job_once_with_one_event(tenant, wait_until):
+    job, _ = lost_job(tenant)
+    with inserts_held(JobEvent):
+        # The first reaper has failed the job and waits (holding its row) to write the event.
+        first = Background(engine.reap, name="first reaper")
+        wait_until(lambda: lock_waiters() == 1, timeout=30, message="the first reaper to wait")
+        # The second read the job as still lost; it waits for the row.
+        second = Background(engine.reap, name="second reaper")
+        wait_until(lambda: lock_waiters() == 2, timeout=30, message="the second reaper to wait")
+    assert sorted([first.result()["job"], second.result()["job"]]) == [0, 1]
+
+    job.refresh_from_db()
+    assert (job.status, job.error_message, job.revision) == ("failed", leases.WORKER_LOST, 3)
+    assert list(job.events.values_list("revision", "type", "data")) == [
+        (1, "created", {"target_hostname": "_any"}),
+        (3, "failed", {"error": leases.WORKER_LOST}),
+    ]
 
 
 def test_the_keeper_gives_no_lease_back_to_an_attempt_that_finished_meanwhile(tenant):

@@ -667,6 +667,15 @@ class BulkRetrySerializer(serializers.Serializer):
         return reverse("api-bulk-retry", args=[str(obj.pk)])
 
 
+class BulkRetryCancelSerializer(BulkRetrySerializer):
+    cancelOutcome = serializers.ChoiceField(
+        choices=["requested", "cancelled", "too_late"],
+        help_text="requested: it stops before its next batch; cancelled: it is cancelled; "
+        "too_late: it had already finished or started its last batch, nothing was changed",
+    )
+    message = serializers.CharField()
+
+
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
     tokenType = serializers.CharField()

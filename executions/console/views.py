@@ -401,6 +401,7 @@ def _bulk_numbers(b: BulkRetry) -> dict:
         "percent": percent,
         "active": b.status in ("pending", "running"),
         "per_kind": (b.summary or {}).get("kinds", {}),
+        "failures": (b.summary or {}).get("failures", []),
         "reasons": reasons,
     }
 
@@ -409,12 +410,13 @@ def _bulk_numbers(b: BulkRetry) -> dict:
 @console_view()
 def bulk_cancel(request: HttpRequest, bulk_id: str) -> HttpResponse:
     _require_retry(request)
-    b = services.cancel_bulk_retry(request.actor, bulk_id)
-    messages.info(request, "Cancel requested: the bulk retry stops after its current batch")
+    cancel = services.cancel_bulk_retry(request.actor, bulk_id)
     if request.htmx:
-        context = {"b": b, **_bulk_numbers(b)}
+        context = {"b": cancel.bulk, "cancel": cancel, **_bulk_numbers(cancel.bulk)}
         return render(request, "console/bulk.html#progress", context)
-    return redirect("bulk", bulk_id=b.pk)
+    late = cancel.outcome == "too_late"
+    messages.add_message(request, messages.WARNING if late else messages.INFO, cancel.message)
+    return redirect("bulk", bulk_id=cancel.bulk.pk)
 
 
 # --- tenants, API keys, audit -------------------------------------------------------------------

@@ -109,6 +109,26 @@ def test_preview_then_bulk_retry(api, manifest):
     assert progress.status_code == 200 and progress.json()["id"] == bulk["id"]
     cancelled = api.post(f"{bulk['url']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["cancelOutcome"] == "cancelled"
+
+
+def test_a_cancel_after_the_bulk_finished_says_it_came_too_late(api, manifest):
+    from executions import services
+
+    bulk = api.post("/api/failures/retry", {"filter": {"kind": "run"}}).json()
+    services.run_bulk_retry(bulk["id"])  # what the worker's task does
+
+    r = api.post(f"{bulk['url']}/cancel")
+
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["status"], body["cancelRequested"], body["cancelOutcome"]) == (
+        "finished",
+        False,
+        "too_late",
+    )
+    assert body["message"] == "Cancel came too late: the bulk retry had already finished"
+    assert BulkRetry.objects.get(pk=bulk["id"]).status == "finished"
 
 
 def test_bulk_retry_by_filter_preview(api, manifest):

@@ -22,6 +22,7 @@ from executions.models import (
     BulkRetry,
     FunctionExecution,
     Job,
+    Run,
 )
 
 from .conftest import failed_automation, failed_function, failed_job, failed_run
@@ -674,6 +675,48 @@ def test_a_bulk_retry_can_be_cancelled_before_it_starts(login, cast) -> None:
     assert ">cancelled<" in response.content.decode()
     bulk.refresh_from_db()
     assert bulk.status == "cancelled"
+
+
+def test_a_cancel_that_comes_after_the_bulk_finished_says_it_came_too_late(login, cast) -> None:
+    client = login("alice")
+    client.post(reverse("bulk_start"), {"mode": "filter", "kind": "automation"})
+    bulk = BulkRetry.objects.get()
+    services.run_bulk_retry(str(bulk.pk))
+    url = reverse("bulk_cancel", kwargs={"bulk_id": bulk.pk})
+
+    response = client.post(url, **HTMX)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Cancel came too late: the bulk retry had already finished" in body
+    assert ">finished<" in body and "Summary" in body
+    # Without htmx: Post/Redirect/Get, and the page says it.
+    response = client.post(url)
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "Cancel came too late: the bulk retry had already finished" in page
+    bulk.refresh_from_db()
+    assert (bulk.status, bulk.cancel_requested) == ("finished", False)
+
+
+def test_the_summary_names_what_could_not_be_retried_and_why(login, cast) -> None:
+    client = login("alice")
+    picked = [f"automation:{cast.automation.pk}", f"run:{cast.run.pk}"]
+    client.post(reverse("bulk_start"), {"mode": "ids", "sel": picked})
+    bulk = BulkRetry.objects.get()
+    # Retried on its own after the bulk was planned, before it ran.
+    client.post(retry_url("run", cast.run.pk))
+    retried_by = Run.objects.get(source_run=cast.run).pk
+    services.run_bulk_retry(str(bulk.pk))
+
+    page = client.get(reverse("bulk", kwargs={"bulk_id": bulk.pk})).content.decode()
+    assert (
+        "<strong>1</strong> retried, <strong>0</strong> skipped, <strong>1</strong> failed" in page
+    )
+    failures = re.search(r'<ul id="bulk-failures">(.*?)</ul>', page).group(1)
+    assert f">{cast.run.pk}</a>: Run {cast.run.pk} was already retried by run {retried_by}" in (
+        failures
+    )
+    assert str(cast.automation.pk) not in failures
 
 
 def test_another_tenants_bulk_retry_is_404(login, cast) -> None:

@@ -181,11 +181,12 @@ def test_ten_thousand_mixed_items_retry_through_retry_many(tenant, admin, capsys
 
 @pytest.mark.django_db
 def test_cancel_stops_between_batches_with_nothing_half_done(tenant, admin):
-    failed_rows(tenant, "automation", 3 * services.BULK_BATCH)
+    failed_rows(tenant, "automation", 4 * services.FIRST_BATCH)
     bulk = BulkRetry.objects.create(tenant=tenant, actor=admin.label, source="api")
+    answers = []
 
     def cancel_after_first_batch(done: int, failed: int) -> None:
-        services.cancel_bulk_retry(admin, bulk.pk)
+        answers.append(services.cancel_bulk_retry(admin, bulk.pk))
 
     result = services.retry_many(
         admin,
@@ -194,10 +195,15 @@ def test_cancel_stops_between_batches_with_nothing_half_done(tenant, admin):
         progress=cancel_after_first_batch,
     )
 
-    assert (result.status, result.done) == ("cancelled", services.BULK_BATCH)
-    assert AutomationExecution.objects.filter(status="pending").count() == services.BULK_BATCH
-    assert Attempt.objects.count() == AuditEvent.objects.count() == services.BULK_BATCH
-    assert AutomationExecution.objects.filter(status="failed").count() == 2 * services.BULK_BATCH
+    # The first batch of a kind is FIRST_BATCH items; the cancel came after it.
+    first = services.FIRST_BATCH
+    assert [(a.outcome, a.message) for a in answers] == [
+        ("requested", "Cancel requested: the bulk retry stops after its current batch")
+    ]
+    assert (result.status, result.done, result.failed) == ("cancelled", first, 0)
+    assert AutomationExecution.objects.filter(status="pending").count() == first
+    assert Attempt.objects.count() == AuditEvent.objects.count() == first
+    assert AutomationExecution.objects.filter(status="failed").count() == 3 * first
 
 
 class WorkerKilled(BaseException):
@@ -322,10 +328,10 @@ def test_each_batch_yields_every_started_batch_and_stops_when_asked():
         return sum(batch)
 
     batches = iter([[1], [2], [3], [4], [5]])
-    results = list(sets.each_batch(work, batches, 2, stop=lambda: len(started) >= 2))
+    results = list(sets.each_batch(work, batches, 2, stop=lambda batch: len(started) >= 2))
     assert sorted(results) == sorted(sum(b) for b in started)
     assert 2 <= len(started) < 5
-    assert list(sets.each_batch(work, iter([[1], [2]]), 1, stop=lambda: False)) == [1, 2]
+    assert list(sets.each_batch(work, iter([[1], [2]]), 1, stop=lambda batch: False)) == [1, 2]
 
     def failing(batch):
         if batch == [2]:
@@ -334,6 +340,179 @@ def test_each_batch_yields_every_started_batch_and_stops_when_asked():
 
     done = []
     with pytest.raises(ValueError, match="batch 2"):
-        for result in sets.each_batch(failing, iter([[1], [2], [3], [4]]), 2, stop=lambda: False):
+        for result in sets.each_batch(
+            failing, iter([[1], [2], [3], [4]]), 2, stop=lambda batch: False
+        ):
             done.append(result)
     assert sorted(done) == [1, 3, 4]  # the other batches still ran and were reported
+
+
+# --- the plan is fixed when the bulk is planned (issue 16.9) -------------------------------------
+
+
+def test_a_resumed_bulk_retries_only_what_was_planned_never_its_own_clones(
+    tenant, admin, monkeypatch
+):
+    """Function executions are retried as clones, new failed rows if they fail again: a resume
+    that matched the filter again would retry them (X -> X' -> X''), and failures that came
+    after the bulk was planned."""
+    monkeypatch.setattr(services, "BULK_BATCH", 10)
+    failed_rows(tenant, "function", 35)
+    planned = set(FunctionExecution.objects.values_list("pk", flat=True))
+    selection = {"filter": filters.parse({"kind": "function"})}
+    bulk = services.plan_bulk_retry(admin, selection)
+    later = FunctionExecution.objects.create(
+        tenant=tenant,
+        function=Function.objects.get(),
+        handler="flaky",
+        status="failed",
+        payload={},
+        error_message=ERROR,
+    )
+
+    def killed_after_two_batches(done: int, failed: int) -> None:
+        if done == 20:
+            raise WorkerKilled
+
+    with pytest.raises(WorkerKilled):
+        services.retry_many(admin, selection, bulk, progress=killed_after_two_batches)
+    # Meanwhile the clones it made ran and failed again.
+    clones = FunctionExecution.objects.filter(retry_of__isnull=False)
+    assert clones.count() == 20
+    clones.update(status="failed")
+
+    services.run_bulk_retry(str(bulk.pk))  # the given-back task
+
+    bulk.refresh_from_db()
+    assert (bulk.status, bulk.total, bulk.done, bulk.failed) == ("finished", 35, 35, 0)
+    audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    assert set(audited) == planned and set(audited.values()) == {1}
+    assert (
+        set(
+            FunctionExecution.objects.filter(retry_of__isnull=False).values_list(
+                "retry_of", flat=True
+            )
+        )
+        == planned
+    )  # one clone each, and no clone of a clone
+    assert not FunctionExecution.objects.filter(retry_of=later).exists()
+
+
+# --- one item conflicting with a concurrent single retry (issue 16.9) ----------------------------
+
+
+@pytest.mark.pg_only
+@pytest.mark.django_db(transaction=True)
+def test_an_item_retried_concurrently_fails_alone_and_the_rest_of_its_batch_is_retried(
+    tenant, admin, settings, wait_until
+):
+    from tests.locks import Background, inserts_held, lock_waiters
+
+    settings.REDRIVE_BULK_CONNECTIONS = 1
+    failed_rows(tenant, "job", 5)
+    jobs = [str(pk) for pk in Job.objects.order_by("pk").values_list("pk", flat=True)]
+    target = jobs[2]
+    selection = {"filter": filters.parse({"kind": "job"})}
+    bulk = services.plan_bulk_retry(admin, selection)
+
+    with inserts_held(AuditEvent):
+        # The single retry locks the job and creates its clone, then waits at its audit row.
+        single = Background(lambda: services.retry_job(admin, target), name="single-retry")
+        wait_until(lambda: lock_waiters() == 1, timeout=30, message="the single retry to wait")
+        # The bulk's batch of all five waits for that job's row lock.
+        running = Background(lambda: services.retry_many(admin, selection, bulk), name="bulk")
+        wait_until(lambda: lock_waiters() == 2, timeout=30, message="the batch to wait")
+    # Released: the single retry commits first, then the batch gets the job.
+    clone = single.result().new_id
+    running.result()
+
+    bulk.refresh_from_db()
+    assert (bulk.status, bulk.done, bulk.failed) == ("finished", 4, 1)
+    assert bulk.summary["kinds"] == {"job": {"retried": 4, "failed": 1}}
+    assert bulk.summary["failures"] == [
+        {"kind": "job", "id": target, "reason": f"Job was already retried as {clone}"}
+    ]
+    audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    assert audited == Counter(pk for pk in jobs if pk != target)
+    clones = Counter(
+        str(pk)
+        for pk in Job.objects.filter(retry_of__isnull=False).values_list("retry_of", flat=True)
+    )
+    assert clones == Counter(jobs)  # every job retried once: four by the bulk, one alone
+
+
+# --- cancel (issue 16.9) -------------------------------------------------------------------------
+
+
+@pytest.mark.pg_only
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_answers_at_once_and_no_batch_starts_after_it(
+    tenant, admin, monkeypatch, settings, wait_until
+):
+    """Two connections, two batches under way (their transactions open, waiting at their audit
+    rows) and more batches in line: the cancel answers meanwhile, and only those two finish."""
+    from tests.locks import Background, inserts_held, lock_waiters
+
+    monkeypatch.setattr(services, "BULK_BATCH", 100)
+    settings.REDRIVE_BULK_CONNECTIONS = 2
+    failed_rows(tenant, "automation", 1000)
+    selection = {"filter": filters.parse({"kind": "automation"})}
+    bulk = services.plan_bulk_retry(admin, selection)
+
+    with inserts_held(AuditEvent):
+        running = Background(lambda: services.retry_many(admin, selection, bulk), name="bulk")
+        wait_until(lambda: lock_waiters() == 2, timeout=30, message="two batches under way")
+        cancel = Background(lambda: services.cancel_bulk_retry(admin, bulk.pk), name="cancel")
+        wait_until(
+            cancel.finished.is_set,
+            timeout=30,
+            message="the cancel to answer while two batches hold their transactions open",
+        )
+    running.result()
+
+    bulk.refresh_from_db()
+    assert (bulk.status, bulk.done, bulk.failed) == ("cancelled", 200, 0)
+    assert AuditEvent.objects.filter(bulk=bulk).count() == 200
+    assert AutomationExecution.objects.filter(status="pending").count() == 200
+    answer = cancel.result()
+    assert (answer.outcome, answer.message) == (
+        "requested",
+        "Cancel requested: the bulk retry stops after its current batch",
+    )
+
+
+@pytest.mark.django_db
+def test_a_cancel_after_the_bulk_finished_says_it_came_too_late(tenant, admin):
+    failed_rows(tenant, "automation", 3)
+    bulk = services.retry_many(admin, {"filter": filters.parse({"kind": "automation"})})
+
+    answer = services.cancel_bulk_retry(admin, bulk.pk)
+
+    assert (answer.outcome, answer.message) == (
+        "too_late",
+        "Cancel came too late: the bulk retry had already finished",
+    )
+    bulk.refresh_from_db()
+    assert (bulk.status, bulk.done, bulk.cancel_requested) == ("finished", 3, False)
+
+
+@pytest.mark.django_db
+def test_a_cancel_after_the_last_batch_started_says_it_came_too_late(tenant, admin):
+    failed_rows(tenant, "automation", 3)  # one batch, so the first is the last
+    selection = {"filter": filters.parse({"kind": "automation"})}
+    bulk = services.plan_bulk_retry(admin, selection)
+    answers = []
+
+    def cancel_after_the_batch(done: int, failed: int) -> None:
+        answers.append(services.cancel_bulk_retry(admin, bulk.pk))
+
+    result = services.retry_many(admin, selection, bulk, progress=cancel_after_the_batch)
+
+    assert [(a.bulk.status, a.outcome, a.message) for a in answers] == [
+        (
+            "running",
+            "too_late",
+            "Cancel came too late: the bulk retry had already started its last batch",
+        )
+    ]
+    assert (result.status, result.done, result.cancel_requested) == ("finished", 3, False)

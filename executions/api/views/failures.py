@@ -314,13 +314,19 @@ class BulkRetryCancelApi(ApiView):
     @extend_schema(
         operation_id="cancelBulkRetry",
         summary="Cancel a bulk retry",
-        description="Stops between batches; what was retried stays retried.",
+        description="Stops before the next batch; what was retried stays retried. A cancel "
+        "after the bulk retry finished or started its last batch changes nothing: "
+        '`cancelOutcome` is then "too_late", and `message` says so.',
         tags=TAG,
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH)],
         request=None,
-        responses={200: s.BulkRetrySerializer, **errors("redrive", 400, 401, 403, 404, 415)},
+        responses={
+            200: s.BulkRetryCancelSerializer,
+            **errors("redrive", 400, 401, 403, 404, 415),
+        },
     )
     def post(self, request: Request, id: str):
         bulk_id = valid_uuid(id, "id")
-        bulk = services.cancel_bulk_retry(self.actor, bulk_id)
-        return Response(s.BulkRetrySerializer(bulk).data)
+        cancel = services.cancel_bulk_retry(self.actor, bulk_id)
+        body = s.BulkRetrySerializer(cancel.bulk).data
+        return Response({**body, "cancelOutcome": cancel.outcome, "message": cancel.message})
