@@ -124,7 +124,11 @@ def run(unit: dict, ctx: WorkContext) -> Outcome:
         ) from exc
 
     tails = {"stdout": b"", "stderr": b""}
-    timed_out = not _collect(process, tails, started + timeout)
+    try:
+        timed_out = not _collect(process, tails, started + timeout)
+    except BaseException:
+        _kill_group(process.pid)  # nothing left running behind an error here
+        raise
     if timed_out:
         _kill_group(process.pid)
         _drain(process, tails)

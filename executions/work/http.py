@@ -169,7 +169,13 @@ def run(unit: dict, ctx: WorkContext) -> Outcome:
         raise WorkFailed(str(exc), error_class="HostNotAllowed") from exc
     except (httpx.TimeoutException, httpcore.TimeoutException, _Overdue) as exc:
         raise WorkTimeout(f"{shown}: timed out after {timeout:g}s") from exc
-    except (httpx.HTTPError, httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
+    except (
+        httpx.HTTPError,
+        httpcore.NetworkError,
+        httpcore.ProtocolError,
+        OSError,
+        ValueError,  # a header value that is not Latin-1, say
+    ) as exc:
         message = secrets.redact(f"{shown}: {exc or type(exc).__name__}", hidden)
         raise WorkFailed(message, error_class=type(exc).__name__) from exc
 

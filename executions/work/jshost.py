@@ -193,6 +193,7 @@ class Host:
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.spare: tuple | None = None
         self.offset = 0  # lines V8 puts before the body of a Function-constructor function
+        self.soft, self.hard = resource.getrlimit(resource.RLIMIT_DATA)
 
     def isolate(self, limits: dict) -> tuple:
         """A fresh isolate with the harness installed (the spare one, if it has these limits)."""
@@ -222,8 +223,8 @@ class Host:
 
     def compile(self, request: dict) -> dict:
         manager, racer, _ = self.isolate(_limits(request))
+        offset = self.line_offset(racer)
         try:
-            offset = self.line_offset(racer)
             racer.eval(f"__redrive.compile({json.dumps(request['code'])})", timeout_sec=10)
             return {"ok": True, "offset": offset}
         except JSEvalException as exc:
@@ -236,21 +237,21 @@ class Host:
         manager, racer, _ = self.isolate(limits)
         memory = int(request["memoryMb"]) * MIB
         deadline = time.monotonic() + int(request["timeoutMs"]) / 1000
+        offset = self.line_offset(racer)
         try:
-            offset = self.line_offset(racer)
             racer.set_hard_memory_limit(memory)
             racer.eval(f"__redrive.compile({json.dumps(request['code'])})", timeout_sec=10)
         except JSEvalException as exc:
             manager.__exit__(None, None, None)
             error = syntax_error(str(exc), offset)
             return {"done": True, "ok": False, "offset": offset, "error": error, "logs": None}
-        resource.setrlimit(resource.RLIMIT_DATA, (vm_data() + memory + RLIMIT_SLACK, _hard()))
+        resource.setrlimit(resource.RLIMIT_DATA, (vm_data() + memory + RLIMIT_SLACK, self.hard))
         try:
             answer = self._drive(racer, request, deadline)
         except MemoryError:
             answer = {"memory": True}
         finally:
-            resource.setrlimit(resource.RLIMIT_DATA, (_hard(), _hard()))
+            resource.setrlimit(resource.RLIMIT_DATA, (self.soft, self.hard))
         if answer.get("logs") is None:
             answer["logs"] = self._logs_after_stop(racer)
         answer["offset"] = offset
@@ -311,10 +312,6 @@ def _limits(request: dict) -> dict:
         "line": int(request.get("lineLimit", 8192)),
         "source": USER_SOURCE,
     }
-
-
-def _hard() -> int:
-    return resource.getrlimit(resource.RLIMIT_DATA)[1]
 
 
 def vm_data() -> int:
