@@ -18,6 +18,7 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,9 @@ USER_SOURCE = "function.js"
 # Frames of the harness and of the host's own calls into the isolate: not the user's code.
 _HARNESS_FRAME = re.compile(r"^\s*at .*(?:redrive-sandbox\.js|<anonymous>:\d+:\d+\)?$)")
 _MEMORY_WORDS = ("out of memory", "MemoryError", "Cannot allocate memory", "allocation failed")
+# How a process dies when an allocation fails: V8's immediate crash (SIGTRAP/SIGILL), abort(),
+# the OOM killer.
+_ABORTS = {signal.SIGTRAP, signal.SIGILL, signal.SIGABRT, signal.SIGKILL}
 
 
 def validate(unit: dict, where: str = "", *, saving: bool = True) -> dict:
@@ -189,22 +193,26 @@ def _logs(raw: dict | None, hidden: list[str]) -> Logs:
     )
 
 
-def _memory(memory_mb: int, logs: Logs | None = None) -> WorkFailed:
+def _memory(memory_mb: int, logs: Logs | None = None, stack: str = "") -> WorkFailed:
     return WorkFailed(
         f"JavaScript exceeded its memory limit of {memory_mb} MB",
         error_class="MemoryLimitExceeded",
+        stack=stack,
         logs=logs,
     )
 
 
 def _died(host: _Host, memory_mb: int) -> WorkFailed:
-    tail = host.stderr_tail()
-    if any(word in tail for word in _MEMORY_WORDS):
-        return _memory(memory_mb)
+    """The host stopped while running code. Under its memory limit, V8 and ICU abort the process
+    when an allocation fails (V8 prints why, mostly, after a long C stack); the kernel's OOM killer
+    sends SIGKILL. Anything else is a crash."""
+    code = host.process.returncode
+    how = f"by {signal.Signals(-code).name}" if code < 0 else f"with exit status {code}"
+    stack = f"the JavaScript sandbox process stopped {how}\n{host.stderr_tail()}".strip()
+    if any(word in host.stderr_tail(1 << 16) for word in _MEMORY_WORDS) or -code in _ABORTS:
+        return _memory(memory_mb, stack=stack)
     return WorkFailed(
-        f"the JavaScript sandbox stopped (exit status {host.process.returncode})",
-        error_class="SandboxCrashed",
-        stack=tail,
+        f"the JavaScript sandbox process stopped {how}", error_class="SandboxCrashed", stack=stack
     )
 
 

@@ -174,6 +174,19 @@ def test_memory_outside_the_heap_is_limited_too():
     assert run("return 1").result == 1
 
 
+def test_code_that_exhausts_memory_the_heap_limit_does_not_see_fails_and_the_next_runs():
+    # Intl objects keep their data outside the V8 heap: the sandbox process's own memory limit
+    # stops this one, and the next execution gets a new sandbox.
+    before = javascript.host_pid()
+    error = fail(
+        "const keep = []; for (;;) keep.push(new Intl.Collator('de'));",
+        limits={"memoryMb": 32, "timeout": 60000},
+    )
+    assert error.message == "JavaScript exceeded its memory limit of 32 MB"
+    assert run("return 'next'").result == "next"
+    assert javascript.host_pid() != before
+
+
 def test_there_is_no_require_fetch_process_or_file_access():
     outcome = run(
         "return [typeof require, typeof fetch, typeof process, typeof Deno, typeof XMLHttpRequest,"
