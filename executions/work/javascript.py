@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 
 from executions.errors import InvalidInput
 
@@ -118,7 +119,9 @@ def run(unit: dict, ctx: WorkContext) -> Outcome:
     request = {
         "op": "run",
         "code": unit["code"],
-        "args": json.dumps({"payload": ctx.payload, "context": ctx.context, "env": env}),
+        "args": json.dumps(
+            {"payload": ctx.payload, "context": ctx.context, "env": env}, cls=DjangoJSONEncoder
+        ),
         "timeoutMs": max(timeout_ms, 1),
         "memoryMb": memory_mb,
         "logLimit": LOG_LIMIT_BYTES,
