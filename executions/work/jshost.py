@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import resource
 import sys
@@ -345,6 +346,9 @@ def main() -> None:
         sys.stdout.flush()
         if request["op"] == "run":
             host.refill(_limits(request))
+    # The worker closed our stdin (it stopped, or died). Leave at once: tearing V8 down context by
+    # context at interpreter exit only risks a hang, and the kernel frees it all anyway.
+    os._exit(0)
 
 
 if __name__ == "__main__":
