@@ -8,7 +8,9 @@ class ExecutionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import lockout  # noqa: F401 (connects the audit of sign-in lockouts)
+        from . import handlers, lockout  # noqa: F401 (lockout connects the audit of sign-in lockouts)
+
+        handlers.discover()
 
 
 class RedriveAdminConfig(admin_apps.AdminConfig):

@@ -37,7 +37,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, connections, models, transaction
 from django.utils import timezone
 
-from . import engine, tokens
+from . import (
+    demo_handlers,  # noqa: F401 - registers the demo's handlers where the demo runs
+    engine,
+    tokens,
+)
 from .models import (
     ROLE_PERMISSIONS,
     ApiKey,

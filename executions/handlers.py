@@ -1,21 +1,27 @@
-"""The registry of named handlers: the Python callables that functions, automation actions, jobs,
-workflow tasks and run nodes execute.
+"""The registry of named handlers: the Python callables of the deployer that units of work name
+(`{"handler": "billing.charge", "params": {...}}`).
 
-Every handler takes a HandlerContext and returns a JSON-able result or raises. The demo handlers are
-deterministic and work offline: `flaky` fails its first N attempts and then succeeds, so a retry
-visibly fixes it; `fail` always fails with a real stack; `sleep` is for timeouts.
+Register one with `@handler("billing.charge")` (`from executions.handlers import handler`, a
+stable public import) on a function taking a HandlerContext and returning a JSON-able result or
+raising. Handlers are found in every installed app's `redrive_handlers.py` (autodiscovered, like
+`admin.py`) and in the modules REDRIVE_HANDLER_MODULES names; `manage.py handlers` lists them.
+The demo's handlers (fail, flaky, sleep, ...) are not here: they live in
+`executions/demo_handlers.py`, registered only where the demo is.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
 
 
 class HandlerNotFound(LookupError):
@@ -51,10 +57,33 @@ _REGISTRY: dict[str, Handler] = {}
 
 def handler(name: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
+        known = _REGISTRY.get(name)
+        if known is not None and location(known) != location(fn):
+            raise ImproperlyConfigured(
+                f"handler {name!r} is registered twice: {location(known)} and {location(fn)}"
+            )
         _REGISTRY[name] = fn
         return fn
 
     return register
+
+
+def location(fn: Handler) -> str:
+    """`module:function`, as `manage.py handlers` shows it."""
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+def discover() -> None:
+    """Import every installed app's `redrive_handlers` module and the REDRIVE_HANDLER_MODULES
+    (called once, from ExecutionsConfig.ready)."""
+    autodiscover_modules("redrive_handlers")
+    for path in settings.REDRIVE_HANDLER_MODULES:
+        try:
+            importlib.import_module(path)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"REDRIVE_HANDLER_MODULES: cannot import {path!r}: {exc}"
+            ) from exc
 
 
 def get(name: str) -> Handler:
@@ -95,107 +124,6 @@ def call(name: str, ctx: HandlerContext, timeout_s: float | None = None) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("result")
-
-
-# --- demo handlers ------------------------------------------------------------------------------
-
-
-@handler("noop")
-def noop(ctx: HandlerContext) -> dict:
-    return {"ok": True}
-
-
-@handler("echo")
-def echo(ctx: HandlerContext) -> dict:
-    ctx.log("info", "echoing payload")
-    return {"payload": ctx.payload, "params": ctx.params}
-
-
-@handler("send_email")
-def send_email(ctx: HandlerContext) -> dict:
-    to = ctx.params.get("to", "ops@example.com")
-    ctx.log("info", f"queued email to {to}")
-    return {"messageId": f"msg-{ctx.key[:8] or 'demo'}", "to": to}
-
-
-class UpstreamError(ConnectionError):
-    pass
-
-
-class ValidationFailed(ValueError):
-    pass
-
-
-def _connect(host: str, port: int) -> None:
-    raise UpstreamError(f"connection to {host}:{port} refused after 3 attempts")
-
-
-def _charge(amount: int) -> None:
-    raise ValidationFailed(f"card declined: amount {amount} exceeds limit 5000")
-
-
-def _lookup(record: dict, field_name: str) -> Any:
-    return record[field_name]
-
-
-_FAILURES: dict[str, Callable[[HandlerContext], Any]] = {
-    "upstream": lambda ctx: _connect(
-        ctx.params.get("host", "10.0.4.17"), ctx.params.get("port", 5432)
-    ),
-    "validation": lambda ctx: _charge(int(ctx.params.get("amount", 7250))),
-    "missing_field": lambda ctx: _lookup(ctx.payload or {}, ctx.params.get("field", "customer_id")),
-    "http_502": lambda ctx: (_ for _ in ()).throw(
-        RuntimeError(
-            f"HTTP 502 Bad Gateway from {ctx.params.get('url', 'https://api.example.com/v2/sync')}"
-        )
-    ),
-    "timeout": lambda ctx: (_ for _ in ()).throw(
-        TimeoutError(f"read timed out after {ctx.params.get('seconds', 30)}s")
-    ),
-}
-
-
-@handler("fail")
-def fail(ctx: HandlerContext) -> None:
-    """Always fails, with a real stack; params.error picks the kind of failure."""
-    error = ctx.params.get("error", "upstream")
-    ctx.log("info", "starting")
-    ctx.log("error", f"about to fail with {error}")
-    _FAILURES.get(error, _FAILURES["upstream"])(ctx)
-
-
-@handler("flaky")
-def flaky(ctx: HandlerContext) -> dict:
-    """Fails the first `failures` attempts (default 1) of an item, then succeeds."""
-    failures = int(ctx.params.get("failures", 1))
-    if ctx.attempt <= failures:
-        ctx.log("warn", f"attempt {ctx.attempt} of {failures + 1} needed; failing")
-        raise ConnectionResetError(
-            f"connection reset by peer (attempt {ctx.attempt}; succeeds after {failures})"
-        )
-    ctx.log("info", f"succeeded on attempt {ctx.attempt}")
-    return {"ok": True, "attempt": ctx.attempt}
-
-
-@handler("sleep")
-def sleep(ctx: HandlerContext) -> dict:
-    seconds = float(ctx.params.get("seconds", 1))
-    ctx.log("info", f"sleeping {seconds}s")
-    time.sleep(seconds)
-    return {"slept": seconds}
-
-
-@handler("counter")
-def counter(ctx: HandlerContext) -> dict:
-    """Counts its calls per params.key in the database (visible across processes); fails after
-    counting when params.fail is true. Tests use it to prove what did and did not run again."""
-    from .models import HandlerCall
-
-    key = str(ctx.params.get("key", ctx.key))
-    HandlerCall.objects.create(key=key)
-    if ctx.params.get("fail"):
-        raise RuntimeError(f"counter {key} told to fail")
-    return {"key": key}
 
 
 # --- job operation types ------------------------------------------------------------------------

@@ -223,6 +223,36 @@ REDRIVE_MAX_BODY_BYTES = env_int("REDRIVE_MAX_BODY_BYTES", 1_048_576, minimum=10
 JWT_LIFETIME_SECONDS = env_int("JWT_LIFETIME_SECONDS", 3600, minimum=60)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REDRIVE_MAX_BODY_BYTES
 
+# --- Real work: HTTP allow-list, JavaScript memory, the deployer's handlers (issue 18) ---------
+
+
+def env_http_allow(name: str, default: str):
+    """Host names, IP addresses or CIDR ranges, each with an optional :port, and `*` for any
+    public address (see executions/work/allow.py)."""
+    from executions.work.allow import AllowList
+
+    raw = os.environ.get(name, default)
+    try:
+        return AllowList.parse(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}; got {raw!r}") from None
+
+
+def env_modules(name: str) -> list[str]:
+    modules = env_list(name, [])
+    for module in modules:
+        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module):
+            raise ImproperlyConfigured(f"{name} must list dotted module paths; got {module!r}")
+    return modules
+
+
+# Where HTTP work may connect; private, loopback and link-local addresses only when named here.
+REDRIVE_HTTP_ALLOW = env_http_allow("REDRIVE_HTTP_ALLOW", "*")
+# Memory for a function's JavaScript unless its limits.memoryMb says otherwise.
+REDRIVE_JS_MEMORY_MB = env_int("REDRIVE_JS_MEMORY_MB", 64, minimum=16)
+# Modules with @handler functions, besides installed apps' redrive_handlers.py.
+REDRIVE_HANDLER_MODULES = env_modules("REDRIVE_HANDLER_MODULES")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -28,6 +28,14 @@ from executions.models import Tenant
 STOP_GRACE_SECONDS = 10
 
 
+DEMO_HANDLERS = "executions.demo_handlers"
+
+
+def _with_demo() -> str:
+    """REDRIVE_HANDLER_MODULES plus the demo's handlers: the demo data runs them."""
+    return ",".join(dict.fromkeys([*settings.REDRIVE_HANDLER_MODULES, DEMO_HANDLERS]))
+
+
 class Command(BaseCommand):
     help = "Migrate, seed demo data if empty, and run the web server and a worker together."
 
@@ -77,7 +85,7 @@ class Command(BaseCommand):
         return subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py, fixed arguments
             [sys.executable, str(settings.BASE_DIR / "manage.py"), *command],
             cwd=settings.BASE_DIR,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "REDRIVE_HANDLER_MODULES": _with_demo()},
             start_new_session=True,
         )
 

@@ -21,6 +21,7 @@ from django.db import InterfaceError, OperationalError, connections
 
 from executions import engine, failure_counts, heartbeats, leases
 from executions.validation import HOSTNAME_RE
+from executions.work import command
 
 log = logging.getLogger("redrive.worker")
 
@@ -55,6 +56,18 @@ class Command(BaseCommand):
             help="Seconds to wait when the queue is empty (db backend).",
         )
         parser.add_argument("--no-reaper", action="store_true", help="Do not run the reaper here.")
+        parser.add_argument(
+            "--allow-commands",
+            action="store_true",
+            help="Run command.exec jobs (programs on this host). Off by default.",
+        )
+        parser.add_argument(
+            "--command-env",
+            type=lambda raw: frozenset(n.strip() for n in raw.split(",") if n.strip()),
+            default=frozenset(),
+            metavar="NAME,NAME",
+            help="Environment variables a command's env may set (none by default).",
+        )
 
     def handle(
         self, *args, hostname: str | None, batch: bool, interval: float, no_reaper: bool, **options
@@ -62,6 +75,7 @@ class Command(BaseCommand):
         hostname = hostname or socket.gethostname()
         if not HOSTNAME_RE.match(hostname):
             raise CommandError(f"--hostname {hostname!r} is not a valid hostname")
+        command.configure(allowed=options["allow_commands"], env_names=options["command_env"])
         os.environ["REDRIVE_WORKER_HOSTNAME"] = hostname
         queues = ["default", engine.host_queue(engine.ANY_HOST), engine.host_queue(hostname)]
         if not no_reaper and not batch:
