@@ -216,7 +216,7 @@ class FunctionExecutionAdmin(ExecutionAdmin):
     list_filter = ("status", "invoked_by", "tenant")
     search_fields = ("id", "function__name", "handler", "error_message", "fingerprint")
     list_select_related = ("function", "tenant")
-    raw_id_fields = ("function", "retry_of")
+    raw_id_fields = ("function", "retry_of", "retried_by")
 
 
 @admin.register(AutomationExecution)
@@ -435,8 +435,8 @@ class OutboxEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("actor", "key", "scope", "status_code", "created_at")
-    list_filter = ("status_code",)
+    list_display = ("actor", "key", "scope", "state", "status_code", "tenant", "created_at")
+    list_filter = ("state", "status_code")
     search_fields = ("actor", "key", "scope")
 
 
