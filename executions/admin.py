@@ -316,7 +316,7 @@ class FunctionExecutionAdmin(ExecutionAdmin):
     list_filter = ("status", "invoked_by", "tenant")
     search_fields = ("id", "function__name", "handler", "error_message", "fingerprint")
     list_select_related = ("function", "tenant")
-    raw_id_fields = ("function", "retry_of")
+    raw_id_fields = ("function", "retry_of", "retried_by")
     ordering = ("-executed_at", "-id")
 
 
@@ -564,8 +564,8 @@ class OutboxEventAdmin(ReadOnlyMixin, TenantScopedAdmin):
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(ReadOnlyMixin, TenantScopedAdmin):
     ordering = ("-created_at", "-id")
-    list_display = ("actor", "key", "scope", "status_code", "created_at")
-    list_filter = ("status_code",)
+    list_display = ("actor", "key", "scope", "state", "status_code", "tenant", "created_at")
+    list_filter = ("state", "status_code")
     search_fields = ("actor", "key", "scope")
 
 

@@ -461,7 +461,9 @@ def _retry_function_execution(original: FunctionExecution) -> FunctionExecution:
         invoked_by="manual",
         retry_count=original.retry_count + 1,
         retry_of=original,
+        **engine.unclaimed_lease(original.timeout_ms),
     )
+    FunctionExecution.objects.filter(pk=original.pk).update(retried_by=execution)
     engine.execute_function(execution.pk)
     execution.refresh_from_db()
     return execution

@@ -83,6 +83,17 @@ def _log_entry(level: str, message: str, **extra: Any) -> dict[str, Any]:
 # --- functions (seed 000) -----------------------------------------------------------------------
 
 
+def unclaimed_lease(timeout_ms: int) -> dict[str, Any]:
+    """The lease of a new function execution that its creator runs right after the commit (not
+    queued), held until execute_function claims it: if the creator dies in between, the reaper
+    fails it as "worker lost" once it expires. (A queued one is its task's: the task, written in
+    the same transaction with the database backend, runs it however long it waits.)"""
+    return {
+        "lease_owner": leases.worker_name()[:64],
+        "lease_expires_at": leases.lease_expiry(timeout_ms / 1000),
+    }
+
+
 def invoke_function(
     function: Function, payload: Any, *, invoked_by: str = "manual", queued: bool = True
 ) -> FunctionExecution:
@@ -96,6 +107,7 @@ def invoke_function(
         timeout_ms=function.timeout_ms,
         payload=payload,
         invoked_by=invoked_by,
+        **({} if queued else unclaimed_lease(function.timeout_ms)),
     )
     if queued:
         from .tasks import run_function_execution
@@ -288,11 +300,14 @@ def create_jobs(
     return jobs
 
 
-def mark_jobs(events: dict, event: str) -> None:
+def mark_jobs(events: dict, event: str, **values: Any) -> None:
     """Append `event` (data per job id) to jobs whose state does not change (e.g. `retried`):
-    still a write, so their `revision` is bumped like every other transition's."""
+    still a write, so their `revision` is bumped like every other transition's (with `values`,
+    columns that are not their state, in the same UPDATE)."""
     now = timezone.now()
-    Job.objects.filter(pk__in=list(events)).update(revision=F("revision") + 1, updated_at=now)
+    Job.objects.filter(pk__in=list(events)).update(
+        revision=F("revision") + 1, updated_at=now, **values
+    )
     revisions = dict(Job.objects.filter(pk__in=list(events)).values_list("pk", "revision"))
     JobEvent.objects.bulk_create(
         JobEvent(job_id=pk, revision=revisions[pk], type=event, data=data, timestamp=now)

@@ -53,3 +53,29 @@ class NotRetryable(RedriveError):
         super().__init__(message, status=status, retried_by=retried_by)
         self.status = status
         self.retried_by = retried_by
+
+
+class IdempotencyKeyReused(RedriveError):
+    """The Idempotency-Key was already used for a different request (IETF httpapi draft: 422)."""
+
+    status_code = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f'Idempotency-Key "{key}" was already used for a different request', key=key
+        )
+
+
+class IdempotencyKeyInFlight(RedriveError):
+    """A request with the same Idempotency-Key is still in progress (IETF httpapi draft: 409)."""
+
+    status_code = 409
+    code = "IDEMPOTENCY_KEY_IN_USE"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f'A request with Idempotency-Key "{key}" is still in progress; repeat it once it '
+            "has finished",
+            key=key,
+        )

@@ -293,14 +293,27 @@ class FunctionExecution(Leased, Failure):
     finished_at = models.DateTimeField(null=True, blank=True)
     invoked_by = models.CharField(max_length=16, choices=InvokedBy.choices, default="manual")
     retry_count = models.PositiveIntegerField(default=0)
-    # Each execution is retried at most once (retry the newest to go on): the unique index makes
-    # two racing retries of the same execution produce exactly one new execution.
-    retry_of = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
+    # An execution may be retried again once its earlier retries are final: `retry_of` links each
+    # retry to what it retried, `retried_by` the original to its latest retry (so a list shows it
+    # with one join). At most one retry of an execution is in flight (fnexec_one_retry_running).
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    retried_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     logs = models.JSONField(default=list, blank=True)
 
+    IN_FLIGHT = ("running",)
+
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["retry_of"],
+                name="fnexec_one_retry_running",
+                condition=Q(status="running", retry_of__isnull=False),
+            )
+        ]
         indexes = [
             models.Index(fields=["function", "-executed_at", "-id"], name="fnexec_log_order"),
             models.Index(
@@ -408,15 +421,29 @@ class Job(Leased, Failure):
     revision = models.PositiveIntegerField(default=1)
     result = models.JSONField(null=True, blank=True)
     logs = models.JSONField(default=list, blank=True)
-    # A job is cloned at most once (retry the clone to go on), like function executions.
-    retry_of = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
+    # A finished job may be cloned again once its earlier clones are finished, like function
+    # executions: `retry_of` names the original, `retried_by` the original's latest clone, and at
+    # most one clone of a job is in flight (job_one_retry_in_flight).
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    retried_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    IN_FLIGHT = ("unprocessed", "processing")
+
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["retry_of"],
+                name="job_one_retry_in_flight",
+                condition=Q(status__in=["unprocessed", "processing"], retry_of__isnull=False),
+            )
+        ]
         indexes = [
             models.Index(
                 fields=["tenant", "-updated_at", "-job_id"],
@@ -787,15 +814,6 @@ class AuditEvent(models.Model):
             ),
             models.Index(fields=["bulk"], name="audit_bulk", condition=Q(bulk__isnull=False)),
         ]
-        constraints = [
-            # An Idempotency-Key names one retry per actor: a racing duplicate fails here and is
-            # answered with the first retry's result.
-            models.UniqueConstraint(
-                fields=["tenant", "actor", "idempotency_key"],
-                name="audit_unique_idempotency_key",
-                condition=~Q(idempotency_key=""),
-            )
-        ]
 
 
 class OutboxEvent(models.Model):
@@ -822,17 +840,33 @@ class OutboxEvent(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    """One Idempotency-Key of one caller in one tenant: the one store behind the API's keyed
+    requests and the domain's keyed retries (executions/idempotency.py). In flight while its
+    request runs; then done, with what the request did (`outcome`, written in the retry's own
+    transaction) and, for the API, the response to replay."""
+
+    class State(models.TextChoices):
+        IN_FLIGHT = "in_flight"
+        DONE = "done"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
     actor = models.CharField(max_length=200)
     key = models.CharField(max_length=255)
-    scope = models.CharField(max_length=300)
-    status_code = models.PositiveSmallIntegerField()
-    body = models.JSONField()
+    scope = models.CharField(max_length=300)  # the request, for people: "POST /job/<id>/retry"
+    fingerprint = models.CharField(max_length=64)  # sha256 of the method, path and body
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_FLIGHT)
+    holder = models.CharField(max_length=32, blank=True, default="")  # who runs it while in flight
+    locked_until = models.DateTimeField(null=True, blank=True)  # then another request may take over
+    outcome = models.JSONField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    body = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["actor", "key"], name="idempotency_unique_actor_key")
+            models.UniqueConstraint(
+                fields=["tenant", "actor", "key"], name="idempotency_unique_tenant_actor_key"
+            )
         ]
 
 

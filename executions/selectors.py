@@ -877,7 +877,8 @@ def _finished(kind: str, obj: Model) -> datetime | None:
 
 
 def _chain(kind: str, obj: Model) -> list[Model]:
-    """The item's retry chain, oldest first: its ancestors, itself and what it was retried as."""
+    """The item's retry chain, oldest first: its ancestors, itself and its retries (an item
+    retried again has several, in the order they were made)."""
     model = KINDS[kind].model
     table = model._meta.db_table
     pk_col = model._meta.pk.column
@@ -900,7 +901,9 @@ def _chain(kind: str, obj: Model) -> list[Model]:
     with connection.cursor() as cursor:
         pk = model._meta.pk.get_db_prep_value(obj.pk, connection)
         cursor.execute(sql, [pk, pk])
-        ids = [row[0] for row in cursor.fetchall()]
+        to_python = model._meta.pk.to_python  # SQLite's uuid text has no dashes
+        depths = {str(to_python(row[0])): row[1] for row in cursor.fetchall()}
+    ids = list(depths)
     heavy = {"payload", "result", "params", "workflow_definition", "execution_state", "node_states"}
     items = {
         str(item.pk): item
@@ -908,7 +911,8 @@ def _chain(kind: str, obj: Model) -> list[Model]:
             *(f.name for f in model._meta.concrete_fields if f.name in heavy)
         )
     }
-    return [items[str(i)] for i in ids if str(i) in items]
+    made = _started_field(kind)
+    return sorted(items.values(), key=lambda item: (depths[str(item.pk)], getattr(item, made)))
 
 
 def _logs(raw: Any) -> list[dict]:

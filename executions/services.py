@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,8 +24,10 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from . import engine, filters, kinds, sets
+from . import idempotency as idempotency_store
 from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
 from .filters import KINDS, FailureFilter
+from .idempotency import Claim
 from .models import (
     ApiKey,
     AuditEvent,
@@ -56,7 +58,6 @@ CANCEL_REQUESTED = "Cancel requested: the bulk retry stops after its current bat
 CANCELLED = "Cancelled: the bulk retry will not retry anything more"
 TOO_LATE_FINISHED = "Cancel came too late: the bulk retry had already finished"
 TOO_LATE_LAST_BATCH = "Cancel came too late: the bulk retry had already started its last batch"
-MAX_IDEMPOTENCY_KEY = 255
 
 
 @dataclass
@@ -78,7 +79,7 @@ def retry_function(
     function_id: str,
     index: int | None = None,
     execution_id: str | None = None,
-    idempotency_key: str = "",
+    idempotency: Claim | None = None,
     current_definition: bool = False,
 ) -> RetryOutcome:
     """Seed 000: pick by 0-based position in the log (newest first) or by stable id, re-invoke the
@@ -99,72 +100,125 @@ def retry_function(
             raise InvalidInput(
                 "executionIndex must be a non-negative integer", field="executionIndex"
             )
-        execution = log_order.only("pk").filter(tenant=actor.tenant)[index : index + 1].first()
+        found = log_order.only("pk", "retried_by").filter(tenant=actor.tenant)
+        execution = found[index : index + 1].first()
         if execution is None:
             raise NotFound("Execution not found")
     return _retry(
         actor,
         Kind.FUNCTION,
         execution.pk,
-        idempotency_key,
-        {"queued": False, "current_definition": current_definition},
+        idempotency,
+        {
+            "queued": False,
+            "current_definition": current_definition,
+            "seen_retry": execution.retried_by_id,
+        },
     )
 
 
-def retry_automation(actor: Actor, execution_id: str, *, idempotency_key: str = "") -> RetryOutcome:
+def retry_automation(
+    actor: Actor, execution_id: str, *, idempotency: Claim | None = None
+) -> RetryOutcome:
     """Seed 001: reset the same failed execution to pending and queue it."""
-    return retry_one(actor, Kind.AUTOMATION, execution_id, idempotency_key=idempotency_key)
+    return retry_one(actor, Kind.AUTOMATION, execution_id, idempotency=idempotency)
 
 
 def retry_job(
-    actor: Actor, job_id: str, *, target_hostname: str | None = None, idempotency_key: str = ""
+    actor: Actor,
+    job_id: str,
+    *,
+    target_hostname: str | None = None,
+    idempotency: Claim | None = None,
 ) -> RetryOutcome:
     """Seed 002: clone a finished job (needs the original operation's permission too)."""
     return retry_one(
-        actor, Kind.JOB, job_id, idempotency_key=idempotency_key, target_hostname=target_hostname
+        actor, Kind.JOB, job_id, idempotency=idempotency, target_hostname=target_hostname
     )
 
 
 def retry_workflow(
-    actor: Actor, *, project: str, execution_id: str, nonce: str | None, idempotency_key: str = ""
+    actor: Actor,
+    *,
+    project: str,
+    execution_id: str,
+    nonce: str | None,
+    idempotency: Claim | None = None,
 ) -> RetryOutcome:
     """Seed 003: resume the same execution from its failure points, authorised by a nonce."""
     actor.require(kinds.rule(Kind.WORKFLOW).PERMISSION)
     if project != actor.tenant.workflows_project:
         raise NotFound("Workflow execution not found")
-    return retry_one(
-        actor, Kind.WORKFLOW, execution_id, idempotency_key=idempotency_key, nonce=nonce
-    )
+    return retry_one(actor, Kind.WORKFLOW, execution_id, idempotency=idempotency, nonce=nonce)
 
 
-def retry_run(actor: Actor, run_id: str, *, idempotency_key: str = "") -> RetryOutcome:
+def retry_run(actor: Actor, run_id: str, *, idempotency: Claim | None = None) -> RetryOutcome:
     """Seed 004: a new run resuming from the failure point; once per run."""
-    return retry_one(actor, Kind.RUN, run_id, idempotency_key=idempotency_key)
+    return retry_one(actor, Kind.RUN, run_id, idempotency=idempotency)
 
 
 def retry_one(
-    actor: Actor, kind: str, object_id: str, *, idempotency_key: str = "", **options: Any
+    actor: Actor,
+    kind: str,
+    object_id: str,
+    *,
+    idempotency_key: str = "",
+    idempotency: Claim | None = None,
+    **options: Any,
 ) -> RetryOutcome:
-    """Retry one item of any kind (the console, the admin and the CLI call this directly)."""
+    """Retry one item of any kind (the console, the admin and the CLI call this directly).
+
+    `idempotency_key`: the caller's key for this retry (the console sends one per rendered Retry
+    button), kept in the idempotency store: the same retry with it again answers the first
+    outcome (`replayed`). The API holds its keys itself and hands its hold over (`idempotency`)."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    if idempotency_key and idempotency is None:
+        # The nonce authorises the retry; it does not make it another one.
+        request = {k: v for k, v in options.items() if k != "nonce"}
+        return _keyed(
+            actor,
+            idempotency_key,
+            f"retry {kind} {object_id}",
+            request,
+            lambda claim: retry_one(actor, kind, object_id, idempotency=claim, **options),
+        )
     rule = kinds.rule(kind)
     actor.require(rule.PERMISSION)
-    if kind == Kind.AUTOMATION and not idempotency_key:
+    if kind == Kind.AUTOMATION and idempotency is None:
         # No pre-read: the retry's own locking statement finds the item (or, when it retries
         # nothing, the error path tells missing from not retryable), and answers with the row.
         pks = _valid_pks(kind, [str(object_id)])
         if not pks:
             raise NotFound(_not_found(kind))
-        return _retry(actor, kind, pks[0], idempotency_key, {**options, "rows": True})
+        return _retry(actor, kind, pks[0], None, {**options, "rows": True})
     obj = get_for_tenant(KINDS[kind].model, actor.tenant, _not_found(kind), pk=object_id)
     if kind == Kind.JOB:
         actor.require(rule.operation_permission(obj.operation_type))
     if kind == Kind.FUNCTION:
         options.setdefault("queued", False)
+    if kind in (Kind.FUNCTION, Kind.JOB):
+        # Retry the item as this request found it: if another retries it meanwhile, that wins.
+        options["seen_retry"] = obj.retried_by_id
     if kind == Kind.AUTOMATION:
         options["rows"] = True
-    return _retry(actor, kind, obj.pk, idempotency_key, options)
+    return _retry(actor, kind, obj.pk, idempotency, options)
+
+
+def _keyed[T](actor: Actor, key: str, scope: str, request: Any, perform: Callable[[Claim], T]) -> T:
+    """`perform(claim)` once per Idempotency-Key (executions/idempotency.py), for the domain's
+    own keyed calls: run it holding the key, or, the key's request being done, let it replay."""
+    fingerprint = idempotency_store.fingerprint(scope, request)
+    claim = idempotency_store.begin(actor, key, scope, fingerprint)
+    if claim.done:
+        return perform(claim)  # answers the outcome it recorded, and changes nothing
+    try:
+        result = perform(claim)
+    except BaseException:
+        idempotency_store.release(claim)
+        raise
+    idempotency_store.complete(claim)
+    return result
 
 
 def _not_found(kind: str) -> str:
@@ -178,20 +232,16 @@ def _not_found(kind: str) -> str:
 
 
 def _retry(
-    actor: Actor, kind: str, pk: Any, idempotency_key: str, options: dict[str, Any]
+    actor: Actor, kind: str, pk: Any, claim: Claim | None, options: dict[str, Any]
 ) -> RetryOutcome:
-    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidInput(
-            f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters",
-            field="Idempotency-Key",
-        )
-    replay = _replay(actor, kind, str(pk), idempotency_key)
-    if replay is not None:
-        return replay
+    if claim is not None and claim.outcome is not None:
+        return _replayed(kind, str(pk), claim.outcome)
     rule = kinds.rule(kind)
     nonce = options.pop("nonce", None) if kind == Kind.WORKFLOW else None
     try:
-        with _durable(rule, 1):
+        # With a key, the outcome is written in the retry's transaction (so not the one-statement
+        # path, which has none).
+        with transaction.atomic(durable=True) if claim is not None else _durable(rule, 1):
             if kind == Kind.WORKFLOW:
                 options.update(_consume_nonce(actor, nonce))
             retried = _retry_audited(
@@ -199,22 +249,25 @@ def _retry(
                 kind,
                 [pk],
                 options,
-                idempotency_key=idempotency_key,
+                idempotency_key=claim.key if claim is not None else "",
                 details={k: v for k, v in options.items() if k in ("target_hostname", "run_as")},
             )
+            if retried and claim is not None:
+                idempotency_store.record_outcome(
+                    claim, kind=kind, target_id=pk, new_id=retried[0].new_id
+                )
     except IntegrityError:
-        # A racing retry of the same item (or with the same Idempotency-Key) won.
+        # A racing retry of the same item won (the database's unique indexes said so).
         retried = []
     if not retried:
-        replay = _replay(actor, kind, str(pk), idempotency_key)
-        if replay is not None:
-            return replay
         obj = get_for_tenant(KINDS[kind].model, actor.tenant, _not_found(kind), pk=pk)
-        reason = rule.reason(obj) or "This item cannot be retried right now"
+        reason = rule.reason(obj)
+        if reason is None and options.get("seen_retry", _retry_id(obj)) != _retry_id(obj):
+            reason = rule.retried_meanwhile(obj)
         raise NotRetryable(
-            reason,
+            reason or "This item cannot be retried right now",
             status=obj.status,
-            retried_by=rule.retried_by(obj) if hasattr(rule, "retried_by") else "",
+            retried_by=_retried_by(rule, obj),
         )
     new_id = retried[0].new_id
     if kind == Kind.FUNCTION and not options.get("queued", True):
@@ -227,6 +280,28 @@ def _retry(
         target_id=str(pk),
         new_id=str(new_id),
         obj=obj if obj is not None else KINDS[kind].model.objects.get(pk=new_id),
+    )
+
+
+def _retry_id(obj: Model) -> Any:
+    """The latest retry of an item of a kind that clones (functions, jobs), else None."""
+    return getattr(obj, "retried_by_id", None)
+
+
+def _retried_by(rule, obj: Model) -> str:
+    """What retried `obj`, when that is why it cannot be retried now."""
+    if hasattr(rule, "retried_by"):  # runs, retried once
+        return rule.retried_by(obj)
+    if _retry_id(obj) is not None and obj.status in rule.RETRYABLE:
+        return str(_retry_id(obj))
+    return ""
+
+
+def _replayed(kind: str, target_id: str, outcome: dict) -> RetryOutcome:
+    """The retry an earlier request with the same Idempotency-Key made."""
+    obj = KINDS[kind].model.objects.get(pk=outcome["new_id"])
+    return RetryOutcome(
+        kind=kind, target_id=target_id, new_id=outcome["new_id"], obj=obj, replayed=True
     )
 
 
@@ -243,24 +318,6 @@ def _durable(rule, n: int):
     ):
         return nullcontext()
     return transaction.atomic(durable=True)
-
-
-def _replay(actor: Actor, kind: str, target_id: str, key: str) -> RetryOutcome | None:
-    if not key:
-        return None
-    audit = AuditEvent.objects.filter(
-        tenant=actor.tenant, actor=actor.label, idempotency_key=key
-    ).first()
-    if audit is None:
-        return None
-    if audit.kind != kind or audit.target_id != target_id:
-        raise InvalidInput(
-            "Idempotency-Key was already used for a different retry", field="Idempotency-Key"
-        )
-    obj = KINDS[kind].model.objects.get(pk=audit.new_target_id)
-    return RetryOutcome(
-        kind=kind, target_id=target_id, new_id=audit.new_target_id, obj=obj, replayed=True
-    )
 
 
 def _retry_audited(
@@ -529,10 +586,31 @@ def _plan_now(actor: Actor, bulk: BulkRetry, selection: dict) -> dict[str, list[
     return keys
 
 
-def start_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
-    """Record a bulk retry (with its preview as the plan) and run it in a worker after commit."""
+def start_bulk_retry(
+    actor: Actor,
+    selection: dict,
+    *,
+    idempotency_key: str = "",
+    idempotency: Claim | None = None,
+) -> BulkRetry:
+    """Record a bulk retry (with its preview as the plan) and run it in a worker after commit.
+    Keys as for retry_one: one bulk retry per Idempotency-Key."""
+    if idempotency_key and idempotency is None:
+        return _keyed(
+            actor,
+            idempotency_key,
+            "bulk retry",
+            _serialise(selection),
+            lambda claim: start_bulk_retry(actor, selection, idempotency=claim),
+        )
+    if idempotency is not None and idempotency.outcome is not None:
+        return get_for_tenant(
+            BulkRetry, actor.tenant, "Bulk retry not found", pk=idempotency.outcome["new_id"]
+        )
     with transaction.atomic(durable=True):
         bulk = plan_bulk_retry(actor, selection)
+        if idempotency is not None:
+            idempotency_store.record_outcome(idempotency, kind="bulk", new_id=bulk.pk)
         from .tasks import run_bulk_retry
 
         engine.enqueue_on_commit(run_bulk_retry, str(bulk.pk))

@@ -10,6 +10,8 @@ the reaper gives back the tasks of a worker that stopped beating (executions/hea
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -453,3 +455,65 @@ def test_each_beat_moves_the_workers_last_seen_time_and_keeps_its_start():
     again = WorkerHeartbeat.objects.get(pk=heartbeat.worker_id)
     assert again.seen_at > first.seen_at
     assert (again.started_at, again.hostname) == (first.started_at, "web-1")
+
+
+# A `manage.py retry` of a function execution whose process dies right after the retry's commit,
+# before it claims the new execution (os._exit where the claim would start).
+DIES_BEFORE_THE_CLAIM = """
+import os
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+django.setup()
+from executions import engine
+engine.execute_function = lambda execution_id: os._exit(17)
+from django.core.management import call_command
+call_command("retry", "function", {pk!r}, tenant="acme", user="alice")
+"""
+
+
+def test_a_function_retry_whose_process_dies_before_it_starts_is_failed_as_worker_lost(
+    tenant, process_env, wait_until
+):
+    from django.contrib.auth import get_user_model
+
+    from executions import kinds
+    from executions.models import Function
+    from tests.conftest import ROOT
+
+    alice = get_user_model().objects.create_user("alice", password="alice-pass-2026")
+    Membership.objects.create(user=alice, tenant=tenant, role="admin")
+    function = Function.objects.create(
+        tenant=tenant, name="always fails", handler="fail", timeout_ms=1000
+    )
+    original = engine.invoke_function(function, {"order": 7}, queued=False)
+    assert original.status == "failed"
+
+    died = subprocess.run(
+        [sys.executable, "-c", DIES_BEFORE_THE_CLAIM.format(pk=original.pk)],
+        cwd=ROOT,
+        env=process_env(lease_seconds=LEASE_SECONDS),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert died.returncode == 17, died.stdout + died.stderr
+
+    # Committed, never claimed: "running", yet held by a lease that nobody renews.
+    retry = FunctionExecution.objects.get(retry_of=original)
+    assert (retry.status, retry.lease_token) == ("running", 0)
+    assert retry.lease_expires_at is not None
+    wait_until(
+        lambda: engine.reap()["function"],
+        timeout=30,
+        message="the reaper to fail the unclaimed retry",
+    )
+    retry.refresh_from_db()
+    assert (retry.status, retry.error_message) == ("failed", leases.WORKER_LOST)
+    # It reaches the inbox as a failure that can be retried, and so can its original again.
+    rule = kinds.rule("function")
+    original.refresh_from_db()
+    assert rule.reason(retry) is None and rule.reason(original) is None
+    actor = Actor.for_user(alice, tenant, source="cli")
+    again = services.retry_one(actor, "function", retry.pk)
+    assert FunctionExecution.objects.get(pk=again.new_id).status == "failed"  # ran, and failed

@@ -1,5 +1,5 @@
 """What every API view shares: its seed (which error shape it answers in), authentication, the
-Actor, gzip-aware JSON parsing, path-parameter validation and the Idempotency-Key replay.
+Actor, gzip-aware JSON parsing, path-parameter validation and the Idempotency-Key.
 
 Views stay thin: validate -> call executions.services -> serialize.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import re
 import uuid
@@ -16,7 +15,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -26,8 +24,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from executions import idempotency
 from executions.errors import InvalidInput
-from executions.models import IdempotencyRecord
+from executions.idempotency import Claim
 from executions.tenancy import Actor
 
 from .auth import ApiKeyAuthentication, IsAuthenticatedCaller, JWTAuthentication, actor_for
@@ -37,7 +36,6 @@ from .parsers import GzipJSONParser
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 _INDEX = re.compile(r"^[0-9]{1,9}$")
-MAX_IDEMPOTENCY_KEY = 255
 
 
 class ApiView(APIView):
@@ -85,45 +83,35 @@ class ApiView(APIView):
             raise InvalidInput("Request body is required", field="body")
         return data
 
-    def idempotent(self, request: Request, perform: Callable[[str], tuple[int, dict]]) -> Response:
-        """Run `perform(idempotency_key)` -> (status, body) once per (caller, Idempotency-Key):
-        a repeated key answers the first response again, same status and body."""
+    def idempotent(
+        self, request: Request, perform: Callable[[Claim | None], tuple[int, dict]]
+    ) -> Response:
+        """Run `perform(claim)` -> (status, body) once per Idempotency-Key of this caller in this
+        tenant (executions/idempotency.py): the same request again answers the first response
+        again (`Idempotent-Replayed: true`), another request with the key is a 422, and the same
+        one while the first is still running a 409. Errors are not kept: the key may be used
+        again."""
         key = request.headers.get("Idempotency-Key", "")
         if not key:
-            status_code, body = perform("")
+            status_code, body = perform(None)
             return Response(body, status=status_code)
-        if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-            raise InvalidInput(
-                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
-                field="Idempotency-Key",
-            )
-        scope = f"{request.method} {request.path}"
-        label = self.actor.label
-        record = IdempotencyRecord.objects.filter(actor=label, key=key).first()
-        if record is None:
-            status_code, body = perform(key)
-            # Normalise through JSON so a replay is byte-for-byte what the first call answered.
+        scope = f"{request.method} {request.get_full_path()}"
+        fingerprint = idempotency.fingerprint(scope, request.data)
+        claim = idempotency.begin(self.actor, key, scope, fingerprint)
+        if claim.response is not None:
+            status_code, body = claim.response
+            return Response(body, status=status_code, headers={"Idempotent-Replayed": "true"})
+        try:
+            status_code, body = perform(claim)
+            # Through JSON, so that a replay is byte for byte what this call answers.
             body = json.loads(JSONRenderer().render(body))
-            # A concurrent request with the same key may have stored first; the domain made
-            # sure both answer the same retry, so its record is as good as ours.
-            with contextlib.suppress(IntegrityError), transaction.atomic():
-                IdempotencyRecord.objects.create(
-                    tenant=self.actor.tenant,
-                    actor=label,
-                    key=key,
-                    scope=scope,
-                    status_code=status_code,
-                    body=body,
-                )
-            return Response(body, status=status_code)
-        if record.scope != scope:
-            raise InvalidInput(
-                "Idempotency-Key was already used for a different request",
-                field="Idempotency-Key",
-            )
-        response = Response(record.body, status=record.status_code)
-        response["Idempotent-Replayed"] = "true"
-        return response
+        except BaseException:
+            idempotency.release(claim)
+            raise
+        idempotency.complete(claim, status_code, body)
+        # With an outcome, perform() answered the retry of a request with this key that died.
+        replayed = {"Idempotent-Replayed": "true"} if claim.outcome is not None else None
+        return Response(body, status=status_code, headers=replayed)
 
 
 # --- path and query validation: before any lookup -------------------------------------------

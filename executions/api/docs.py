@@ -7,15 +7,18 @@ from rest_framework import serializers
 
 from .errors import error_body
 
+KEY_IN_FLIGHT = "A request with the same Idempotency-Key is still in progress."
 _MESSAGES = {
     400: "Invalid request: the message names the field.",
     401: "Authentication required or invalid credentials.",
     403: "Access denied or insufficient permissions.",
     404: "Not found (missing, or in another tenant).",
     405: "Method not allowed.",
-    409: "The item's state does not allow this.",
+    409: "The item's state does not allow this, or a request with the same Idempotency-Key is "
+    "still in progress.",
     413: "Request body too large.",
     415: "Unsupported media type or content encoding.",
+    422: "The Idempotency-Key was already used for a different request.",
     429: "Rate limit exceeded (see Retry-After).",
     500: "Unexpected server fault; the message carries the request id.",
     503: "A dependency is unavailable.",

@@ -215,9 +215,7 @@ class FunctionExecutionDetailSerializer(serializers.Serializer):
 
     @extend_schema_field({"type": "string", "nullable": True})
     def get_retriedBy(self, obj: FunctionExecution) -> str | None:
-        return (
-            FunctionExecution.objects.filter(retry_of=obj.pk).values_list("pk", flat=True).first()
-        )
+        return obj.retried_by_id  # its latest retry
 
 
 class FunctionExecutionResponseSerializer(serializers.Serializer):
@@ -384,8 +382,7 @@ class JobDetailSerializer(JobSerializer):
 
     @extend_schema_field({"type": "string", "format": "uuid", "nullable": True})
     def get_retried_by(self, obj: Job) -> str | None:
-        pk = Job.objects.filter(retry_of=obj.pk).values_list("pk", flat=True).first()
-        return str(pk) if pk else None
+        return str(obj.retried_by_id) if obj.retried_by_id else None  # its latest clone
 
     @extend_schema_field(
         {

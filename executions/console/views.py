@@ -18,7 +18,12 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
 from executions import filters, selectors, services
-from executions.errors import InvalidInput, NotRetryable
+from executions.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotRetryable,
+)
 from executions.filters import KINDS, FailureFilter
 from executions.models import ApiKey, AuditEvent, BulkRetry
 from executions.tenancy import SESSION_TENANT, get_for_tenant
@@ -287,12 +292,14 @@ def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     options: dict[str, Any] = {}
     if kind == "job":
         options["target_hostname"] = request.POST.get("target_hostname", "").strip() or "_any"
+    # One per rendered Retry button: a double click or a resent form retries once.
+    key = request.POST.get("idempotency_key", "")
     try:
-        outcome = services.retry_one(request.actor, kind, object_id, **options)
+        outcome = services.retry_one(request.actor, kind, object_id, idempotency_key=key, **options)
         message = ("success", _success_message(outcome))
-    except NotRetryable as exc:
+    except (NotRetryable, IdempotencyKeyInFlight) as exc:
         message = ("warning", f"Not retried: {exc.message}")
-    except InvalidInput as exc:
+    except (InvalidInput, IdempotencyKeyReused) as exc:
         message = ("error", exc.message)
     if request.htmx:
         return _row_response(request, kind, object_id, message)
@@ -370,10 +377,13 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
     _require_retry(request)
     try:
         selection, _ = _selection(request.POST)
-    except InvalidInput as exc:
+        # One per rendered confirm button: confirming twice starts one bulk retry.
+        bulk = services.start_bulk_retry(
+            request.actor, selection, idempotency_key=request.POST.get("idempotency_key", "")
+        )
+    except (InvalidInput, IdempotencyKeyInFlight, IdempotencyKeyReused) as exc:
         messages.error(request, exc.message)
         return redirect("inbox")
-    bulk = services.start_bulk_retry(request.actor, selection)
     return redirect("bulk", bulk_id=bulk.pk)
 
 

@@ -15,7 +15,10 @@ from importlib import import_module
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+
+# "No expectation", for rule options where None is a value (functions.retry(seen_retry=...)).
+ANY = object()
 
 
 class Retried(NamedTuple):
@@ -46,6 +49,30 @@ def write_audit(constants: dict, retried: list[Retried]) -> None:
             "status_before": [r.status_before for r in retried],
             "status_after": [r.status_after for r in retried],
         },
+    )
+
+
+def without_retry_in_flight(originals: list) -> list:
+    """The locked `originals` (of a kind that clones: functions, jobs) whose latest retry, if
+    any, is final. Their rows were read under lock, so `retried_by_id` is the latest retry's; its
+    status is read now, after the lock, by a statement that sees every committed retry."""
+    pointed = [o.retried_by_id for o in originals if o.retried_by_id is not None]
+    if not pointed:
+        return originals
+    model = type(originals[0])
+    busy = set(
+        model.objects.filter(pk__any_of=pointed, status__in=model.IN_FLIGHT).values_list(
+            "pk", flat=True
+        )
+    )
+    return [o for o in originals if o.retried_by_id not in busy]
+
+
+def retry_in_flight(model) -> Subquery:
+    """For `UPDATE originals SET retried_by = ...`: each original's retry in flight (at most one,
+    a partial unique index says so), just created by the retry."""
+    return Subquery(
+        model.objects.filter(retry_of=OuterRef("pk"), status__in=model.IN_FLIGHT).values("pk")[:1]
     )
 
 

@@ -1,10 +1,17 @@
 """Retrying a function execution (seed 000).
 
-Retryable: the execution did not succeed, is not still running and was not retried already (retry
-the newest to go on). A retry appends a NEW execution with the original payload and the definition
-that ran first (handler, params, version, timeout), `retryCount` + 1 and `retry_of` = the original;
-the original is kept. A single retry then runs synchronously in the caller (services.py); a bulk
-retry queues the new executions for the workers.
+Retryable: the execution did not succeed, is not still running, and no earlier retry of it is
+still running: a failed execution may be retried again later, each retry appending a new
+execution. A retry appends a NEW execution with the original payload and the definition that ran
+first (handler, params, version, timeout), `retryCount` + 1 and `retry_of` = the original, which
+then names it as its latest retry (`retried_by`); the original is kept.
+
+Two racing retries of one execution: the first locks it and retries; the second gets the lock
+once the first has committed, finds its retry running and retries nothing (the partial unique
+index fnexec_one_retry_running holds the same rule in the database). A single retry then runs
+synchronously in the caller (services.py), holding a lease from its creation on, so that the
+reaper fails it as "worker lost" if the caller dies before it starts; a bulk retry queues the new
+executions for the workers.
 """
 
 from __future__ import annotations
@@ -14,34 +21,42 @@ from django.db.models import QuerySet
 from .. import engine
 from ..models import FunctionExecution, Kind
 from ..tenancy import Actor
-from . import Retried
+from . import ANY, Retried, retry_in_flight, without_retry_in_flight
 
 KIND = Kind.FUNCTION
 PERMISSION = "functions:retry"
 RETRYABLE = ("failed", "timeout")
+IN_FLIGHT = FunctionExecution.IN_FLIGHT
 
 
 def reason(obj: FunctionExecution) -> str | None:
     if obj.status == "success":
         return "Cannot retry successful execution"
-    if obj.status == "running":
+    if obj.status in IN_FLIGHT:
         return "Cannot retry an execution that is still running"
-    # The reverse accessor: no query when the caller selected it (the console's inbox does).
-    retried_by = getattr(getattr(obj, "retried_by", None), "pk", None)
-    if retried_by:
-        return f"Execution was already retried as {retried_by}"
+    # The latest retry: no query when the caller selected it (the console's inbox does).
+    retry = obj.retried_by
+    if retry is not None and retry.status in IN_FLIGHT:
+        return f"Execution was already retried as {retry.pk}, which is still running"
     return None
 
 
+def retried_meanwhile(obj: FunctionExecution) -> str:
+    """Why a retry that raced another one (and lost) retried nothing."""
+    return f"Execution was already retried as {obj.retried_by_id} by a concurrent request"
+
+
 def retryable(qs: QuerySet, actor: Actor) -> QuerySet:
-    return qs.filter(status__in=RETRYABLE, retried_by__isnull=True)
+    return qs.filter(status__in=RETRYABLE).exclude(retried_by__status__in=IN_FLIGHT)
 
 
 def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
     counts = {
-        "already retried": qs.filter(status__in=RETRYABLE, retried_by__isnull=False).count(),
+        "retry still running": qs.filter(
+            status__in=RETRYABLE, retried_by__status__in=IN_FLIGHT
+        ).count(),
         "succeeded": qs.filter(status="success").count(),
-        "still running": qs.filter(status="running").count(),
+        "still running": qs.filter(status__in=IN_FLIGHT).count(),
     }
     return {k: v for k, v in counts.items() if v}
 
@@ -52,14 +67,24 @@ def retry(
     *,
     queued: bool = True,
     current_definition: bool = False,
+    seen_retry=ANY,
     **options,
 ) -> list[Retried]:
+    """`seen_retry`: for a single retry, the latest retry its caller saw when it looked the
+    execution up; if another request has retried it since, this one retries nothing."""
+    # Lock, then decide: the locked rows are as the last retry committed them.
     originals = list(
-        retryable(FunctionExecution.objects.select_for_update(of=("self",)), actor)
-        .filter(pk__in=ids, tenant=actor.tenant)
+        FunctionExecution.objects.select_for_update(of=("self",))
+        .filter(pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE)
         .select_related("function")
     )
+    originals = without_retry_in_flight(originals)
+    if seen_retry is not ANY:
+        originals = [o for o in originals if o.retried_by_id == seen_retry]
+    if not originals:
+        return []
     invoked_by = "api_key" if actor.api_key is not None else "manual"
+    definitions = [_definition(o, current_definition) for o in originals]
     new = FunctionExecution.objects.bulk_create(
         FunctionExecution(
             tenant=actor.tenant,
@@ -68,23 +93,14 @@ def retry(
             invoked_by=invoked_by,
             retry_count=o.retry_count + 1,
             retry_of=o,
-            **(
-                {
-                    "handler": o.function.handler,
-                    "params": o.function.params,
-                    "function_version": o.function.version,
-                    "timeout_ms": o.function.timeout_ms,
-                }
-                if current_definition
-                else {
-                    "handler": o.handler,
-                    "params": o.params,
-                    "function_version": o.function_version,
-                    "timeout_ms": o.timeout_ms,
-                }
-            ),
+            **definition,
+            # Run right after the commit, not queued: held from here until its claim.
+            **({} if queued else engine.unclaimed_lease(definition["timeout_ms"])),
         )
-        for o in originals
+        for o, definition in zip(originals, definitions, strict=True)
+    )
+    FunctionExecution.objects.filter(pk__any_of=[o.pk for o in originals]).update(
+        retried_by=retry_in_flight(FunctionExecution)
     )
     if queued:
         from ..tasks import run_function_execution
@@ -95,3 +111,14 @@ def retry(
         Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
         for o, n in zip(originals, new, strict=True)
     ]
+
+
+def _definition(o: FunctionExecution, current: bool) -> dict:
+    """What the retry runs: the definition that ran first, or the function's current one."""
+    source = o.function if current else o
+    return {
+        "handler": source.handler,
+        "params": source.params,
+        "function_version": source.version if current else o.function_version,
+        "timeout_ms": source.timeout_ms,
+    }

@@ -1,11 +1,14 @@
 """Retrying a job (seed 002): a clone.
 
-Retryable: the job is finished (`completed` or `failed`) and was not cloned already; jobs still in
-flight (`unprocessed`, `processing`) are refused. The caller needs `jobs:write` AND the permission
-of the original operation type (re-running `command.exec` needs `command:execute`): seed 002's
-product lets anyone with `jobs:write` re-run any job, Redrive does not. The clone has the same
-operation, status `unprocessed`, revision 1, the given target host or `_any`, and names its
-original; the original keeps its state and gets a `retried` event naming the clone.
+Retryable: the job is finished (`completed` or `failed`) and no earlier clone of it is still in
+flight; jobs in flight (`unprocessed`, `processing`) are refused. A finished job may be cloned
+again, e.g. to another host after a clone failed on `_any`. The caller needs `jobs:write` AND the
+permission of the original operation type (re-running `command.exec` needs `command:execute`):
+seed 002's product lets anyone with `jobs:write` re-run any job, Redrive does not. The clone has
+the same operation, status `unprocessed`, revision 1, the given target host or `_any`, and names
+its original; the original keeps its state, gets a `retried` event naming the clone and names
+the clone as its latest retry (`retried_by`). Two racing retries: as for function executions
+(kinds/functions.py), the second finds the first's clone in flight (job_one_retry_in_flight).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from ..errors import InvalidInput
 from ..models import Job, Kind
 from ..tenancy import Actor
 from ..validation import HOSTNAME_RE
-from . import Retried
+from . import ANY, Retried, retry_in_flight, without_retry_in_flight
 
 KIND = Kind.JOB
 PERMISSION = "jobs:write"
 RETRYABLE = ("completed", "failed")
+IN_FLIGHT = Job.IN_FLIGHT
 
 
 def operation_permission(op_type: str) -> str:
@@ -38,42 +42,65 @@ def _forbidden_types(actor: Actor) -> list[str]:
 def reason(obj: Job) -> str | None:
     if obj.status not in RETRYABLE:
         return f"Job is still in flight (status {obj.status})"
-    # The reverse accessor: no query when the caller selected it (the console's inbox does).
-    retried_by = getattr(getattr(obj, "retried_by", None), "pk", None)
-    if retried_by:
-        return f"Job was already retried as {retried_by}"
+    # The latest clone: no query when the caller selected it (the console's inbox does).
+    clone = obj.retried_by
+    if clone is not None and clone.status in IN_FLIGHT:
+        return f"Job was already retried as {clone.pk}, which is still {clone.status}"
     return None
 
 
+def retried_meanwhile(obj: Job) -> str:
+    """Why a retry that raced another one (and lost) retried nothing."""
+    return f"Job was already retried as {obj.retried_by_id} by a concurrent request"
+
+
 def retryable(qs: QuerySet, actor: Actor) -> QuerySet:
-    return qs.filter(status__in=RETRYABLE, retried_by__isnull=True).exclude(
-        operation_type__in=_forbidden_types(actor)
+    return (
+        qs.filter(status__in=RETRYABLE)
+        .exclude(retried_by__status__in=IN_FLIGHT)
+        .exclude(operation_type__in=_forbidden_types(actor))
     )
 
 
 def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
+    finished = qs.filter(status__in=RETRYABLE)
     counts = {
         "still in flight": qs.exclude(status__in=RETRYABLE).count(),
-        "already retried": qs.filter(status__in=RETRYABLE, retried_by__isnull=False).count(),
+        "retry still in flight": finished.filter(retried_by__status__in=IN_FLIGHT).count(),
     }
     for op_type in _forbidden_types(actor):
-        n = qs.filter(status__in=RETRYABLE, retried_by__isnull=True, operation_type=op_type).count()
+        n = (
+            finished.exclude(retried_by__status__in=IN_FLIGHT)
+            .filter(operation_type=op_type)
+            .count()
+        )
         if n:
             counts[f"needs permission {operation_permission(op_type)}"] = n
     return {k: v for k, v in counts.items() if v}
 
 
 def retry(
-    actor: Actor, ids: list[str], *, target_hostname: str | None = None, **options
+    actor: Actor,
+    ids: list[str],
+    *,
+    target_hostname: str | None = None,
+    seen_retry=ANY,
+    **options,
 ) -> list[Retried]:
+    """`seen_retry`: for a single retry, the latest clone its caller saw when it looked the job
+    up; if another request has cloned it since, this one clones nothing."""
     target = target_hostname or Job.ANY_HOST
     if not HOSTNAME_RE.match(target):
         raise InvalidInput("target_hostname must be a valid hostname", field="target_hostname")
+    # Lock, then decide: the locked rows are as the last retry committed them.
     originals = list(
-        retryable(Job.objects.select_for_update(of=("self",)), actor).filter(
-            pk__in=ids, tenant=actor.tenant
-        )
+        Job.objects.select_for_update(of=("self",))
+        .filter(pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE)
+        .exclude(operation_type__in=_forbidden_types(actor))
     )
+    originals = without_retry_in_flight(originals)
+    if seen_retry is not ANY:
+        originals = [o for o in originals if o.retried_by_id == seen_retry]
     if not originals:
         return []
     clones = engine.create_jobs(
@@ -85,6 +112,7 @@ def retry(
             for o, c in zip(originals, clones, strict=True)
         },
         "retried",
+        retried_by=retry_in_flight(Job),
     )
     return [
         Retried(

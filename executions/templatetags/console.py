@@ -4,6 +4,7 @@ kind badges."""
 from __future__ import annotations
 
 import html
+import secrets
 from datetime import datetime
 
 from django import template
@@ -145,9 +146,19 @@ _RETRY_FORM = (
     '<form method="post" action="{url}" hx-post="{url}" hx-target="closest tr" '
     'hx-swap="outerHTML" hx-disabled-elt="find button">'
     '<input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">'
+    '<input type="hidden" name="idempotency_key" value="{key}">'
     '<input type="hidden" name="next" value="{next}">{host}'
     '<button type="submit" class="btn retry">Retry</button></form>'
 )
+
+
+@register.simple_tag
+def idempotency_key() -> str:
+    """A fresh Idempotency-Key for one rendered Retry button: submitting it twice (a double
+    click, a resent form) retries once; the next rendering of the button is a new retry."""
+    return secrets.token_urlsafe(16)
+
+
 _HOST_INPUT = mark_safe(  # noqa: S308 - a constant
     '<input name="target_hostname" value="_any" class="host" '
     'aria-label="Target host for the retry" size="7" maxlength="253">'
@@ -185,6 +196,7 @@ def inbox_row(context, row) -> str:
             _RETRY_FORM,
             url=row.urls["retry"],
             csrf=context.get("csrf_token") or "",
+            key=idempotency_key(),
             next=context.get("next_url") or "",
             host=_HOST_INPUT if row.kind == "job" else "",
         )

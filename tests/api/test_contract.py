@@ -470,24 +470,29 @@ def test_idempotency_replays_201_for_jobs(api, manifest):
     assert Job.objects.filter(retry_of=pk).count() == 1
 
 
-def test_the_domain_replays_when_only_the_audit_remembers(api, manifest):
-    # The stored response is gone (e.g. pruned): the domain still knows the key and answers
-    # the same retry, with no second run.
+def test_a_key_whose_request_died_after_its_retry_replays_that_retry(api, manifest):
+    # The first request committed its retry (the store has its outcome) and its process died
+    # before it answered: once its hold on the key has expired, the same request answers that
+    # retry instead of retrying again.
     pk = manifest["acme"]["runs"]["failure"]
     headers = {"Idempotency-Key": "k-domain"}
     first = api.post(f"/v1/runs/{pk}/retry", headers=headers).json()
-    IdempotencyRecord.objects.all().delete()
+    IdempotencyRecord.objects.filter(key="k-domain").update(
+        state="in_flight", status_code=None, body=None, locked_until=timezone.now()
+    )
     second = api.post(f"/v1/runs/{pk}/retry", headers=headers)
-    assert second.status_code == 200
+    assert (second.status_code, second["Idempotent-Replayed"]) == (200, "true")
     assert second.json()["data"]["id"] == first["data"]["id"]
     assert Run.objects.filter(source_run=pk).count() == 1
+    assert IdempotencyRecord.objects.get(key="k-domain").state == "done"
 
 
-def test_a_key_reused_for_another_request_is_400(api, manifest):
+def test_a_key_reused_for_another_request_is_422_naming_the_key(api, manifest):
     headers = {"Idempotency-Key": "reused"}
     api.post(f"/v1/runs/{manifest['acme']['runs']['failure']}/retry", headers=headers)
     r = api.post(f"/job/{manifest['acme']['jobs']['failed']}/retry", headers=headers)
-    assert_shape("002", r, 400, "Idempotency-Key was already used for a different request")
+    assert_shape("002", r, 422, 'Idempotency-Key "reused" was already used for a different request')
+    assert not Job.objects.filter(retry_of=manifest["acme"]["jobs"]["failed"]).exists()
 
 
 def test_keys_are_per_caller(api, manifest):

@@ -80,10 +80,11 @@ def test_it_retries_by_stable_id(api, manifest):
     r = api.post(f"{fn_base(items)}/executions/{failed['_id']}/retry")
     assert r.status_code == 200
     assert r.json()["data"]["success"] is True
+    # Its retry is final: retrying it again is a deliberate new retry, appended (issue 16.3).
     again = api.post(f"{fn_base(items)}/executions/{failed['_id']}/retry")
-    assert again.status_code == 400
-    assert again.json()["success"] is False
-    assert again.json()["error"].startswith("Execution was already retried as ")
+    assert again.status_code == 200
+    assert again.json()["data"]["executionId"] != r.json()["data"]["executionId"]
+    assert FunctionExecution.objects.filter(retry_of=failed["_id"]).count() == 2
 
 
 def test_a_malformed_execution_id_is_400(api, manifest):
@@ -176,3 +177,56 @@ def test_a_foreign_execution_is_404(api, manifest):
     r = api.get(f"{fn_base(manifest['acme'])}/executions/{foreign_id['_id']}")
     assert r.status_code == 404
     assert r.json() == {"success": False, "error": "Execution not found"}
+
+
+# --- retrying the same failed execution again (issue 16.3) -------------------------------------
+
+
+def _retry_in_flight(manifest: dict, execution_id: str) -> str:
+    """A retry of `execution_id` that stays running: queued for a worker that never comes."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from executions.kinds import functions
+    from executions.models import Tenant
+    from executions.tenancy import Actor
+
+    alice = get_user_model().objects.get(username="alice")
+    actor = Actor.for_user(alice, Tenant.objects.get(slug="acme"), source="api")
+    with transaction.atomic():
+        [retried] = functions.retry(actor, [execution_id])
+    return str(retried.new_id)
+
+
+def test_a_failed_execution_is_retried_again_once_its_retry_is_final(api, manifest):
+    items = manifest["acme"]
+    failed = api.get(f"{fn_base(items)}/logs").json()["data"]["executions"][0]
+    path = f"{fn_base(items)}/executions/{failed['_id']}/retry"
+    first = api.post(path).json()["data"]["executionId"]
+    second = api.post(path)
+    assert second.status_code == 200, second.content
+    new = FunctionExecution.objects.get(pk=second.json()["data"]["executionId"])
+    assert new.pk != first and new.retry_of_id == failed["_id"] and new.status == "success"
+    assert new.payload == FunctionExecution.objects.get(pk=failed["_id"]).payload
+    # Appended: both retries and the original are in the log; the original names its latest.
+    assert FunctionExecution.objects.filter(retry_of=failed["_id"]).count() == 2
+    original = api.get(f"{fn_base(items)}/executions/{failed['_id']}").json()["data"]
+    assert (original["status"], original["retriedBy"]) == ("failed", new.pk)
+
+
+def test_an_execution_is_refused_while_a_retry_of_it_is_running(api, manifest):
+    items = manifest["acme"]
+    failed = api.get(f"{fn_base(items)}/logs").json()["data"]["executions"][0]
+    running = _retry_in_flight(manifest, failed["_id"])
+    # The log is newest first: the running retry is at 0, the failed execution at 1.
+    for path in (
+        f"{fn_base(items)}/executions/{failed['_id']}/retry",
+        f"{fn_base(items)}/retry/1",
+    ):
+        r = api.post(path)
+        assert r.status_code == 400, r.content
+        assert r.json() == {
+            "success": False,
+            "error": f"Execution was already retried as {running}, which is still running",
+        }
+    assert FunctionExecution.objects.filter(retry_of=failed["_id"]).count() == 1

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from executions import engine
 from executions.models import Job, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +130,44 @@ def test_list_pages_through_the_tenants_jobs(api, manifest):
     assert len(seen) == len(set(seen)) == Job.objects.filter(tenant__slug="acme").count()
     failed = api.get("/job", {"status": "failed", "limit": 100}).json()["jobs"]
     assert failed and all(j["status"] == "failed" for j in failed)
+
+
+# --- cloning the same finished job again (issue 16.3) ------------------------------------------
+
+
+def test_a_job_whose_clone_failed_is_cloned_again_to_another_host(api, manifest):
+    # An operator retries a failed job to _any, the clone fails, then retries the original to
+    # web-01: a second clone (seed 002 clones whenever the job is finished).
+    cert = Job.objects.filter(tenant__slug="acme", operation_type="cert.renew", status="failed")
+    pk = str(cert.filter(retried_by=None).first().pk)
+    first = api.post(f"/job/{pk}/retry").json()["job_id"]
+    engine.run_job(first, "worker-9")  # the `fail` handler: the clone fails too
+    assert Job.objects.get(pk=first).status == "failed"
+
+    r = api.post(f"/job/{pk}/retry", {"target_hostname": "web-01"})
+
+    assert r.status_code == 201, r.content
+    clone = Job.objects.get(pk=r.json()["job_id"])
+    assert (clone.retry_of_id, clone.target_hostname, clone.status) == (
+        Job.objects.get(pk=pk).pk,
+        "web-01",
+        "unprocessed",
+    )
+    assert clone.pk != first and Job.objects.filter(retry_of=pk).count() == 2
+    original = api.get(f"/job/{pk}").json()
+    assert (original["status"], original["retried_by"]) == ("failed", str(clone.pk))
+    retried = [e["data"]["new_job_id"] for e in original["events"] if e["type"] == "retried"]
+    assert retried == [first, str(clone.pk)]
+
+
+def test_a_job_is_refused_while_its_clone_is_in_flight_naming_it(api, manifest):
+    pk = manifest["acme"]["jobs"]["failed"]
+    clone = api.post(f"/job/{pk}/retry").json()["job_id"]
+    r = api.post(f"/job/{pk}/retry", {"target_hostname": "web-01"})
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": f"Job was already retried as {clone}, which is still unprocessed",
+        "details": f"already retried by {clone}",
+        "code": 400,
+    }
+    assert Job.objects.filter(retry_of=pk).count() == 1

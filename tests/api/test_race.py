@@ -5,11 +5,13 @@ connection."""
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
 from django.db import connection
 from django.test import Client
 
+from executions import engine
 from executions.models import FunctionExecution, Job, Run
 
 from .conftest import fn_base, wf_base
@@ -67,6 +69,33 @@ def test_racing_job_retries_make_one_clone(manifest):
     results = race([post(key, f"/job/{pk}/retry"), post(key, f"/job/{pk}/retry")])
     assert sorted(r.status_code for r in results) == [201, 400]
     assert Job.objects.filter(retry_of=pk).count() == 1
+    clone = next(r for r in results if r.status_code == 201).json()["job_id"]
+    loser = next(r for r in results if r.status_code == 400).json()
+    # The loser's state error names the clone in flight (seed 002's shape).
+    assert loser == {
+        "error": f"Job was already retried as {clone}, which is still unprocessed",
+        "details": f"already retried by {clone}",
+        "code": 400,
+    }
+
+
+def test_racing_retries_of_a_job_cloned_before_make_one_new_clone(manifest):
+    # Once the first clone is finished the job may be cloned again (issue 16.3): two such
+    # retries at once still make one clone.
+    key, pk = manifest["api_keys"]["alice"], manifest["acme"]["jobs"]["failed"]
+    first = post(key, f"/job/{pk}/retry")().json()["job_id"]
+    engine.run_job(first, "worker-9")
+    assert Job.objects.get(pk=first).status in ("completed", "failed")
+    path = f"/job/{pk}/retry"
+    results = race([post(key, path, {"target_hostname": "web-01"}) for _ in range(2)])
+    assert sorted(r.status_code for r in results) == [201, 400], [r.content for r in results]
+    clone = next(r for r in results if r.status_code == 201).json()["job_id"]
+    assert set(Job.objects.filter(retry_of=pk).values_list("pk", flat=True)) == {
+        uuid.UUID(first),
+        uuid.UUID(clone),
+    }
+    loser = next(r for r in results if r.status_code == 400).json()
+    assert loser["error"] == f"Job was already retried as {clone}, which is still unprocessed"
 
 
 def test_racing_automation_retries_reset_once(manifest):
@@ -88,6 +117,14 @@ def test_racing_function_retries_run_once(manifest):
     codes = sorted(r.status_code for r in results)
     assert codes == [200, 400], [r.content for r in results]
     assert FunctionExecution.objects.filter(retry_of=original).count() == 1
+    # The loser names the winner's retry: still running, or made while the loser waited.
+    new = next(r for r in results if r.status_code == 200).json()["data"]["executionId"]
+    loser = next(r for r in results if r.status_code == 400).json()
+    assert loser["success"] is False
+    assert loser["error"] in (
+        f"Execution was already retried as {new}, which is still running",
+        f"Execution was already retried as {new} by a concurrent request",
+    )
 
 
 def test_racing_workflow_retries_resume_once(manifest):
@@ -119,6 +156,19 @@ def test_racing_same_idempotency_key_answers_the_same_run(manifest):
         )
 
     results = race([call, call])
-    assert [r.status_code for r in results] == [200, 200], [r.content for r in results]
-    assert results[0].json()["data"]["id"] == results[1].json()["data"]["id"]
-    assert Run.objects.filter(source_run=pk).count() == 1
+    # One runs; the other gets 409 while it is in flight, or its response replayed once stored.
+    first = next(
+        r for r in results if r.status_code == 200 and not r.has_header("Idempotent-Replayed")
+    )
+    other = next(r for r in results if r is not first)
+    if other.status_code == 200:
+        assert other["Idempotent-Replayed"] == "true" and other.json() == first.json()
+    else:
+        assert other.status_code == 409, other.content
+        assert other.json()["message"] == (
+            'A request with Idempotency-Key "same-key-race" is still in progress; repeat it '
+            "once it has finished"
+        )
+    assert list(Run.objects.filter(source_run=pk).values_list("pk", flat=True)) == [
+        first.json()["data"]["id"]
+    ]

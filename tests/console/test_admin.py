@@ -94,7 +94,9 @@ def test_not_retryable_items_are_counted_as_skipped(root, cast) -> None:
         {"action": "retry_selected", ACTION_CHECKBOX_NAME: [str(cast.function.pk), str(new.pk)]},
         follow=True,
     )
-    assert "Retried 0 executions; 2 skipped (not retryable)" in response.content.decode()
+    # The retry succeeded: it is not retryable, the original (its retry final) is, again.
+    assert "Retried 1 executions; 1 skipped (not retryable)" in response.content.decode()
+    assert FunctionExecution.objects.filter(retry_of=cast.function).count() == 2
 
 
 def test_more_than_a_few_items_ask_for_confirmation_first(root, cast) -> None:

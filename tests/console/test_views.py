@@ -370,8 +370,8 @@ def test_the_inbox_query_count_does_not_grow_with_rows(
     with django_assert_max_num_queries(queries + 2):
         page = client.get(reverse("inbox")).content.decode()
     assert len(row_ids(page)) == 6 + 4 * 8
-    assert "Job was already retried as" in page
-    assert "Execution was already retried as" in page
+    # Their retries are final (so they may be retried again), and each row links its latest.
+    assert page.count('title="Retried as ') == 1 + 3
 
 
 def test_the_chart_follows_the_filter_and_counts_in_a_few_queries(
@@ -516,7 +516,57 @@ def test_a_function_retry_runs_now_and_reports_the_result(login, cast) -> None:
     new = FunctionExecution.objects.get(retry_of=cast.function)
     assert new.status == "success"  # flaky succeeds on its second attempt
     assert f"Retried as execution {new.pk}: success" in body
-    assert "Execution was already retried as" in body
+    # The row links the retry; its retry being final, it may be retried again (issue 16.3).
+    assert f'title="Retried as {new.pk}"' in body and 'class="btn retry"' in body
+
+
+KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+
+def test_a_retry_button_submitted_twice_retries_once(login, cast) -> None:
+    # The function's retry runs now and succeeds, so without the button's key the second
+    # submit would be a second, deliberate retry (issue 16.3): the key makes it the same one.
+    client = login("alice")
+    page = client.get(detail_url("function", cast.function.pk)).content.decode()
+    [key] = KEY.findall(page)
+    url = retry_url("function", cast.function.pk)
+    first = client.post(url, {"idempotency_key": key}, **HTMX, HTTP_HX_TARGET="status-box")
+    double = client.post(url, {"idempotency_key": key}, **HTMX, HTTP_HX_TARGET="status-box")
+    new = FunctionExecution.objects.get(retry_of=cast.function)
+    for response in (first, double):
+        assert f"Retried as execution {new.pk}: success" in response.content.decode()
+    assert AuditEvent.objects.filter(target_id=cast.function.pk).count() == 1
+    # The re-rendered button is another one: its key is new, and it retries again.
+    [next_key] = KEY.findall(double.content.decode())
+    assert next_key != key
+    client.post(url, {"idempotency_key": next_key}, **HTMX, HTTP_HX_TARGET="status-box")
+    assert FunctionExecution.objects.filter(retry_of=cast.function).count() == 2
+
+
+def test_an_inbox_row_retry_resent_without_htmx_retries_once(login, cast) -> None:
+    client = login("alice")
+    page = client.get(reverse("inbox")).content.decode()
+    row = re.search(rf'<tr id="row-function-{cast.function.pk}".*?</tr>', page, re.S).group(0)
+    keys = KEY.findall(page)
+    [key] = KEY.findall(row)
+    assert len(keys) == len(set(keys)) > 1  # one per rendered button
+    url = retry_url("function", cast.function.pk)
+    for _ in range(2):  # a resent form
+        response = client.post(url, {"idempotency_key": key, "next": reverse("inbox")})
+        assert response.status_code == 302
+    assert FunctionExecution.objects.filter(retry_of=cast.function).count() == 1
+    assert AuditEvent.objects.filter(target_id=cast.function.pk).count() == 1
+
+
+def test_a_bulk_retry_confirmed_twice_starts_once(login, cast) -> None:
+    client = login("alice")
+    page = client.get(reverse("bulk_preview"), {"mode": "filter", "kind": "job"}).content.decode()
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page))
+    assert fields["idempotency_key"]
+    first = client.post(reverse("bulk_start"), fields)
+    double = client.post(reverse("bulk_start"), fields)
+    bulk = BulkRetry.objects.get()
+    assert first["Location"] == double["Location"] == reverse("bulk", kwargs={"bulk_id": bulk.pk})
 
 
 def test_a_non_htmx_retry_redirects_with_a_message(login, cast) -> None:

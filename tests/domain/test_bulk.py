@@ -26,6 +26,8 @@ from executions.models import (
     WorkflowTaskExecution,
 )
 
+from .conftest import MODELS
+
 ERROR = "connection reset by peer (attempt 1; succeeds after 1)"
 
 
@@ -150,6 +152,48 @@ def test_the_preview_counts_what_will_and_will_not_be_retried_and_why(tenant, op
     assert preview["kinds"]["job"]["will_retry"] == 2
     assert preview["kinds"]["job"]["not_retryable"] == {"needs permission command:execute": 1}
     assert (preview["total"], preview["will_retry"], preview["not_retryable"]) == (6, 4, 2)
+
+
+@pytest.mark.django_db
+def test_a_bulk_retry_retries_again_what_a_final_retry_left_and_skips_retries_in_flight(
+    items, admin
+):
+    # Issue 16.3 in the set-based path: a function execution or job whose retry failed is
+    # retried again; one whose retry is still in flight is skipped, and said why.
+    from django.db import transaction
+
+    from executions import engine, kinds
+
+    again, busy = {}, {}
+    for kind in ("function", "job"):
+        again[kind], busy[kind] = items.failed(kind, "fail"), items.failed(kind, "fail")
+        first = services.retry_one(admin, kind, again[kind])  # a function's runs now
+        if kind == "job":
+            engine.run_job(first.new_id, "test-host")
+        assert MODELS[kind].objects.get(pk=first.new_id).status == "failed"
+        with transaction.atomic():  # queued, never run: in flight
+            kinds.rule(kind).retry(admin, [busy[kind]])
+    selection = {"ids": {kind: [again[kind], busy[kind]] for kind in again}}
+
+    preview = services.preview_retry(admin, selection)
+    bulk = services.retry_many(admin, selection)
+
+    assert preview["kinds"]["function"] == {
+        "will_retry": 1,
+        "not_retryable": {"retry still running": 1},
+    }
+    assert preview["kinds"]["job"] == {
+        "will_retry": 1,
+        "not_retryable": {"retry still in flight": 1},
+    }
+    assert (bulk.done, bulk.failed) == (2, 0)
+    for kind in ("function", "job"):
+        assert MODELS[kind].objects.filter(retry_of=again[kind]).count() == 2
+        latest = MODELS[kind].objects.get(pk=again[kind]).retried_by
+        assert latest.status in MODELS[kind].IN_FLIGHT and latest.retry_of_id == (
+            MODELS[kind].objects.get(pk=again[kind]).pk
+        )
+        assert MODELS[kind].objects.filter(retry_of=busy[kind]).count() == 1
 
 
 @pytest.mark.django_db

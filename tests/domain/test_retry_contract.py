@@ -12,7 +12,7 @@ from django.forms.models import model_to_dict
 from django_tasks_db.models import DBTaskResult
 
 from executions import kinds, services
-from executions.errors import NotRetryable
+from executions.errors import IdempotencyKeyReused, NotRetryable
 from executions.events import published
 from executions.models import Attempt, AuditEvent, OutboxEvent
 
@@ -197,6 +197,18 @@ def test_an_idempotency_key_returns_the_first_result_instead_of_retrying_twice(k
     assert (first.replayed, again.replayed) == (False, True)
     assert again.new_id == first.new_id
     assert AuditEvent.objects.filter(target_id=item).count() == 1
+
+
+@pytest.mark.django_db
+def test_an_idempotency_key_used_for_another_retry_is_refused_and_changes_nothing(items, admin):
+    first, other = items.failed("run"), items.failed("run")
+    services.retry_one(admin, "run", first, idempotency_key="key-9")
+
+    with pytest.raises(IdempotencyKeyReused, match='Idempotency-Key "key-9" was already used'):
+        services.retry_one(admin, "run", other, idempotency_key="key-9")
+
+    assert not AuditEvent.objects.filter(target_id=other).exists()
+    assert MODELS["run"].objects.get(pk=other).status == "failure"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -56,3 +56,20 @@ def test_cancelled_and_partial_runs_are_retryable_and_successful_ones_are_not(it
     assert services.retry_run(admin, partial).obj.source_run_id == partial
     with pytest.raises(NotRetryable, match="only failure, cancelled or partial"):
         services.retry_run(admin, success)
+
+
+@pytest.mark.django_db
+def test_a_run_stays_retried_once_even_after_its_retry_failed(items, admin):
+    # Unlike function executions and jobs (issue 16.3), seed 004 retries a run once.
+    from executions import engine
+
+    run_id = items.failed("run", handler="fail")
+    first = services.retry_run(admin, run_id)
+    engine.execute_run(first.new_id)
+    assert Run.objects.get(pk=first.new_id).status == "failure"
+
+    with pytest.raises(NotRetryable) as conflict:
+        services.retry_run(admin, run_id)
+
+    assert str(conflict.value) == f"Run {run_id} was already retried by run {first.new_id}"
+    assert Run.objects.filter(source_run=run_id).count() == 1

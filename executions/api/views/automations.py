@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from executions import services
+from executions.idempotency import Claim
 from executions.models import AutomationExecution, AutomationRule
 from executions.tenancy import get_for_tenant, scoped
 
@@ -27,7 +28,7 @@ from ..base import (
     query_text,
     valid_uuid,
 )
-from ..docs import errors
+from ..docs import KEY_IN_FLIGHT, errors
 
 TAG = ["automation (seed 001)"]
 ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Automation execution UUID.")
@@ -56,16 +57,21 @@ class AutomationRetryApi(ApiView):
                 401,
                 403,
                 404,
+                409,
                 415,
-                messages={400: "Invalid execution UUID format, or the execution is not failed."},
+                422,
+                messages={
+                    400: "Invalid execution UUID format, or the execution is not failed.",
+                    409: KEY_IN_FLIGHT,
+                },
             ),
         },
     )
     def post(self, request: Request, id: str):
         execution_id = valid_uuid(id, "id")
 
-        def perform(key: str) -> tuple[int, dict]:
-            outcome = services.retry_automation(self.actor, execution_id, idempotency_key=key)
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            outcome = services.retry_automation(self.actor, execution_id, idempotency=claim)
             return 200, {"data": _execution_data(outcome.obj)}
 
         return self.idempotent(request, perform)

@@ -18,12 +18,13 @@ from rest_framework.response import Response
 
 from executions import filters, services
 from executions.errors import InvalidInput, PermissionDenied
+from executions.idempotency import Claim
 from executions.models import BulkRetry, Kind
 from executions.tenancy import Actor, get_for_tenant
 
 from .. import serializers as s
 from ..base import ApiView, decode_cursor, encode_cursor, parse_time, query_int, valid_uuid
-from ..docs import errors
+from ..docs import KEY_IN_FLIGHT, errors
 from ..throttling import BulkRetryThrottle
 
 TAG = ["failures (Redrive)"]
@@ -258,7 +259,9 @@ class FailureRetryApi(ApiView):
         responses={
             200: s.PreviewSerializer,
             202: s.BulkRetrySerializer,
-            **errors("redrive", 400, 401, 403, 413, 415, 429),
+            **errors(
+                "redrive", 400, 401, 403, 409, 413, 415, 422, 429, messages={409: KEY_IN_FLIGHT}
+            ),
         },
         examples=[
             OpenApiExample(
@@ -286,8 +289,8 @@ class FailureRetryApi(ApiView):
             preview = services.preview_retry(self.actor, selection)
             return Response(s.PreviewSerializer({"dry_run": True, **preview}).data)
 
-        def perform(key: str) -> tuple[int, dict]:
-            bulk = services.start_bulk_retry(self.actor, selection)
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            bulk = services.start_bulk_retry(self.actor, selection, idempotency=claim)
             return 202, s.BulkRetrySerializer(bulk).data
 
         response = self.idempotent(request, perform)

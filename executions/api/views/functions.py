@@ -25,7 +25,7 @@ from ..base import (
     valid_index,
     valid_object_id,
 )
-from ..docs import errors
+from ..docs import KEY_IN_FLIGHT, errors
 
 TAG = ["functions (seed 000)"]
 MAX_LOG_OFFSET = 100_000
@@ -54,10 +54,13 @@ RETRY_ERRORS = errors(
     401,
     403,
     404,
+    409,
     415,
+    422,
     messages={
         400: "Cannot retry successful execution (or: still running; or a malformed parameter).",
         404: "Function not found / Execution not found.",
+        409: KEY_IN_FLIGHT,
     },
 )
 
@@ -103,13 +106,13 @@ class FunctionRetryByIndexApi(ApiView):
         index = valid_index(executionIndex, "executionIndex")
         return self.idempotent(
             request,
-            lambda key: retry_body(
+            lambda claim: retry_body(
                 services.retry_function(
                     self.actor,
                     project_id=project_id,
                     function_id=function_id,
                     index=index,
-                    idempotency_key=key,
+                    idempotency=claim,
                 )
             ),
         )
@@ -139,13 +142,13 @@ class FunctionRetryByIdApi(ApiView):
         execution_id = valid_object_id(executionId, "executionId")
         return self.idempotent(
             request,
-            lambda key: retry_body(
+            lambda claim: retry_body(
                 services.retry_function(
                     self.actor,
                     project_id=project_id,
                     function_id=function_id,
                     execution_id=execution_id,
-                    idempotency_key=key,
+                    idempotency=claim,
                 )
             ),
         )

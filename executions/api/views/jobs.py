@@ -12,13 +12,14 @@ from rest_framework.response import Response
 
 from executions import services
 from executions.errors import InvalidInput
+from executions.idempotency import Claim
 from executions.models import Job
 from executions.tenancy import get_for_tenant, scoped
 from executions.validation import HOSTNAME_RE
 
 from .. import serializers as s
 from ..base import ApiView, keyset_page, query_choice, query_int, query_text, valid_uuid
-from ..docs import errors
+from ..docs import KEY_IN_FLIGHT, errors
 
 TAG = ["jobs (seed 002)"]
 ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="UUID of the job.")
@@ -47,13 +48,16 @@ class JobRetryApi(ApiView):
                 401,
                 403,
                 404,
+                409,
                 413,
                 415,
+                422,
                 messages={
                     400: "Invalid request parameters (or the job is still in flight).",
                     401: "Unauthorized - API key required",
                     403: "Forbidden - Insufficient permissions",
                     404: "Job not found.",
+                    409: KEY_IN_FLIGHT,
                 },
             ),
         },
@@ -79,9 +83,9 @@ class JobRetryApi(ApiView):
         if not isinstance(target, str) or not HOSTNAME_RE.match(target):
             raise InvalidInput("target_hostname must be a valid hostname", field="target_hostname")
 
-        def perform(key: str) -> tuple[int, dict]:
+        def perform(claim: Claim | None) -> tuple[int, dict]:
             outcome = services.retry_job(
-                self.actor, job_id, target_hostname=target, idempotency_key=key
+                self.actor, job_id, target_hostname=target, idempotency=claim
             )
             return 201, s.JobRetrySerializer(outcome.obj).data
 

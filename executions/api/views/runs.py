@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from executions import services
+from executions.idempotency import Claim
 from executions.models import Run
 from executions.tenancy import get_for_tenant, scoped
 
@@ -60,6 +61,7 @@ class RunRetryApi(ApiView):
                 404,
                 409,
                 415,
+                422,
                 messages={409: "Run <id> was already retried by run <new>, or is not failed."},
             ),
         },
@@ -101,8 +103,8 @@ class RunRetryApi(ApiView):
     def post(self, request: Request, id: str):
         run_id = valid_id(id, "id")
 
-        def perform(key: str) -> tuple[int, dict]:
-            outcome = services.retry_run(self.actor, run_id, idempotency_key=key)
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            outcome = services.retry_run(self.actor, run_id, idempotency=claim)
             return 200, envelope(request, s.RunSerializer(outcome.obj).data)
 
         return self.idempotent(request, perform)

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from executions import services
 from executions.errors import InvalidInput, NotFound
+from executions.idempotency import Claim
 from executions.models import ApiKey, WorkflowExecution
 from executions.tenancy import Actor, get_for_tenant, scoped
 
@@ -83,6 +84,7 @@ class WorkflowRetryApi(ApiView):
                 409,
                 413,
                 415,
+                422,
                 messages={409: "The execution is not FAILED, TIMED_OUT or TERMINATED."},
             ),
         },
@@ -104,13 +106,13 @@ class WorkflowRetryApi(ApiView):
         if not isinstance(nonce, str) or not nonce.strip():
             raise InvalidInput("authentication.nonce is required", field="authentication.nonce")
 
-        def perform(key: str) -> tuple[int, dict]:
+        def perform(claim: Claim | None) -> tuple[int, dict]:
             outcome = services.retry_workflow(
                 self.actor,
                 project=project,
                 execution_id=execution_id,
                 nonce=nonce,
-                idempotency_key=key,
+                idempotency=claim,
             )
             return 200, s.WorkflowExecutionSerializer(outcome.obj).data
 
