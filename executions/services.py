@@ -471,9 +471,15 @@ def _querysets(actor: Actor, selection: dict) -> dict[str, Any]:
                 raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="ids")
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise InvalidInput(f"ids.{kind} must be a list of strings", field=f"ids.{kind}")
-            out[kind] = KINDS[kind].model.objects.filter(
-                tenant=actor.tenant, pk__in=_valid_pks(kind, values)
-            )
+            pks = _valid_pks(kind, values)
+            if len(pks) != len(values):
+                # A selection names ids someone copied: a malformed one is a mistake to report,
+                # not an item to skip silently.
+                index = next(i for i, v in enumerate(values) if not _valid_pks(kind, [v]))
+                raise InvalidInput(
+                    f"ids.{kind}[{index}] is not a valid {kind} id", field=f"ids.{kind}"
+                )
+            out[kind] = KINDS[kind].model.objects.filter(tenant=actor.tenant, pk__in=pks)
         return out
     flt = selection.get("filter")
     if isinstance(flt, dict):

@@ -144,14 +144,20 @@ def test_bulk_retry_by_filter_preview(api, manifest):
         ({"ids": {"job": ["x"]}, "filter": {}}, "ids"),
         ({"ids": {"nope": ["x"]}}, "ids"),
         ({"ids": {"job": "x"}}, "ids.job"),
+        ({"ids": {"job": ["…"]}}, "ids.job"),
+        ({"ids": {"job": ["…"]}, "dry_run": True}, "ids.job"),
+        ({"ids": {"automation": ["not-a-uuid"], "run": ["run_1"]}}, "ids.automation"),
         ({"filter": {"kind": "nope"}}, "kind"),
         ({"filter": {"kind": "job"}, "dry_run": "yes"}, "dry_run"),
     ],
 )
 def test_bad_bulk_bodies_are_400_naming_the_field(api, manifest, body, field):
+    from executions.models import BulkRetry
+
     r = api.post("/api/failures/retry", body)
     assert r.status_code == 400
     assert r.json()["error"]["field"] == field
+    assert not BulkRetry.objects.exists()  # and nothing was started
 
 
 def test_bulk_retry_is_rate_limited_per_key(api, manifest, settings):
