@@ -142,3 +142,20 @@ def test_nul_in_a_workflow_body_is_a_400(api, manifest, path, body, message):
     r = api.post(url, body)
     assert r.status_code == 400, r.content
     assert r.json() == {"error": {"code": 400, "message": message}}
+
+
+def test_the_schema_ignores_a_version_parameter(client):
+    # drf-spectacular puts ?version= into the Content-Disposition filename: a CR there was a 500.
+    r = client.get("/api/schema/", {"format": "json", "version": "1\r\nX-Injected: 1"})
+    assert r.status_code == 200
+    assert r.json()["info"]["version"] == "1.0.0"
+    assert r["Content-Disposition"] == 'inline; filename="Redrive API.json"'
+
+
+def test_a_token_for_a_tenant_slug_with_nul_is_a_400(api, manifest):
+    # Only reached with the right password: the slug is looked up after authentication.
+    body = {"username": "alice", "password": manifest["users"]["alice"]["password"]}
+    r = api.as_(None).post("/api/auth/token", {**body, "tenant": "acme\x00"})
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["message"] == "tenant must be a tenant slug"
+    assert api.as_(None).post("/api/auth/token", {**body, "tenant": "acme"}).status_code == 200

@@ -118,3 +118,10 @@ def test_the_audit_still_filters_by_a_bulk_retry_and_pages_by_id(login, cast) ->
     older = client.get(reverse("audit"), {"before": str(event.pk)})
     assert older.status_code == 200
     assert str(cast.automation.pk)[:12] not in older.content.decode()
+
+
+def test_an_id_with_nul_is_not_found_not_a_500(login, cast) -> None:
+    # PostgreSQL refuses NUL in a query: the tenant-scoped accessor answers "not found" first.
+    client = login("alice")
+    assert client.post("/keys/%00/revoke/").status_code == 404
+    assert client.get("/bulk/00000000-0000-0000-0000-000000000000/").status_code == 404

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
@@ -17,6 +19,8 @@ from ..base import ApiView
 from ..docs import errors
 from ..errors import Unauthorized
 from ..throttling import TokenThrottle
+
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{0,100}")  # a Tenant.slug (and no NUL, which PostgreSQL refuses)
 
 
 class TokenApi(ApiView):
@@ -39,7 +43,7 @@ class TokenApi(ApiView):
         for field, value in (("username", username), ("password", password)):
             if not isinstance(value, str) or not value or len(value) > 256:
                 raise InvalidInput(f"{field} is required", field=field)
-        if slug is not None and (not isinstance(slug, str) or len(slug) > 100):
+        if slug is not None and (not isinstance(slug, str) or not _SLUG.fullmatch(slug)):
             raise InvalidInput("tenant must be a tenant slug", field="tenant")
         user = authenticate(request._request, username=username, password=password)
         if user is None:
