@@ -125,3 +125,22 @@ def test_an_id_with_nul_is_not_found_not_a_500(login, cast) -> None:
     client = login("alice")
     assert client.post("/keys/%00/revoke/").status_code == 404
     assert client.get("/bulk/00000000-0000-0000-0000-000000000000/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0001-01-01T00:00:00+14:00|job|9f3c1c52-8f43-4c40-9a52-0d4b4f7c2e11",
+        "9999-12-31T23:59:59-14:00|job|9f3c1c52-8f43-4c40-9a52-0d4b4f7c2e11",
+        "2025-01-01T00:00:00+00:00|run|run_\x00",
+    ],
+)
+def test_an_inbox_cursor_edited_by_hand_is_a_400(login, cast, raw) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    response = login("alice").get(reverse("inbox"), {"cursor": cursor})
+    assert response.status_code == 400
+    assert "Filter not applied: cursor is not a cursor this server gave out" in (
+        response.content.decode()
+    )

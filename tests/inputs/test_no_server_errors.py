@@ -95,7 +95,13 @@ def _b64(raw: str) -> str:
 
 # Cursors as the console ("when|kind|pk") and the API (a JSON list) encode them, with arbitrary
 # parts: what a hand-edited cursor looks like once it gets past base64.
+PK = st.one_of(st.text(), st.text().map(lambda t: "run_" + t + "\x00"), st.uuids().map(str))
 CURSORS = st.one_of(
+    # well-shaped (a time, a kind, a key) with hostile parts, as the console and the API encode
+    st.tuples(DATES, st.sampled_from(list(filters.KINDS)), PK).map(lambda p: _b64("|".join(p))),
+    st.tuples(DATES, st.sampled_from(list(filters.KINDS)), PK).map(lambda p: _b64(json.dumps(p))),
+    st.tuples(DATES, PK).map(lambda p: _b64(json.dumps(p))),
+    # and anything at all
     st.lists(st.one_of(DATES, KNOWN, st.text()), max_size=4).map(lambda p: _b64("|".join(p))),
     st.lists(st.one_of(DATES, KNOWN, st.text(), st.integers()), max_size=4).map(
         lambda p: _b64(json.dumps(p))
