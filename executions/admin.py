@@ -186,15 +186,16 @@ class ReadOnlyMixin:
 class FailureFieldsMixin:
     """error_message and error_stack as preformatted, read-only text."""
 
+    class Media:
+        css = {"all": ("executions/admin.css",)}
+
     @admin.display(description="Error message")
     def error_message_pre(self, obj: Any) -> str:
         return format_html("<pre>{}</pre>", obj.error_message or "—")
 
     @admin.display(description="Error stack")
     def error_stack_pre(self, obj: Any) -> str:
-        return format_html(
-            '<pre style="white-space: pre; overflow: auto">{}</pre>', obj.error_stack or "—"
-        )
+        return format_html('<pre class="stack">{}</pre>', obj.error_stack or "—")
 
     @admin.display(description="Error")
     def short_error(self, obj: Any) -> str:

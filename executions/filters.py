@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import Model, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from . import validation
 from .errors import InvalidInput
 from .models import (
     AutomationExecution,
@@ -139,7 +139,8 @@ class FailureFilter:
         return {kind: self.queryset(kind, tenant) for kind in self.kinds}
 
 
-def _values(data, key: str) -> list[str]:
+def _raw(data, key: str) -> list[str]:
+    """Every value given for `key`: a query string may repeat it, a JSON object may list them."""
     if hasattr(data, "getlist"):
         raw = data.getlist(key)
     else:
@@ -148,16 +149,21 @@ def _values(data, key: str) -> list[str]:
             raw = []
         elif not isinstance(raw, list):
             raw = [raw]
-    out: list[str] = []
     for item in raw:
         if not isinstance(item, str):
             raise InvalidInput(f"{key} must be a string or a list of strings", field=key)
-        out += [part.strip() for part in item.split(",") if part.strip()]
-    return out
+    return raw
+
+
+def _values(data, key: str) -> list[str]:
+    """A list field (kind, status): repeated, or comma-separated, or both."""
+    return [part.strip() for item in _raw(data, key) for part in item.split(",") if part.strip()]
 
 
 def _single(data, key: str) -> str:
-    values = _values(data, key)
+    """A field of one value, taken whole: a comma is part of it (`q=refused, retry` is one
+    search text)."""
+    values = [item.strip() for item in _raw(data, key) if item.strip()]
     if len(values) > 1:
         raise InvalidInput(f"{key} takes one value", field=key)
     return values[0] if values else ""
@@ -165,17 +171,7 @@ def _single(data, key: str) -> str:
 
 def _datetime(data, key: str) -> datetime | None:
     value = _single(data, key)
-    if not value:
-        return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise InvalidInput(f"{key} must be an ISO 8601 date-time", field=key)
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.UTC)
-    return parsed
+    return validation.iso_datetime(value, key) if value else None
 
 
 def parse(data) -> FailureFilter:
@@ -203,18 +199,11 @@ def parse(data) -> FailureFilter:
         since = timezone.now() - RANGES[rng]
     if since and until and since >= until:
         raise InvalidInput("since must be before until", field="since")
-    q = _single(data, "q")
-    if len(q) > MAX_TEXT:
-        raise InvalidInput(f"q must be at most {MAX_TEXT} characters", field="q")
+    q = validation.text(_single(data, "q"), "q", MAX_TEXT)
     fp = _single(data, "fingerprint")
-    if fp and not _FINGERPRINT.match(fp):
+    if fp and not _FINGERPRINT.fullmatch(fp):
         raise InvalidInput("fingerprint must be 16 lowercase hex characters", field="fingerprint")
-    name = _single(data, "name")
-    if len(name) > MAX_TEXT:
-        raise InvalidInput(f"name must be at most {MAX_TEXT} characters", field="name")
-    for text, key in ((q, "q"), (name, "name")):
-        if "\x00" in text:
-            raise InvalidInput(f"{key} must not contain NUL characters", field=key)
+    name = validation.text(_single(data, "name"), "name", MAX_TEXT)
     return FailureFilter(
         kinds=tuple(kinds) or tuple(KINDS),
         statuses=tuple(statuses),

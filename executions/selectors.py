@@ -29,7 +29,7 @@ from django.db.models.functions import Cast, Trunc
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import failure_counts, heartbeats
+from . import failure_counts, heartbeats, validation
 from .errors import InvalidInput
 from .filters import KINDS, FailureFilter
 from .models import (
@@ -271,10 +271,11 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
             when_s, kind, pk = raw.split("|", 2)
-            when = parse_datetime(when_s)
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+            # In range and in UTC, like any filter time: an edited one must not overflow.
+            when = validation.iso_datetime(when_s, "cursor")
+        except (binascii.Error, UnicodeDecodeError, ValueError, InvalidInput):
             when = kind = pk = None
-        if when is None or kind not in KINDS or not pk or timezone.is_naive(when):
+        if when is None or kind not in KINDS or not pk or "\x00" in pk:
             raise InvalidInput("cursor is not a cursor this server gave out", field="cursor")
         try:
             KINDS[kind].model._meta.pk.to_python(pk)

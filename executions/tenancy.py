@@ -99,6 +99,9 @@ def get_for_tenant(
 ):
     """The tenant-scoped accessor: the object, or NotFound (missing and foreign alike)."""
     qs = scoped(model_or_qs, tenant)
+    if any(isinstance(value, str) and "\x00" in value for value in lookup.values()):
+        # No id holds a NUL, and PostgreSQL refuses one in a query (a DataError, not a miss).
+        raise NotFound(message or f"{qs.model._meta.verbose_name.capitalize()} not found")
     try:
         return qs.get(**lookup)
     except (qs.model.DoesNotExist, ValidationError, ValueError):

@@ -16,15 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from executions import idempotency
+from executions import idempotency, validation
 from executions.errors import InvalidInput
 from executions.idempotency import Claim
 from executions.tenancy import Actor
@@ -159,17 +157,7 @@ def query_int(
 
 def query_datetime(params, field: str) -> datetime | None:
     raw = params.get(field)
-    if not raw:
-        return None
-    try:
-        value = parse_datetime(str(raw))
-    except ValueError:
-        value = None
-    if value is None:
-        raise InvalidInput(f"{field} must be an ISO 8601 date-time", field=field)
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.UTC)
-    return value
+    return validation.iso_datetime(str(raw), field) if raw else None
 
 
 def query_text(params, field: str = "q", maximum: int = 200) -> str:
@@ -205,7 +193,7 @@ def decode_cursor(cursor: str, size: int, field: str = "cursor") -> list[str]:
     if (
         not isinstance(values, list)
         or len(values) != size
-        or not all(isinstance(v, str) for v in values)
+        or not all(isinstance(v, str) and "\x00" not in v for v in values)
     ):
         raise InvalidInput(f"{field} is not a cursor this API returned", field=field)
     return values
@@ -213,8 +201,8 @@ def decode_cursor(cursor: str, size: int, field: str = "cursor") -> list[str]:
 
 def parse_time(value: str, field: str = "cursor") -> datetime:
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
+        return validation.iso_datetime(value, field)
+    except InvalidInput:
         raise InvalidInput(f"{field} is not a cursor this API returned", field=field) from None
 
 

@@ -4,6 +4,8 @@ of its inline partials). A non-htmx POST redirects with a message (Post/Redirect
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -17,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from executions import filters, selectors, services
+from executions import filters, selectors, services, validation
 from executions.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -165,7 +167,9 @@ def chart(request: HttpRequest) -> HttpResponse:
     costly part of the page at a million failures)."""
     flt, error = _filter_or_error(request)
     if error is not None:
-        return HttpResponse(status=204)
+        # The inbox shows the message and never asks for the chart then; a direct request gets
+        # the reason (htmx would not swap a 400 in anyway).
+        return render(request, "console/_chart.html", {"filter_error": error}, status=400)
     series = selectors.failures_over_time(request.tenant, flt)
     return render(request, "console/_chart.html", {"chart": charts.chart(series)})
 
@@ -483,22 +487,15 @@ def revoke_api_key(request: HttpRequest, key_id: str) -> HttpResponse:
 @console_view("audit:read")
 def audit(request: HttpRequest) -> HttpResponse:
     get = request.GET
-    before = get.get("before", "")
-    error = None
-    kind = get.get("kind", "")
-    if kind and kind not in KINDS:
-        error, kind = f"kind must be one of {', '.join(KINDS)}", ""
-    if before and not before.isdigit():
-        error, before = "before must be a positive integer", ""
-    events, next_before = selectors.audit_events(
-        request.tenant,
-        kind=kind,
-        actor=get.get("actor", "").strip(),
-        source=get.get("source", ""),
-        target=get.get("target", "").strip(),
-        bulk=get.get("bulk", "").strip() if _is_uuid(get.get("bulk", "")) else "",
-        before=int(before) if before else None,
-    )
+    current = {k: get.get(k, "") for k in ("kind", "actor", "source", "target", "bulk")}
+    current["bulk"] = _uuid(current["bulk"]) or ""  # the page links to it: a valid id only
+    events, next_before, error = [], None, None
+    try:
+        query = _audit_query(get)
+    except InvalidInput as exc:
+        error = exc.message
+    else:
+        events, next_before = selectors.audit_events(request.tenant, **query)
     return render(
         request,
         "console/audit.html",
@@ -507,7 +504,7 @@ def audit(request: HttpRequest) -> HttpResponse:
             "next_before": next_before,
             "kinds": list(KINDS),
             "sources": AuditEvent.Source.values,
-            "current": {k: get.get(k, "") for k in ("kind", "actor", "source", "target", "bulk")},
+            "current": current,
             "filter_query": _query_without(request, "before"),
             "error": error,
             "title": "Audit",
@@ -516,11 +513,37 @@ def audit(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _is_uuid(value: str) -> bool:
-    import uuid
+_ID_BOUND = 2**63 - 1  # audit ids are 64-bit: a larger `before` is not an id this page gave out
 
+
+def _audit_query(get) -> dict[str, Any]:
+    """The audit page's filters, checked: an InvalidInput names the first bad one."""
+    kind = get.get("kind", "")
+    if kind and kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    source = get.get("source", "")
+    if source and source not in AuditEvent.Source.values:
+        raise InvalidInput(
+            f"source must be one of {', '.join(AuditEvent.Source.values)}", field="source"
+        )
+    before = get.get("before", "")
+    if before and (not re.fullmatch(r"[0-9]{1,19}", before) or int(before) > _ID_BOUND):
+        raise InvalidInput("before must be a positive integer", field="before")
+    bulk = get.get("bulk", "")
+    if bulk and _uuid(bulk) is None:
+        raise InvalidInput("bulk must be a UUID", field="bulk")
+    return {
+        "kind": kind,
+        "source": source,
+        "actor": validation.text(get.get("actor", "").strip(), "actor", 200),
+        "target": validation.text(get.get("target", "").strip(), "target", 64),
+        "bulk": _uuid(bulk) or "",
+        "before": int(before) if before else None,
+    }
+
+
+def _uuid(value: str) -> str | None:
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value.strip()))
     except ValueError:
-        return False
-    return True
+        return None

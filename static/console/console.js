@@ -1,4 +1,6 @@
-// The console's few lines of script beyond htmx: "select all" and the "Retry selected" button state.
+// The console's few lines of script beyond htmx: "select all", the "Retry selected" button state,
+// and what inline handlers would do (the Content-Security-Policy allows none): a select that
+// submits its form on change, a form that asks for confirmation first.
 (function () {
   "use strict";
   function refresh() {
@@ -23,6 +25,11 @@
       });
     }
     if (target.id === "select-all" || target.name === "sel") refresh();
+    if (target.hasAttribute("data-submit-on-change") && target.form) target.form.requestSubmit();
+  });
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
   });
   document.addEventListener("htmx:afterSettle", refresh);
   document.addEventListener("DOMContentLoaded", refresh);

@@ -397,7 +397,7 @@ def test_the_chart_follows_the_filter_and_counts_in_a_few_queries(
     assert f"<strong>{failed}</strong> failures per hour" in everything
     per_day = client.get(reverse("chart"), {"range": "7d"}).content.decode()
     assert "failures per day" in per_day
-    assert client.get(reverse("chart"), {"kind": "nope"}).status_code == 204
+    assert client.get(reverse("chart"), {"kind": "nope"}).status_code == 400
 
 
 def test_group_by_error_has_one_row_per_fingerprint(login, cast) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
@@ -17,6 +19,8 @@ from ..base import ApiView
 from ..docs import errors
 from ..errors import Unauthorized
 from ..throttling import TokenThrottle
+
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{0,100}")  # a Tenant.slug (and no NUL, which PostgreSQL refuses)
 
 
 class TokenApi(ApiView):
@@ -42,7 +46,7 @@ class TokenApi(ApiView):
             if "\x00" in value:
                 # No user can have one (Django's forms refuse it), and PostgreSQL cannot store it.
                 raise InvalidInput(f"{field} must not contain NUL characters", field=field)
-        if slug is not None and (not isinstance(slug, str) or len(slug) > 100):
+        if slug is not None and (not isinstance(slug, str) or not _SLUG.fullmatch(slug)):
             raise InvalidInput("tenant must be a tenant slug", field="tenant")
         # With the Django request, so that django-axes counts a failure toward the lockout (its
         # middleware then answers a locked-out caller with a 429, executions.lockout).

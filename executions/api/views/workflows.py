@@ -8,14 +8,14 @@ Errors: {"error": {"code": <int>, "message": "..."}}. Not retryable: 409.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from executions import services
+from executions import services, validation
 from executions.errors import InvalidInput, NotFound
 from executions.idempotency import Claim
 from executions.models import ApiKey, WorkflowExecution
@@ -105,6 +105,11 @@ class WorkflowRetryApi(ApiView):
         nonce = auth.get("nonce") if isinstance(auth, dict) else None
         if not isinstance(nonce, str) or not nonce.strip():
             raise InvalidInput("authentication.nonce is required", field="authentication.nonce")
+        if "\x00" in nonce:  # no nonce has one, and PostgreSQL cannot even look it up
+            raise InvalidInput(
+                "authentication.nonce is not a valid, unused session nonce",
+                field="authentication.nonce",
+            )
 
         def perform(claim: Claim | None) -> tuple[int, dict]:
             outcome = services.retry_workflow(
@@ -148,9 +153,17 @@ class WorkflowExecutionApi(ApiView):
 def _ms(value, field: str) -> datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not str(value).isdigit() or len(str(value)) > 15:
-        raise InvalidInput(f"{field} must be milliseconds since the epoch", field=field)
-    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    return validation.epoch_milliseconds(value, field)
+
+
+def _workflow_filter(w: object) -> bool:
+    """{externalId, version?}: texts a lookup can carry (PostgreSQL refuses NUL)."""
+    if not isinstance(w, dict) or not isinstance(w.get("externalId"), str):
+        return False
+    version = w.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int | str)):
+        return False
+    return all("\x00" not in str(v) for v in (w["externalId"], version or ""))
 
 
 def list_executions(view: ApiView, project: str, flt: dict, limit, cursor) -> Response:
@@ -176,9 +189,7 @@ def list_executions(view: ApiView, project: str, flt: dict, limit, cursor) -> Re
     if end:
         qs = qs.filter(created_time__lte=end)
     workflows = flt.get("workflowFilters") or []
-    if not isinstance(workflows, list) or not all(
-        isinstance(w, dict) and isinstance(w.get("externalId"), str) for w in workflows
-    ):
+    if not isinstance(workflows, list) or not all(_workflow_filter(w) for w in workflows):
         raise InvalidInput(
             "filter.workflowFilters must be a list of {externalId, version}",
             field="filter.workflowFilters",
@@ -331,6 +342,8 @@ class SessionCreateApi(ApiView):
         client_id, secret = item.get("clientId"), item.get("clientSecret")
         if not isinstance(client_id, str) or not isinstance(secret, str):
             raise InvalidInput("clientId and clientSecret are required", field="items[0]")
+        if "\x00" in secret:  # no key has one, and PostgreSQL cannot even look it up
+            raise InvalidInput("Invalid client credentials", field="items[0].clientSecret")
         try:
             key: ApiKey = ApiKeyAuthentication._lookup(secret)
         except exceptions.AuthenticationFailed:
