@@ -39,6 +39,7 @@ from .models import (
     AutomationExecution,
     AutomationRule,
     BulkRetry,
+    BulkRetryPlan,
     FailureCount,
     FailureCountDelta,
     Function,
@@ -532,6 +533,23 @@ class BulkRetryAdmin(ReadOnlyMixin, TenantScopedAdmin):
     )
     list_filter = ("status", "source", "tenant")
     search_fields = ("id", "actor")
+
+
+@admin.register(BulkRetryPlan)
+class BulkRetryPlanAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """What a running bulk retry still works through (deleted when it ends)."""
+
+    tenant_path = "bulk__tenant"
+    ordering = ("-bulk__created_at", "kind")
+    list_display = ("bulk", "kind", "planned")
+    list_filter = ("kind",)
+    list_select_related = ("bulk",)
+    exclude = ("keys",)
+    readonly_fields = ("planned",)
+
+    @admin.display(description="planned items")
+    def planned(self, obj: BulkRetryPlan) -> int:
+        return len(obj.keys)
 
 
 @admin.register(AuditEvent)

@@ -188,6 +188,7 @@ def test_the_console_admin_and_swagger_work_under_the_policy_in_a_browser(
         expect(page.locator("#toast")).to_contain_text(f"Switched to {globex.name}")
         expect(page.locator("#tenant-select")).to_have_value("globex")
         # the admin: sign in, a changelist, a change page with its stack in <pre class="stack">
+        context.clear_cookies()  # alice may open the admin too: sign in there as root
         page.goto("/admin/login/?next=/admin/")
         page.fill("#id_username", "root")
         page.fill("#id_password", "root-pw-2026")

@@ -474,7 +474,11 @@ def test_an_item_retried_concurrently_fails_alone_and_the_rest_of_its_batch_is_r
     assert (bulk.status, bulk.done, bulk.failed) == ("finished", 4, 1)
     assert bulk.summary["kinds"] == {"job": {"retried": 4, "failed": 1}}
     assert bulk.summary["failures"] == [
-        {"kind": "job", "id": target, "reason": f"Job was already retried as {clone}"}
+        {
+            "kind": "job",
+            "id": target,
+            "reason": f"Job was already retried as {clone}, which is still unprocessed",
+        }
     ]
     audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
     assert audited == Counter(pk for pk in jobs if pk != target)
