@@ -90,6 +90,16 @@ class Keeper:
 keeper = Keeper()
 
 
+# Held by a round of run_every, and by a fork (RQ's worker forks a work-horse per job while its
+# heartbeat and reaper threads run): a child forked while another thread is inside a database
+# driver inherits that driver's locks held by nobody (SQLite's global mutexes) and hangs on its
+# first query. So a fork waits for the round under way, and no round starts during a fork.
+_rounds = threading.Lock()
+os.register_at_fork(
+    before=_rounds.acquire, after_in_parent=_rounds.release, after_in_child=_rounds.release
+)
+
+
 def run_every(
     seconds: float, fn: Callable[[], object], name: str, stop: threading.Event | None = None
 ) -> threading.Thread:
@@ -100,13 +110,14 @@ def run_every(
 
     def loop() -> None:
         while not stop.wait(seconds):
-            try:
-                close_old_connections()
-                fn()
-            except Exception:
-                log.exception("%s round failed", name)
-            finally:
-                connections.close_all()  # this thread's connections only
+            with _rounds:
+                try:
+                    close_old_connections()
+                    fn()
+                except Exception:
+                    log.exception("%s round failed", name)
+                finally:
+                    connections.close_all()  # this thread's connections only
 
     thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()

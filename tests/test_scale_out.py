@@ -129,11 +129,14 @@ def test_an_idle_worker_runs_the_job_a_dead_worker_took_a_lease_after_the_death(
 
     assert doomed.kill_session() == -9
     killed = time.time()
-    wait_until(
-        lambda: Job.objects.filter(pk=job.pk, status="completed").exists(),
-        timeout=30,
-        message="the idle worker to run the dead worker's job",
-    )
+    try:
+        wait_until(
+            lambda: Job.objects.filter(pk=job.pk, status="completed").exists(),
+            timeout=30,
+            message="the idle worker to run the dead worker's job",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the survivor said:\n{survivor.output()[-4000:]}") from None
     recovered = time.time() - killed
     print(
         f"\n{backend}, idle survivor: the dead worker's job ran {recovered:.1f} s after the kill"

@@ -10,8 +10,10 @@ the reaper gives back the tasks of a worker that stopped beating (executions/hea
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -517,3 +519,49 @@ def test_a_function_retry_whose_process_dies_before_it_starts_is_failed_as_worke
     actor = Actor.for_user(alice, tenant, source="cli")
     again = services.retry_one(actor, "function", retry.pk)
     assert FunctionExecution.objects.get(pk=again.new_id).status == "failed"  # ran, and failed
+
+
+# What RQ's worker does, as Python warns: the guard is what makes it safe.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_fork_waits_for_the_background_round_under_way():
+    """RQ's worker forks a work-horse per job while its heartbeat and reaper threads run: a child
+    forked while one of them is inside the database driver inherits the driver's locks held by
+    nobody (SQLite's global mutexes) and hangs. A fork therefore waits for the round under way
+    (leases.run_every): the child never starts in the middle of one."""
+    in_round = threading.Event()
+    leave = threading.Event()
+    stop = threading.Event()
+
+    def round_() -> None:
+        in_round.set()
+        leave.wait(30)
+        in_round.clear()
+
+    leases.run_every(0.01, round_, "test-round", stop)
+    try:
+        assert in_round.wait(30)
+        read, write = os.pipe()
+        about_to_fork = threading.Event()
+        child: list[int] = []
+
+        def fork() -> None:
+            about_to_fork.set()
+            pid = os.fork()
+            if pid == 0:  # the child: say whether a round was under way, and leave at once
+                os.write(write, b"1" if in_round.is_set() else b"0")
+                os._exit(0)
+            child.append(pid)
+
+        forker = threading.Thread(target=fork)
+        forker.start()
+        assert about_to_fork.wait(30)
+        # The round holds on: a fork not guarded by it would happen now, inside the round.
+        forker.join(0.5)
+        assert forker.is_alive()  # still waiting for the round
+        leave.set()
+        forker.join(30)
+        assert os.read(read, 1) == b"0"
+        os.waitpid(child[0], 0)
+    finally:
+        stop.set()
+        leave.set()
