@@ -27,7 +27,7 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from . import handlers, services
+from . import handlers, kinds, services
 from .adminsite import admin_tenant_ids
 from .client_ip import client_ip
 from .errors import NotFound, NotRetryable, PermissionDenied
@@ -239,9 +239,7 @@ class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
     def has_retry_permission(self, request: HttpRequest) -> bool:
         if request.user.is_superuser:
             return True
-        from . import kinds
-
-        permission = kinds.rule(self.kind).PERMISSION
+        permission = kinds.get(self.kind).permission
         return any(
             permission in m.permissions
             for m in Membership.objects.filter(

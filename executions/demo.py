@@ -39,9 +39,13 @@ from django.utils import timezone
 
 from . import (
     demo_handlers,  # noqa: F401 - registers the demo's handlers where the demo runs
-    engine,
     tokens,
 )
+from .kinds.automations import run as automations_run
+from .kinds.functions import run as functions_run
+from .kinds.jobs import run as jobs_run
+from .kinds.runs import run as runs_run
+from .kinds.workflows import run as workflows_run
 from .models import (
     ROLE_PERMISSIONS,
     ApiKey,
@@ -445,7 +449,7 @@ def _definitions(tenant: Tenant, org: Org) -> Definitions:
 
 def _function_execution(defs: Definitions, name: str, n: int) -> FunctionExecution:
     fn, spec = defs.functions[name]
-    return engine.invoke_function(fn, _fill(spec["payload"], n), queued=False)
+    return functions_run.invoke_function(fn, _fill(spec["payload"], n), queued=False)
 
 
 def _retry_function_execution(original: FunctionExecution) -> FunctionExecution:
@@ -461,10 +465,10 @@ def _retry_function_execution(original: FunctionExecution) -> FunctionExecution:
         invoked_by="manual",
         retry_count=original.retry_count + 1,
         retry_of=original,
-        **engine.unclaimed_lease(original.timeout_ms),
+        **functions_run.unclaimed_lease(original.timeout_ms),
     )
     FunctionExecution.objects.filter(pk=original.pk).update(retried_by=execution)
-    engine.execute_function(execution.pk)
+    functions_run.execute(execution.pk)
     execution.refresh_from_db()
     return execution
 
@@ -482,7 +486,7 @@ def _automation_executions(defs: Definitions, items: list[tuple[str, int]]) -> l
         for rule, spec, n in ((*defs.rules[name], n) for name, n in items)
     )
     ids = [str(e.pk) for e in executions]
-    engine.run_automation_executions(ids)
+    automations_run.execute(ids)
     return ids
 
 
@@ -502,7 +506,7 @@ def _new_job(defs: Definitions, key: str, n: int) -> Job:
 
 def _job(defs: Definitions, key: str, n: int) -> str:
     job = _new_job(defs, key, n)
-    engine.run_job(str(job.pk), job.target_hostname)
+    jobs_run.execute(str(job.pk), job.target_hostname)
     return str(job.pk)
 
 
@@ -547,13 +551,13 @@ def _workflow_execution(defs: Definitions, external_id: str, n: int) -> str:
         )
         for t in workflow.tasks
     )
-    engine.advance_workflow(str(execution.pk))
+    workflows_run.execute(str(execution.pk))
     return str(execution.pk)
 
 
 def _run(defs: Definitions, workflow_id: str, n: int, user: str = "") -> str:
     spec = defs.runs[workflow_id]
-    run = engine.new_run(
+    run = runs_run.new_run(
         defs.tenant,
         spec["definition"],
         workflow_id=workflow_id,
@@ -562,7 +566,7 @@ def _run(defs: Definitions, workflow_id: str, n: int, user: str = "") -> str:
         owner=user,
     )
     run.save(force_insert=True)
-    engine.execute_run(run.pk)
+    runs_run.execute(run.pk)
     return run.pk
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from executions import filters, services
 from executions.errors import InvalidInput
 from executions.fingerprints import fingerprint, normalise
-from executions.kinds import automations
+from executions.kinds.automations import retry as automations_retry
 from executions.models import (
     Attempt,
     AuditEvent,
@@ -76,7 +76,7 @@ def test_draining_while_workers_are_killed_loses_nothing(
         ],
     )
     # Tasks of 25 executions (not 250): 80 tasks, work for every kill below to cut short.
-    monkeypatch.setattr(automations, "TASK_BATCH", 25)
+    monkeypatch.setattr(automations_retry, "TASK_BATCH", 25)
     services.retry_many(actor, {"filter": filters.parse({"kind": "automation"})})
 
     keeper = worker_process(lease_seconds=2)  # never killed: its reaper fails what the killed lose
@@ -252,15 +252,14 @@ def test_a_retry_runs_end_to_end_on_the_rq_backend(acme, redis_url):
 # Kills the work-horse once, as its task starts, before the task claimed anything.
 DIE_ONCE_AS_THE_TASK_STARTS = """
 import pathlib
-from executions import engine
 marker = pathlib.Path(os.environ["REDRIVE_TEST_MARKER"])
-run = engine.run_automation_executions
+run = automations_run.execute
 def die_once(ids):
     if not marker.exists():
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
     return run(ids)
-engine.run_automation_executions = die_once
+automations_run.execute = die_once
 """
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from executions import filters, services
 from executions.fingerprints import fingerprint
+from executions.kinds.jobs import run as jobs_run
 from executions.models import (
     Attempt,
     AuditEvent,
@@ -162,17 +163,17 @@ def test_a_bulk_retry_retries_again_what_a_final_retry_left_and_skips_retries_in
     # retried again; one whose retry is still in flight is skipped, and said why.
     from django.db import transaction
 
-    from executions import engine, kinds
+    from executions import kinds
 
     again, busy = {}, {}
     for kind in ("function", "job"):
         again[kind], busy[kind] = items.failed(kind, "fail"), items.failed(kind, "fail")
         first = services.retry_one(admin, kind, again[kind])  # a function's runs now
         if kind == "job":
-            engine.run_job(first.new_id, "test-host")
+            jobs_run.execute(first.new_id, "test-host")
         assert MODELS[kind].objects.get(pk=first.new_id).status == "failed"
         with transaction.atomic():  # queued, never run: in flight
-            kinds.rule(kind).retry(admin, [busy[kind]])
+            kinds.get(kind).retry(admin, [busy[kind]])
     selection = {"ids": {kind: [again[kind], busy[kind]] for kind in again}}
 
     preview = services.preview_retry(admin, selection)

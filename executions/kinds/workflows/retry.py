@@ -12,17 +12,19 @@ not retried. The retried tasks run as the identity of the session whose nonce au
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from .. import engine
-from ..models import Attempt, Kind, WorkflowExecution, WorkflowTaskExecution
-from ..tenancy import Actor
-from . import Retried, by_status
+from ...models import Attempt, Kind, WorkflowExecution, WorkflowTaskExecution
+from ...queueing import enqueue_on_commit
+from ..base import Retried, by_status
+from .run import advance_workflow
 
-KIND = Kind.WORKFLOW
-PERMISSION = "workflowOrchestrationACL:WRITE"
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 RETRYABLE = ("FAILED", "TIMED_OUT", "TERMINATED")
 
 
@@ -74,7 +76,7 @@ def retry(
     Attempt.objects.bulk_create(
         Attempt(
             tenant=actor.tenant,
-            kind=KIND,
+            kind=Kind.WORKFLOW,
             object_id=str(r["pk"]),
             number=r["attempt"],
             status=r["status"],
@@ -112,10 +114,8 @@ def retry(
         lease_owner="",
         lease_expires_at=None,
     )
-    from ..tasks import advance_workflow
-
     for pk in locked:
-        engine.enqueue_on_commit(advance_workflow, str(pk))
+        enqueue_on_commit(advance_workflow, str(pk))
     return [
         Retried(
             target_id=str(r["pk"]),

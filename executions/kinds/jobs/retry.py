@@ -13,16 +13,20 @@ the clone as its latest retry (`retried_by`). Two racing retries: as for functio
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
-from .. import engine, handlers
-from ..errors import InvalidInput
-from ..models import Job, Kind
-from ..tenancy import Actor
-from ..validation import HOSTNAME_RE
-from . import ANY, Retried, retry_in_flight, without_retry_in_flight
+from ... import handlers
+from ...errors import InvalidInput
+from ...models import Job
+from ...validation import HOSTNAME_RE
+from ..base import ANY, Retried, retry_in_flight, without_retry_in_flight
+from .run import create_jobs, mark_jobs
 
-KIND = Kind.JOB
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 PERMISSION = "jobs:write"
 RETRYABLE = ("completed", "failed")
 IN_FLIGHT = Job.IN_FLIGHT
@@ -103,10 +107,10 @@ def retry(
         originals = [o for o in originals if o.retried_by_id == seen_retry]
     if not originals:
         return []
-    clones = engine.create_jobs(
+    clones = create_jobs(
         actor.tenant, [(o.operation, o) for o in originals], target_hostname=target
     )
-    engine.mark_jobs(
+    mark_jobs(
         {
             o.pk: {"new_job_id": str(c.pk), "by": actor.label}
             for o, c in zip(originals, clones, strict=True)

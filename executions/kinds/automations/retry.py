@@ -17,24 +17,25 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.db.models import F, QuerySet
 from django.db.models.signals import pre_save
 from django.utils import timezone
 
-from .. import engine, events, sets
-from ..models import Attempt, AuditEvent, AutomationExecution, Kind
-from ..tenancy import Actor
-from . import Retried, by_status, write_audit
+from ... import events, sets
+from ...models import Attempt, AuditEvent, AutomationExecution, Kind
+from ...queueing import enqueue_on_commit
+from ..base import Retried, by_status, write_audit
+from .run import run_automation_executions
 
-KIND = Kind.AUTOMATION
-PERMISSION = "automation:execute"
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 RETRYABLE = ("failed",)
 # Worker batches: one django.tasks task runs this many executions (claimed in one UPDATE).
 TASK_BATCH = 250
-# services writes the audit rows through retry(audit=...), in the same statement on PostgreSQL.
-WRITES_AUDIT = True
 EVENT = "automation.execution.retried"
 
 
@@ -72,10 +73,8 @@ def retry(
     if not locked:
         return []
     if not queued:
-        from ..tasks import run_automation_executions
-
         for start in range(0, len(locked), TASK_BATCH):
-            engine.enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
+            enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
     if rows:
         retried = [Retried(pk, pk, "failed", "pending", objs[pk]) for pk in locked]
     else:
@@ -111,7 +110,7 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
     Attempt.objects.bulk_create(
         Attempt(
             tenant=actor.tenant,
-            kind=KIND,
+            kind=Kind.AUTOMATION,
             object_id=str(r["pk"]),
             number=r["attempt"],
             status=r["status"],
@@ -161,8 +160,7 @@ def _task_rows(now, count: int) -> tuple[object, list] | None:
     from django_tasks_db.backend import DatabaseBackend
     from django_tasks_db.models import DBTaskResult
 
-    from ..tasks import run_automation_executions as task
-
+    task = run_automation_executions
     backend = task.get_backend()
     if not isinstance(backend, DatabaseBackend):
         return None
@@ -247,7 +245,7 @@ def _retry_postgresql(
     params += [now, now]
     history, history_params = sets.insert_from(
         Attempt,
-        {"tenant_id": actor.tenant.pk, "kind": KIND, "recorded_at": now},
+        {"tenant_id": actor.tenant.pk, "kind": Kind.AUTOMATION, "recorded_at": now},
         {
             "object_id": "old.execution_id::text",
             "number": "old.attempt",
@@ -286,7 +284,7 @@ def _retry_postgresql(
     )
     parts.append(f"ev AS ({event_sql})")
     params += event_params
-    # The task rows too (the workers' batches, as engine.enqueue_on_commit would write them in
+    # The task rows too (the workers' batches, as enqueue_on_commit would write them in
     # this transaction): one per TASK_BATCH reset rows in key order, their args those rows' ids.
     tasks = _task_rows(now, -(-len(ids) // TASK_BATCH))
     if tasks is not None:

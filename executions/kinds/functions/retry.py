@@ -16,15 +16,18 @@ executions for the workers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
-from .. import engine
-from ..models import FunctionExecution, Kind
-from ..tenancy import Actor
-from . import ANY, Retried, retry_in_flight, without_retry_in_flight
+from ...models import FunctionExecution
+from ...queueing import enqueue_on_commit
+from ..base import ANY, Retried, retry_in_flight, without_retry_in_flight
+from .run import run_function_execution, unclaimed_lease
 
-KIND = Kind.FUNCTION
-PERMISSION = "functions:retry"
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 RETRYABLE = ("failed", "timeout")
 IN_FLIGHT = FunctionExecution.IN_FLIGHT
 
@@ -95,7 +98,7 @@ def retry(
             retry_of=o,
             **definition,
             # Run right after the commit, not queued: held from here until its claim.
-            **({} if queued else engine.unclaimed_lease(definition["timeout_ms"])),
+            **({} if queued else unclaimed_lease(definition["timeout_ms"])),
         )
         for o, definition in zip(originals, definitions, strict=True)
     )
@@ -103,10 +106,8 @@ def retry(
         retried_by=retry_in_flight(FunctionExecution)
     )
     if queued:
-        from ..tasks import run_function_execution
-
         for execution in new:
-            engine.enqueue_on_commit(run_function_execution, execution.pk)
+            enqueue_on_commit(run_function_execution, execution.pk)
     return [
         Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
         for o, n in zip(originals, new, strict=True)
