@@ -27,12 +27,11 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from . import handlers, kinds, services
+from . import handlers, kinds, permissions, services
 from .adminsite import admin_tenant_ids
 from .client_ip import client_ip
 from .errors import NotFound, NotRetryable, PermissionDenied
 from .models import (
-    ROLE_PERMISSIONS,
     ApiKey,
     Attempt,
     AuditEvent,
@@ -75,7 +74,7 @@ def admin_actor(request: HttpRequest, tenant: Tenant) -> Actor:
     if request.user.is_superuser:
         return Actor(
             tenant=tenant,
-            permissions=ROLE_PERMISSIONS[Role.ADMIN],
+            permissions=permissions.of_role(Role.ADMIN),
             source="admin",
             user=request.user,
             **extra,
@@ -241,7 +240,7 @@ class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
             return True
         permission = kinds.get(self.kind).permission
         return any(
-            permission in m.permissions
+            permission in permissions.of_role(m.role)
             for m in Membership.objects.filter(
                 user=request.user, tenant_id__in=admin_tenant_ids(request)
             ).only("role")

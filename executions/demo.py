@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from . import (
     demo_handlers,  # noqa: F401 - registers the demo's handlers where the demo runs
+    permissions,
     tokens,
 )
 from .kinds.automations import run as automations_run
@@ -47,7 +48,6 @@ from .kinds.jobs import run as jobs_run
 from .kinds.runs import run as runs_run
 from .kinds.workflows import run as workflows_run
 from .models import (
-    ROLE_PERMISSIONS,
     ApiKey,
     AutomationExecution,
     AutomationRule,
@@ -1049,7 +1049,7 @@ def seed(*, scale: int = 0) -> dict:
                 name=f"demo: {username} ({role})",
                 tenant=tenant,
                 user=user,
-                permissions=sorted(ROLE_PERMISSIONS[role]),
+                permissions=sorted(permissions.of_role(role)),
             )
             manifest["users"][username] = {
                 "password": demo_password(username),

@@ -469,6 +469,7 @@ import os
 import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django.setup()
+from executions.kinds.functions import run as functions_run
 functions_run.execute = lambda execution_id: os._exit(17)
 from django.core.management import call_command
 call_command("retry", "function", {pk!r}, tenant="acme", user="alice")
