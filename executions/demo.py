@@ -532,25 +532,7 @@ def _processing_job(defs: Definitions, n: int) -> str:
 
 def _workflow_execution(defs: Definitions, external_id: str, n: int) -> str:
     workflow, spec = defs.workflows[external_id]
-    now = timezone.now()
-    execution = WorkflowExecution.objects.create(
-        tenant=defs.tenant,
-        workflow=workflow,
-        input=_fill(spec["input"], n),
-        metadata={"source": "demo"},
-        start_time=now,
-        created_time=now,
-        updated_at=now,
-    )
-    WorkflowTaskExecution.objects.bulk_create(
-        WorkflowTaskExecution(
-            execution=execution,
-            task_external_id=t["externalId"],
-            is_optional=bool(t.get("isOptional")),
-            max_attempts=int(t.get("retries", 0)) + 1,
-        )
-        for t in workflow.tasks
-    )
+    execution = workflows_run.new_execution(workflow, _fill(spec["input"], n), {"source": "demo"})
     workflows_run.execute(str(execution.pk))
     return str(execution.pk)
 

@@ -222,14 +222,13 @@ def _retry(
         # path, which has none).
         with transaction.atomic(durable=True) if claim is not None else _durable(spec, 1):
             spec.authorise(actor, options)
-            retried = _retry_audited(
+            audit = _audit_constants(
                 actor,
-                spec,
-                [pk],
-                options,
+                kind,
                 idempotency_key=claim.key if claim is not None else "",
                 details={k: v for k, v in options.items() if k in spec.audit_options},
             )
+            retried = _retry_audited(actor, spec, [pk], options, audit)
             if retried and claim is not None:
                 idempotency_store.record_outcome(
                     claim, kind=kind, target_id=pk, new_id=retried[0].new_id
@@ -239,7 +238,7 @@ def _retry(
         retried = []
     if not retried:
         obj = get_for_tenant(spec.model, actor.tenant, spec.not_found, pk=pk)
-        reason = spec.reason(obj)
+        reason = spec.rule.reason(obj)
         if reason is None and options.get("seen_retry", _retry_id(obj)) != _retry_id(obj):
             reason = spec.retried_meanwhile(obj)
         raise NotRetryable(
@@ -291,36 +290,21 @@ def _durable(spec: KindSpec, n: int):
 
 
 def _retry_audited(
-    actor: Actor,
-    spec: KindSpec,
-    ids: list,
-    options: dict[str, Any],
-    *,
-    idempotency_key: str = "",
-    bulk: BulkRetry | None = None,
-    details: dict | None = None,
+    actor: Actor, spec: KindSpec, ids: list, options: dict[str, Any], audit: dict[str, Any]
 ) -> list[kinds.Retried]:
-    """The kind's retry of `ids` and one audit row per retried item, inside the caller's
-    transaction. A kind that writes_audit writes the audit rows itself (in its own statement)."""
-    constants = _audit_constants(
-        actor, spec.name, idempotency_key=idempotency_key, bulk=bulk, details=details
-    )
+    """The kind's retry of `ids` and one audit row per retried item (`audit`: the columns they
+    share), inside the caller's transaction. A kind that writes_audit writes the audit rows
+    itself (in its own statement)."""
     if spec.writes_audit:
-        return spec.retry(actor, ids, audit=constants, **options)
-    retried = spec.retry(actor, ids, **options)
-    kinds.write_audit(constants, retried)
+        return spec.rule.retry(actor, ids, audit=audit, **options)
+    retried = spec.rule.retry(actor, ids, **options)
+    kinds.write_audit(audit, retried)
     return retried
 
 
-def _audit_constants(
-    actor: Actor,
-    kind: str,
-    *,
-    idempotency_key: str = "",
-    bulk: BulkRetry | None = None,
-    details: dict | None = None,
-) -> dict[str, Any]:
-    """The AuditEvent columns every item of one retry call shares."""
+def _audit_constants(actor: Actor, kind: str, **columns: Any) -> dict[str, Any]:
+    """The AuditEvent columns every item of one retry call shares; `columns`: idempotency_key,
+    bulk_id and details, when not the defaults."""
     return {
         "tenant_id": actor.tenant.pk,
         "user_id": getattr(actor.user, "pk", None),
@@ -330,11 +314,12 @@ def _audit_constants(
         "action": "retry",
         "kind": kind,
         "request_id": actor.request_id,
-        "idempotency_key": idempotency_key,
+        "idempotency_key": "",
         "ip": actor.ip,
-        "bulk_id": getattr(bulk, "pk", None),
-        "details": details or {},
+        "bulk_id": None,
+        "details": {},
         "created_at": timezone.now(),
+        **columns,
     }
 
 
@@ -374,7 +359,7 @@ def why_not_retryable(actor: Actor, kind: str, obj: Model) -> str | None:
     needs = spec.needs(obj)
     if needs and not actor.can(needs):
         return f"Needs permission {needs}"
-    return spec.reason(obj)
+    return spec.rule.reason(obj)
 
 
 # --- bulk ---------------------------------------------------------------------------------------
@@ -439,12 +424,12 @@ def _preview(actor: Actor, selection: dict, keys: dict[str, list[str]] | None = 
                 "not_retryable": {f"needs permission {spec.permission}": n} if n else {},
             }
         else:
-            retryable = spec.retryable(qs, actor)
+            retryable = spec.rule.retryable(qs, actor)
             if keys is not None:
                 keys[kind] = _keys(retryable)
             entry = {
                 "will_retry": len(keys[kind]) if keys is not None else retryable.count(),
-                "not_retryable": spec.not_retryable(qs, actor),
+                "not_retryable": spec.rule.not_retryable(qs, actor),
             }
         skipped = sum(entry["not_retryable"].values())
         result["kinds"][kind] = entry
@@ -503,7 +488,7 @@ def _plan_now(actor: Actor, bulk: BulkRetry, selection: dict) -> dict[str, list[
     """The plan of a bulk that has none (planned by an earlier version, or made by hand): the
     selection as it is now, then fixed like any other plan."""
     keys = {
-        kind: _keys(kinds.get(kind).retryable(qs, actor))
+        kind: _keys(kinds.get(kind).rule.retryable(qs, actor))
         for kind, qs in _querysets(actor, selection).items()
         if actor.can(kinds.get(kind).permission)
     }
@@ -698,7 +683,8 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
     keys that were not; None: not retryable any more, the reason is looked up after)."""
     try:
         with transaction.atomic(durable=True):
-            retried = _retry_audited(actor, kinds.get(kind), keys, {}, bulk=bulk)
+            audit = _audit_constants(actor, kind, bulk_id=bulk.pk)
+            retried = _retry_audited(actor, kinds.get(kind), keys, {}, audit)
     except IntegrityError:
         # A concurrent retry of one of these items committed while this batch waited for its
         # row lock: the batch re-checked that row, but not the row that records the retry (a

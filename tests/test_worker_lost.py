@@ -516,7 +516,7 @@ def test_a_function_retry_whose_process_dies_before_it_starts_is_failed_as_worke
     retry.refresh_from_db()
     assert (retry.status, retry.error_message) == ("failed", leases.WORKER_LOST)
     # It reaches the inbox as a failure that can be retried, and so can its original again.
-    rule = kinds.get("function")
+    rule = kinds.get("function").rule
     original.refresh_from_db()
     assert rule.reason(retry) is None and rule.reason(original) is None
     actor = Actor.for_user(alice, tenant, source="cli")

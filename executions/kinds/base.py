@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from .. import leases, sets
 from ..fingerprints import fingerprint
-from ..models import AuditEvent
+from ..models import Attempt, AuditEvent
 
 if TYPE_CHECKING:
     from ..tenancy import Actor
@@ -32,6 +32,17 @@ def _never(n: int) -> bool:
 
 def _retried_meanwhile(obj: Model) -> str:
     return "Retried meanwhile by a concurrent request"
+
+
+class Rule(NamedTuple):
+    """A kind's retry rule (kinds/<kind>/retry.py's RULE): why one item is not retryable (None:
+    it is), the same rule as querysets (previews, bulk), and the set-based retry itself, which
+    runs inside the caller's transaction and returns one Retried per retried item."""
+
+    reason: Callable[[Model], str | None]
+    retryable: Callable[[QuerySet, Actor], QuerySet]
+    not_retryable: Callable[[QuerySet, Actor], dict[str, int]]
+    retry: Callable[..., list[Retried]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,13 +65,7 @@ class KindSpec:
     permission: str  # to retry
     read_permission: str
     not_found: str  # the 404's message
-    # The retry rule (kinds/<kind>/retry.py): why one item is not retryable (None: it is), the
-    # same rule as querysets (previews, bulk), and the set-based retry itself, which runs inside
-    # the caller's transaction and returns one Retried per retried item.
-    reason: Callable[[Model], str | None]
-    retryable: Callable[[QuerySet, Actor], QuerySet]
-    not_retryable: Callable[[QuerySet, Actor], dict[str, int]]
-    retry: Callable[..., list[Retried]]
+    rule: Rule
     # The reaper's part (kinds/<kind>/run.py): fail this kind's attempts whose lease expired.
     reap: Callable[[Any], int]
     # Optional: a permission one item needs besides `permission` (jobs: their operation's).
@@ -141,6 +146,46 @@ def without_retry_in_flight(originals: list) -> list:
         )
     )
     return [o for o in originals if o.retried_by_id not in busy]
+
+
+def latest_retry_in_flight(obj: Model, noun: str) -> str | None:
+    """Why an item of a kind that clones is not retried now: its latest retry is still in flight.
+    No query when the caller selected `retried_by` (the console's inbox does)."""
+    retry = obj.retried_by
+    if retry is not None and retry.status in type(obj).IN_FLIGHT:
+        return f"{noun} was already retried as {retry.pk}, which is still {retry.status}"
+    return None
+
+
+def retried_meanwhile(noun: str) -> Callable[[Model], str]:
+    """Why a single retry of a kind that clones, which raced another one (and lost), retried
+    nothing."""
+
+    def why(obj: Model) -> str:
+        return f"{noun} was already retried as {obj.retried_by_id} by a concurrent request"
+
+    return why
+
+
+def copy_to_history(actor: Actor, kind: str, rows: list[dict], now, **columns: Any) -> None:
+    """Keep the attempts a retry resets (kinds that retry in place) in the Attempt history.
+    `rows`: their pk, attempt, status, error_message, error_stack (and logs); `columns`: the
+    Attempt's other columns, each a function of the row."""
+    Attempt.objects.bulk_create(
+        Attempt(
+            tenant=actor.tenant,
+            kind=kind,
+            object_id=str(r["pk"]),
+            number=r["attempt"],
+            status=r["status"],
+            error_message=r["error_message"],
+            error_stack=r["error_stack"],
+            logs=r.get("logs") or [],
+            recorded_at=now,
+            **{column: value(r) for column, value in columns.items()},
+        )
+        for r in rows
+    )
 
 
 def retry_in_flight(model) -> Subquery:

@@ -173,7 +173,7 @@ def test_a_bulk_retry_retries_again_what_a_final_retry_left_and_skips_retries_in
             jobs_run.execute(first.new_id, "test-host")
         assert MODELS[kind].objects.get(pk=first.new_id).status == "failed"
         with transaction.atomic():  # queued, never run: in flight
-            kinds.get(kind).retry(admin, [busy[kind]])
+            kinds.get(kind).rule.retry(admin, [busy[kind]])
     selection = {"ids": {kind: [again[kind], busy[kind]] for kind in again}}
 
     preview = services.preview_retry(admin, selection)

@@ -175,7 +175,7 @@ def test_a_rolled_back_retry_queues_nothing_and_publishes_nothing(kind, items, a
 
     try:
         with pytest.raises(Boom), transaction.atomic():
-            retried = kinds.get(kind).retry(admin, [item])  # inside an outer transaction
+            retried = kinds.get(kind).rule.retry(admin, [item])  # inside an outer transaction
             assert len(retried) == 1
             raise Boom
     finally:

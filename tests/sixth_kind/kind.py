@@ -10,7 +10,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from executions import leases
-from executions.kinds.base import KindSpec, Retried, by_status, failure, worker_lost
+from executions.kinds.base import KindSpec, Retried, Rule, by_status, failure, worker_lost
 from executions.queueing import enqueue_on_commit, worker_task
 
 from .models import Ticket
@@ -101,9 +101,6 @@ KIND = KindSpec(
     permission="tickets:retry",
     read_permission="tickets:read",
     not_found="Ticket not found",
-    reason=reason,
-    retryable=retryable,
-    not_retryable=not_retryable,
-    retry=retry,
+    rule=Rule(reason, retryable, not_retryable, retry),
     reap=reap,
 )

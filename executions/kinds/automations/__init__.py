@@ -27,10 +27,7 @@ KIND = KindSpec(
     permission="automation:execute",
     read_permission="automation:read",
     not_found="Automation execution not found",
-    reason=retry.reason,
-    retryable=retry.retryable,
-    not_retryable=retry.not_retryable,
-    retry=retry.retry,
+    rule=retry.RULE,
     reap=run.reap,
     one_options=_one_options,
     # No pre-read: the retry's own locking statement finds the item (or, when it retries

@@ -27,7 +27,7 @@ from django.utils import timezone
 from ... import events, sets
 from ...models import Attempt, AuditEvent, AutomationExecution, Kind
 from ...queueing import enqueue_on_commit
-from ..base import Retried, by_status, write_audit
+from ..base import Retried, Rule, by_status, copy_to_history, write_audit
 from .run import run_automation_executions
 
 if TYPE_CHECKING:
@@ -107,22 +107,10 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
     if not locked:
         return []
     rows = AutomationExecution.objects.filter(pk__any_of=locked)
-    Attempt.objects.bulk_create(
-        Attempt(
-            tenant=actor.tenant,
-            kind=Kind.AUTOMATION,
-            object_id=str(r["pk"]),
-            number=r["attempt"],
-            status=r["status"],
-            error_message=r["error_message"],
-            error_stack=r["error_stack"],
-            logs=r["logs"],
-            started_at=r["started_at"],
-            finished_at=r["completed_at"],
-            recorded_at=now,
-            details={k: r[k] for k in COUNTERS},
-        )
-        for r in rows.values(
+    copy_to_history(
+        actor,
+        Kind.AUTOMATION,
+        rows.values(
             "pk",
             "status",
             "attempt",
@@ -132,7 +120,11 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
             "started_at",
             "completed_at",
             *COUNTERS,
-        )
+        ),
+        now,
+        started_at=lambda r: r["started_at"],
+        finished_at=lambda r: r["completed_at"],
+        details=lambda r: {k: r[k] for k in COUNTERS},
     )
     rows.update(
         status="pending",
@@ -387,3 +379,6 @@ COUNTERS = (
     "actions_failed",
     "failed_action_index",
 )
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

@@ -22,7 +22,8 @@ from django.db.models import QuerySet
 
 from ...models import FunctionExecution
 from ...queueing import enqueue_on_commit
-from ..base import ANY, Retried, retry_in_flight, without_retry_in_flight
+from .. import base
+from ..base import ANY, Retried, Rule
 from .run import run_function_execution, unclaimed_lease
 
 if TYPE_CHECKING:
@@ -37,16 +38,10 @@ def reason(obj: FunctionExecution) -> str | None:
         return "Cannot retry successful execution"
     if obj.status in IN_FLIGHT:
         return "Cannot retry an execution that is still running"
-    # The latest retry: no query when the caller selected it (the console's inbox does).
-    retry = obj.retried_by
-    if retry is not None and retry.status in IN_FLIGHT:
-        return f"Execution was already retried as {retry.pk}, which is still running"
-    return None
+    return base.latest_retry_in_flight(obj, "Execution")
 
 
-def retried_meanwhile(obj: FunctionExecution) -> str:
-    """Why a retry that raced another one (and lost) retried nothing."""
-    return f"Execution was already retried as {obj.retried_by_id} by a concurrent request"
+retried_meanwhile = base.retried_meanwhile("Execution")
 
 
 def retryable(qs: QuerySet, actor: Actor) -> QuerySet:
@@ -81,7 +76,7 @@ def retry(
         .filter(pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE)
         .select_related("function")
     )
-    originals = without_retry_in_flight(originals)
+    originals = base.without_retry_in_flight(originals)
     if seen_retry is not ANY:
         originals = [o for o in originals if o.retried_by_id == seen_retry]
     if not originals:
@@ -103,7 +98,7 @@ def retry(
         for o, definition in zip(originals, definitions, strict=True)
     )
     FunctionExecution.objects.filter(pk__any_of=[o.pk for o in originals]).update(
-        retried_by=retry_in_flight(FunctionExecution)
+        retried_by=base.retry_in_flight(FunctionExecution)
     )
     if queued:
         for execution in new:
@@ -123,3 +118,6 @@ def _definition(o: FunctionExecution, current: bool) -> dict:
         "function_version": source.version if current else o.function_version,
         "timeout_ms": source.timeout_ms,
     }
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

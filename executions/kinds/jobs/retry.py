@@ -21,7 +21,8 @@ from ... import handlers
 from ...errors import InvalidInput
 from ...models import Job
 from ...validation import HOSTNAME_RE
-from ..base import ANY, Retried, retry_in_flight, without_retry_in_flight
+from .. import base
+from ..base import ANY, Retried, Rule
 from .run import create_jobs, mark_jobs
 
 if TYPE_CHECKING:
@@ -46,16 +47,10 @@ def _forbidden_types(actor: Actor) -> list[str]:
 def reason(obj: Job) -> str | None:
     if obj.status not in RETRYABLE:
         return f"Job is still in flight (status {obj.status})"
-    # The latest clone: no query when the caller selected it (the console's inbox does).
-    clone = obj.retried_by
-    if clone is not None and clone.status in IN_FLIGHT:
-        return f"Job was already retried as {clone.pk}, which is still {clone.status}"
-    return None
+    return base.latest_retry_in_flight(obj, "Job")
 
 
-def retried_meanwhile(obj: Job) -> str:
-    """Why a retry that raced another one (and lost) retried nothing."""
-    return f"Job was already retried as {obj.retried_by_id} by a concurrent request"
+retried_meanwhile = base.retried_meanwhile("Job")
 
 
 def retryable(qs: QuerySet, actor: Actor) -> QuerySet:
@@ -102,7 +97,7 @@ def retry(
         .filter(pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE)
         .exclude(operation_type__in=_forbidden_types(actor))
     )
-    originals = without_retry_in_flight(originals)
+    originals = base.without_retry_in_flight(originals)
     if seen_retry is not ANY:
         originals = [o for o in originals if o.retried_by_id == seen_retry]
     if not originals:
@@ -116,7 +111,7 @@ def retry(
             for o, c in zip(originals, clones, strict=True)
         },
         "retried",
-        retried_by=retry_in_flight(Job),
+        retried_by=base.retry_in_flight(Job),
     )
     return [
         Retried(
@@ -127,3 +122,6 @@ def retry(
         )
         for o, c in zip(originals, clones, strict=True)
     ]
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

@@ -21,10 +21,7 @@ KIND = KindSpec(
     permission="runs:write",
     read_permission="runs:read",
     not_found="Run not found",
-    reason=retry.reason,
-    retryable=retry.retryable,
-    not_retryable=retry.not_retryable,
-    retry=retry.retry,
+    rule=retry.RULE,
     reap=run.reap,
     retried_by=retry.retried_by,
 )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from django.db.models import QuerySet
 
 from ...models import Run
-from ..base import Retried
+from ..base import Retried, Rule
 from .run import enqueue_runs, new_run
 
 if TYPE_CHECKING:
@@ -79,3 +79,6 @@ def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
         Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
         for o, n in zip(originals, new, strict=True)
     ]
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

@@ -14,9 +14,10 @@ from ...queueing import enqueue_on_commit, worker_task
 from ..base import failure, log_entry, worker_lost
 
 
-def start_workflow(
+def new_execution(
     workflow: Workflow, input_data: dict | None = None, metadata: dict | None = None
 ) -> WorkflowExecution:
+    """A RUNNING execution of `workflow` and its tasks, all SCHEDULED; not queued yet."""
     now = timezone.now()
     execution = WorkflowExecution.objects.create(
         tenant_id=workflow.tenant_id,
@@ -31,10 +32,18 @@ def start_workflow(
         WorkflowTaskExecution(
             execution=execution,
             task_external_id=t["externalId"],
+            is_optional=bool(t.get("isOptional")),
             max_attempts=int(t.get("retries", 0)) + 1,
         )
         for t in workflow.tasks
     )
+    return execution
+
+
+def start_workflow(
+    workflow: Workflow, input_data: dict | None = None, metadata: dict | None = None
+) -> WorkflowExecution:
+    execution = new_execution(workflow, input_data, metadata)
     enqueue_on_commit(advance_workflow, str(execution.pk))
     return execution
 
