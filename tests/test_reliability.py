@@ -252,6 +252,7 @@ def test_a_retry_runs_end_to_end_on_the_rq_backend(acme, redis_url):
 # Kills the work-horse once, as its task starts, before the task claimed anything.
 DIE_ONCE_AS_THE_TASK_STARTS = """
 import pathlib
+from executions.kinds.automations import run as automations_run
 marker = pathlib.Path(os.environ["REDRIVE_TEST_MARKER"])
 run = automations_run.execute
 def die_once(ids):
