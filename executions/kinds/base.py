@@ -4,7 +4,7 @@ helpers its retry rule and its runner build on."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
@@ -90,7 +90,6 @@ class KindSpec:
     retried_meanwhile: Callable[[Model], str] = _retried_meanwhile
     # What retried an item, when that is why it cannot be retried now ("" if nothing did).
     retried_by: Callable[[Model], str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def all_statuses(self) -> tuple[str, ...]:
