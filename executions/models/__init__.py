@@ -16,7 +16,6 @@ from .evidence import (
     AuditEvent,
     FailureCount,
     FailureCountDelta,
-    HandlerCall,
     IdempotencyRecord,
     OutboxEvent,
 )
@@ -59,7 +58,6 @@ __all__ = [
     "FailureCountDelta",
     "Function",
     "FunctionExecution",
-    "HandlerCall",
     "IdempotencyRecord",
     "Job",
     "JobEvent",

@@ -163,13 +163,6 @@ class IdempotencyRecord(models.Model):
         ]
 
 
-class HandlerCall(models.Model):
-    """One row per call of the `counter` demo handler (proof of what ran, across processes)."""
-
-    key = models.CharField(max_length=200, db_index=True)
-    called_at = models.DateTimeField(default=timezone.now)
-
-
 class FailureCount(models.Model):
     """How many items of one kind sit in one failed status, per tenant, error fingerprint, source
     (function / rule / operation / workflow) and hour of failure: the console's chart and error
