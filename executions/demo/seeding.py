@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, connections, transaction
 
 from executions import tokens
 from executions.models import ROLE_PERMISSIONS, ApiKey, Membership, Tenant
 
 from .cast import ORGS, USERS, Org, _password_hash, demo_password
-from .copies import _clone, _plan
+from .copies import _clone, _Plan, _plan
 from .exemplars import _FAILED, _MODELS, _entry, _exemplars, scenarios
 from .items import (
     Definitions,
@@ -138,26 +140,50 @@ def seed() -> dict:
 
 
 def scale(n: int) -> dict:
-    """Add n failed items of each kind, half in each demo tenant, in one transaction, and return
-    the count per kind. Creates the demo tenants and definitions first if they are missing."""
+    """Add n failed items of each kind, half in each demo tenant, and return the count per kind.
+    Creates the demo tenants and definitions first if they are missing. Inside a transaction
+    (tests) it all happens in that transaction; otherwise each kind loads in a transaction of
+    its own."""
     if n <= 0:
         return {str(kind): 0 for kind in _MODELS}
+    loads: dict[str, list[tuple[_Plan, int]]] = {}
     with transaction.atomic():
         all_defs = [_definitions(_tenant(org)[0], org) for org in ORGS.values()]
         for defs in all_defs:
             _exemplars(defs)
-        for kind in _MODELS:
-            for i, defs in enumerate(all_defs):
-                # A scenario's weight is how many template slots (so what share of copies) it gets.
-                entries = [
-                    _entry(defs, s)
-                    for s in scenarios(defs.org)
-                    if s.kind == kind
-                    for _ in range(s.weight)
-                ]
-                if any(row["status"] != _FAILED[kind] for row, _ in entries):
-                    raise RuntimeError(f"a {kind} scenario with a scale weight did not fail")
-                count = n // len(all_defs) + (1 if i < n % len(all_defs) else 0)
-                if count:
-                    _clone(_plan(kind, entries, per_row_numbers=False), count)
+    for kind in _MODELS:
+        for i, defs in enumerate(all_defs):
+            # A scenario's weight is how many template slots (so what share of copies) it gets.
+            entries = [
+                _entry(defs, s)
+                for s in scenarios(defs.org)
+                if s.kind == kind
+                for _ in range(s.weight)
+            ]
+            if any(row["status"] != _FAILED[kind] for row, _ in entries):
+                raise RuntimeError(f"a {kind} scenario with a scale weight did not fail")
+            count = n // len(all_defs) + (1 if i < n % len(all_defs) else 0)
+            if count:
+                plan = _plan(kind, entries, per_row_numbers=False)
+                loads.setdefault(kind, []).append((plan, count))
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # bench/seed.py --n 100000 needs it under a minute: one connection per core, not one.
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+            for future in [pool.submit(_load, chunks) for chunks in loads.values()]:
+                future.result()
+    else:
+        with transaction.atomic():
+            for chunks in loads.values():
+                for plan, count in chunks:
+                    _clone(plan, count)
     return {str(kind): n for kind in _MODELS}
+
+
+def _load(chunks: list[tuple[_Plan, int]]) -> None:
+    """One kind's copies, in one transaction on this thread's own connection."""
+    try:
+        with transaction.atomic():
+            for plan, count in chunks:
+                _clone(plan, count)
+    finally:
+        connections.close_all()  # this thread's connections only
