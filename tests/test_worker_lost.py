@@ -30,7 +30,6 @@ from executions.models import (
     AutomationRule,
     BulkRetry,
     FunctionExecution,
-    HandlerCall,
     Job,
     JobEvent,
     Membership,
@@ -41,6 +40,7 @@ from executions.models import (
 )
 from executions.tasks import reap_lost_attempts
 from executions.tenancy import Actor
+from tests.call_counter import HandlerCalls
 from tests.locks import Background, inserts_held, lock_waiters
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -275,13 +275,13 @@ def counted_automations(tenant: Tenant, n: int) -> list[AutomationExecution]:
         return [engine.start_automation(rule, {}) for _ in range(n)]
 
 
-def ran_once_each(executions: list[AutomationExecution]) -> bool:
-    calls = Counter(HandlerCall.objects.values_list("key", flat=True))
+def ran_once_each(handler_calls: HandlerCalls, executions: list[AutomationExecution]) -> bool:
+    calls = handler_calls.counts()
     return calls == Counter(f"{e.pk}:0" for e in executions)
 
 
 def test_a_task_whose_worker_died_before_it_ran_is_given_back_and_runs_once(
-    tenant, worker_process, wait_until
+    handler_calls, tenant, worker_process, wait_until
 ):
     executions = counted_automations(tenant, 3)
     dying = worker_process(
@@ -299,7 +299,7 @@ def test_a_task_whose_worker_died_before_it_ran_is_given_back_and_runs_once(
         timeout=60,
         message="every execution to complete, the lost one's task given back",
     )
-    assert ran_once_each(executions)
+    assert ran_once_each(handler_calls, executions)
     taken.refresh_from_db()
     assert taken.status == "SUCCESSFUL"
     dead_id, healthy_id = taken.worker_ids
@@ -310,7 +310,7 @@ def test_a_task_whose_worker_died_before_it_ran_is_given_back_and_runs_once(
 
 @pytest.mark.pg_only
 def test_a_task_cut_off_by_a_lost_connection_before_it_ran_is_given_back(
-    tenant, worker_process, wait_until
+    handler_calls, tenant, worker_process, wait_until
 ):
     executions = counted_automations(tenant, 3)
     worker = worker_process(
@@ -321,7 +321,7 @@ def test_a_task_cut_off_by_a_lost_connection_before_it_ran_is_given_back(
         timeout=60,
         message="every execution to complete, the cut-off one's task given back",
     )
-    assert ran_once_each(executions)
+    assert ran_once_each(handler_calls, executions)
     assert worker.alive()
     assert "database connection lost; reconnecting" in worker.output()
     # The task that was cut off ran again under the same worker's new id.
@@ -439,10 +439,10 @@ def test_a_bulk_retry_whose_worker_is_killed_resumes_under_another_and_retries_e
     assert "resumed after" in second.output()
 
 
-def test_a_worker_that_stops_cleanly_leaves_no_heartbeat_behind(tenant, run_worker):
+def test_a_worker_that_stops_cleanly_leaves_no_heartbeat_behind(handler_calls, tenant, run_worker):
     executions = counted_automations(tenant, 2)
     run_worker()  # takes both tasks under its id, beats, and exits once the queue is empty
-    assert ran_once_each(executions)
+    assert ran_once_each(handler_calls, executions)
     ids = {i for ids in DBTaskResult.objects.values_list("worker_ids", flat=True) for i in ids}
     assert len(ids) == 1
     assert not WorkerHeartbeat.objects.exists()
