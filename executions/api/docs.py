@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from .errors import error_body
 
+IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+# What a retry can answer besides 200: bad input, auth, missing, state or key in flight (409),
+# media type, key reused (422); BODY_RETRY adds 413 for the retries that read a body.
+RETRY = (400, 401, 403, 404, 409, 415, 422)
+BODY_RETRY = (*RETRY, 413)
 KEY_IN_FLIGHT = "A request with the same Idempotency-Key is still in progress."
 _MESSAGES = {
     400: "Invalid request: the message names the field.",
