@@ -6,6 +6,7 @@ from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
+    extend_schema,
     inline_serializer,
 )
 from rest_framework import serializers
@@ -103,3 +104,15 @@ def errors(seed: str, *codes: int, messages: dict[int, str] | None = None) -> di
             ],
         )
     return out
+
+
+def retry_schema(seed: str, ok, *, path: list, status: int = 200, body=None, messages=None, **kw):
+    """extend_schema for a retry route: its path parameters and the Idempotency-Key, its body
+    (None: it reads none), its answer and the errors a retry can give (413 when it has a body)."""
+    codes = BODY_RETRY if body is not None else RETRY
+    return extend_schema(
+        parameters=[*path, IDEMPOTENCY_KEY],
+        request=body,
+        responses={status: ok, **errors(seed, *codes, messages=messages)},
+        **kw,
+    )

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -122,9 +123,9 @@ def invalid_at(path: str | tuple, message: str) -> serializers.ValidationError:
     return serializers.ValidationError(detail)
 
 
+# A request body or a query string: `Input.check(data)` -> validated data, or a 400. (Comments,
+# not docstrings, on these bases: drf-spectacular would show a base's docstring as the schema's.)
 class Input(serializers.Serializer):
-    """A request body or a query string. `Input.check(data)` -> validated data, or a 400."""
-
     # A POST that means nothing without a body ({} is refused too).
     body_required = False
 
@@ -139,9 +140,8 @@ class Input(serializers.Serializer):
         return serializer.validated_data
 
 
+# A list's query: `lookups` says which ORM lookup each validated parameter applies.
 class FilterQuery(Input):
-    """A list's query: `lookups` says which ORM lookup each validated parameter applies."""
-
     lookups: ClassVar[dict[str, str]] = {}
 
     def apply(self, qs, data: dict | None = None):
@@ -203,7 +203,11 @@ class IntParam(Param):
 
     def __init__(self, *, minimum: int = 0, maximum: int | None = None, **kwargs: Any) -> None:
         self.minimum, self.maximum = minimum, maximum
-        super().__init__(**kwargs)
+        # Never fail (to_internal_value checks first): they put the bounds in the schema.
+        bounds = [MinValueValidator(minimum)]
+        if maximum is not None:
+            bounds.append(MaxValueValidator(maximum))
+        super().__init__(validators=bounds, **kwargs)
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, int) and not isinstance(data, bool):
@@ -256,14 +260,11 @@ class TextParam(Param):
         return data
 
 
-@extend_schema_field(OpenApiTypes.STR)
-class ChoiceParam(Param):
-    def __init__(self, *, choices: list[str], **kwargs: Any) -> None:
-        self.choices = list(choices)
-        super().__init__(**kwargs)
+class ChoiceParam(Param, serializers.ChoiceField):
+    """A ChoiceField (the schema lists the choices) with Param's messages and empty values."""
 
     def to_internal_value(self, data: Any) -> str:
-        if data not in self.choices:
+        if not isinstance(data, str) or data not in self.choice_strings_to_values:
             raise invalid(f"{self.path} must be one of {', '.join(self.choices)}")
         return data
 
@@ -277,7 +278,7 @@ class UuidParam(Param):
             raise invalid(f"{self.path} must be a valid UUID") from None
 
 
-@extend_schema_field({"type": "string", "nullable": True})
+@extend_schema_field(OpenApiTypes.STR)
 class CursorParam(Param):
     """An opaque cursor; keyset_page reads it (and refuses one it did not write)."""
 
@@ -287,9 +288,8 @@ class CursorParam(Param):
         return data
 
 
+# What every seed's list reads: text in the error, a page size and a cursor.
 class ListQuery(FilterQuery):
-    """What every seed's list reads: text in the error, a page size and a cursor."""
-
     q = TextParam(help_text="text in the error message")
     limit = IntParam(minimum=1, maximum=100, default=25, help_text="1-100, default 25")
     cursor = CursorParam()

@@ -139,9 +139,8 @@ class BoolParam(Param):
         return data
 
 
+# Validated: {"dry_run": bool, "selection": {"ids": {kind: [id, ...]}} or {"filter": FailureFilter}}
 class FailuresRetryRequestSerializer(Input):
-    """-> {"dry_run": bool, "selection": {"ids": {kind: [id, ...]}} or {"filter": FailureFilter}}"""
-
     body_required = True
 
     dry_run = BoolParam(empty_ok=False, default=False)

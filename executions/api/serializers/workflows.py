@@ -173,8 +173,11 @@ class SessionItemRequestSerializer(serializers.Serializer):
 
 
 class Given(Param):
-    """A field whose absence is an error of the field's own (not DRF's "This field is
+    """A required field whose absence is an error of the field's own (not DRF's "This field is
     required."): missing, null and "" all reach to_internal_value."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=True, **kwargs)
 
     def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
         return False, None if data is empty else data
@@ -268,7 +271,7 @@ class WorkflowListRequestSerializer(Input):
         required=False, allow_null=True, error_messages={"invalid": "filter must be an object"}
     )
     limit = IntParam(minimum=1, maximum=MAX_LIST, default=100, help_text="1-1000, default 100")
-    cursor = CursorParam()
+    cursor = CursorParam(allow_null=True)
 
 
 @extend_schema_field(SessionItemRequestSerializer(many=True))

@@ -18,7 +18,7 @@ from executions.models import AutomationExecution, AutomationRule
 from executions.tenancy import get_for_tenant, scoped
 
 from ..base import ApiView, query_page, valid_uuid
-from ..docs import IDEMPOTENCY_KEY, KEY_IN_FLIGHT, RETRY, errors
+from ..docs import KEY_IN_FLIGHT, errors, retry_schema
 from ..serializers import automations as au
 
 TAG = ["automation (seed 001)"]
@@ -28,29 +28,20 @@ ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Automation 
 class AutomationRetryApi(ApiView):
     seed = "001"
 
-    @extend_schema(
+    @retry_schema(
+        "001",
+        au.AutomationExecutionResponseSerializer,
+        path=[ID],
+        messages={
+            400: "Invalid execution UUID format, or the execution is not failed.",
+            409: KEY_IN_FLIGHT,
+        },
         operation_id="retryAutomationExecution",
         summary="Retry automation execution",
         description="Resets a failed execution to pending, clears completion/error counters "
         "(the failed attempt is kept in the attempt history), queues it and publishes "
         "automation.execution.retried after commit. Requires automation:execute.",
         tags=TAG,
-        parameters=[
-            ID,
-            IDEMPOTENCY_KEY,
-        ],
-        request=None,
-        responses={
-            200: au.AutomationExecutionResponseSerializer,
-            **errors(
-                "001",
-                *RETRY,
-                messages={
-                    400: "Invalid execution UUID format, or the execution is not failed.",
-                    409: KEY_IN_FLIGHT,
-                },
-            ),
-        },
     )
     def post(self, request: Request, id: str):
         execution_id = valid_uuid(id, "id")

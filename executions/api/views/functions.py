@@ -15,7 +15,7 @@ from executions.models import Function, FunctionExecution
 from executions.tenancy import get_for_tenant
 
 from ..base import ApiView, valid_id, valid_index, valid_object_id
-from ..docs import IDEMPOTENCY_KEY, KEY_IN_FLIGHT, RETRY, errors
+from ..docs import KEY_IN_FLIGHT, errors, retry_schema
 from ..serializers import functions as fn
 
 TAG = ["functions (seed 000)"]
@@ -38,15 +38,11 @@ RETRY_EXAMPLE = OpenApiExample(
     },
     response_only=True,
 )
-RETRY_ERRORS = errors(
-    "000",
-    *RETRY,
-    messages={
-        400: "Cannot retry successful execution (or: still running; or a malformed parameter).",
-        404: "Function not found / Execution not found.",
-        409: KEY_IN_FLIGHT,
-    },
-)
+RETRY_MESSAGES = {
+    400: "Cannot retry successful execution (or: still running; or a malformed parameter).",
+    404: "Function not found / Execution not found.",
+    409: KEY_IN_FLIGHT,
+}
 
 
 def function_for(actor, project_id: str, function_id: str) -> Function:
@@ -81,15 +77,16 @@ def retry(view: ApiView, request: Request, project_id: str, function_id: str, **
     )
 
 
-def retry_schema(operation_id: str, summary: str, description: str, execution: OpenApiParameter):
-    return extend_schema(
+def function_retry_schema(operation_id: str, summary: str, description: str, execution):
+    return retry_schema(
+        "000",
+        fn.FunctionRetryResponseSerializer,
+        path=[*PATH, execution],
+        messages=RETRY_MESSAGES,
         operation_id=operation_id,
         summary=summary,
         description=description,
         tags=TAG,
-        parameters=[*PATH, execution, IDEMPOTENCY_KEY],
-        request=None,
-        responses={200: fn.FunctionRetryResponseSerializer, **RETRY_ERRORS},
         examples=[RETRY_EXAMPLE],
     )
 
@@ -97,7 +94,7 @@ def retry_schema(operation_id: str, summary: str, description: str, execution: O
 class FunctionRetryByIndexApi(ApiView):
     seed = "000"
 
-    @retry_schema(
+    @function_retry_schema(
         "retryFunctionExecution",
         "Retry failed execution",
         "Retry a failed execution by its index (0-based) in the logs (newest first). Cannot "
@@ -115,7 +112,7 @@ class FunctionRetryByIndexApi(ApiView):
 class FunctionRetryByIdApi(ApiView):
     seed = "000"
 
-    @retry_schema(
+    @function_retry_schema(
         "retryFunctionExecutionById",
         "Retry failed execution by its stable id",
         "Like the index route, but addresses the execution by its id, which does not shift as "

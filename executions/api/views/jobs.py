@@ -16,7 +16,7 @@ from executions.models import Job
 from executions.tenancy import get_for_tenant, scoped
 
 from ..base import ApiView, query_page, valid_uuid
-from ..docs import BODY_RETRY, IDEMPOTENCY_KEY, KEY_IN_FLIGHT, errors
+from ..docs import KEY_IN_FLIGHT, errors, retry_schema
 from ..serializers import jobs as jb
 
 TAG = ["jobs (seed 002)"]
@@ -26,32 +26,25 @@ ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="UUID of the
 class JobRetryApi(ApiView):
     seed = "002"
 
-    @extend_schema(
+    @retry_schema(
+        "002",
+        jb.JobRetrySerializer,
+        path=[ID],
+        status=201,
+        messages={
+            400: "Invalid request parameters (or the job is still in flight).",
+            401: "Unauthorized - API key required",
+            403: "Forbidden - Insufficient permissions",
+            404: "Job not found.",
+            409: KEY_IN_FLIGHT,
+        },
         operation_id="retryJob",
         summary="Retry a job",
         description="Create a new job using the same operation data as an existing job. The "
         "original job is preserved (it gets a `retried` event naming the new job). Returns "
         "the new job ID.",
         tags=TAG,
-        parameters=[
-            ID,
-            IDEMPOTENCY_KEY,
-        ],
-        request=jb.JobRetryRequestSerializer,
-        responses={
-            201: jb.JobRetrySerializer,
-            **errors(
-                "002",
-                *BODY_RETRY,
-                messages={
-                    400: "Invalid request parameters (or the job is still in flight).",
-                    401: "Unauthorized - API key required",
-                    403: "Forbidden - Insufficient permissions",
-                    404: "Job not found.",
-                    409: KEY_IN_FLIGHT,
-                },
-            ),
-        },
+        body=jb.JobRetryRequestSerializer,
         examples=[
             OpenApiExample(
                 "Created",

@@ -17,7 +17,7 @@ from executions.models import Run
 from executions.tenancy import get_for_tenant, scoped
 
 from ..base import ApiView, query_page, valid_id
-from ..docs import IDEMPOTENCY_KEY, RETRY, errors
+from ..docs import errors, retry_schema
 from ..serializers import runs as rn
 
 TAG = ["runs (seed 004)"]
@@ -31,26 +31,17 @@ def envelope(request: Request, data) -> dict:
 class RunRetryApi(ApiView):
     seed = "004"
 
-    @extend_schema(
+    @retry_schema(
+        "004",
+        rn.RunEnvelopeSerializer,
+        path=[ID],
+        messages={409: "Run <id> was already retried by run <new>, or is not failed."},
         operation_id="retryRun",
         summary="Retry a failed or cancelled run from its failure point",
         description="A new run with sourceRunId = this run: node outputs that succeeded are "
         "carried over in executionState and not executed again; failed and never-run nodes "
         "run. A run is retried at most once (409 names the run that retried it).",
         tags=TAG,
-        parameters=[
-            ID,
-            IDEMPOTENCY_KEY,
-        ],
-        request=None,
-        responses={
-            200: rn.RunEnvelopeSerializer,
-            **errors(
-                "004",
-                *RETRY,
-                messages={409: "Run <id> was already retried by run <new>, or is not failed."},
-            ),
-        },
         examples=[
             OpenApiExample(
                 "200 Response",

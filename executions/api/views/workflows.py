@@ -21,7 +21,7 @@ from executions.tenancy import Actor, get_for_tenant, scoped
 
 from ..auth import ApiKeyAuthentication
 from ..base import ApiView, keyset_page, valid_id, valid_uuid
-from ..docs import BODY_RETRY, IDEMPOTENCY_KEY, errors
+from ..docs import errors, retry_schema
 from ..serializers import workflows as wf
 
 TAG = ["workflows (seed 003)"]
@@ -55,7 +55,11 @@ def executions_of(actor: Actor):
 class WorkflowRetryApi(ApiView):
     seed = "003"
 
-    @extend_schema(
+    @retry_schema(
+        "003",
+        wf.WorkflowExecutionSerializer,
+        path=[PROJECT, EXECUTION_ID],
+        messages={409: "The execution is not FAILED, TIMED_OUT or TERMINATED."},
         operation_id="retryWorkflowExecution",
         summary="Retry workflow execution",
         description="Restarts a failed, timed out or terminated workflow execution by retrying "
@@ -64,20 +68,7 @@ class WorkflowRetryApi(ApiView):
         "(from POST /sessions) is single-use; the retried tasks run as its session's "
         "identity. Requires workflowOrchestrationACL:WRITE.",
         tags=TAG,
-        parameters=[
-            PROJECT,
-            EXECUTION_ID,
-            IDEMPOTENCY_KEY,
-        ],
-        request=wf.WorkflowRetryRequestSerializer,
-        responses={
-            200: wf.WorkflowExecutionSerializer,
-            **errors(
-                "003",
-                *BODY_RETRY,
-                messages={409: "The execution is not FAILED, TIMED_OUT or TERMINATED."},
-            ),
-        },
+        body=wf.WorkflowRetryRequestSerializer,
         examples=[
             OpenApiExample(
                 "Updated workflow execution", value=EXECUTION_EXAMPLE, response_only=True
