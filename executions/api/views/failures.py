@@ -22,9 +22,9 @@ from executions.idempotency import Claim
 from executions.models import BulkRetry, Kind
 from executions.tenancy import Actor, get_for_tenant
 
-from .. import serializers as s
 from ..base import ApiView, decode_cursor, encode_cursor, parse_time, query_int, valid_uuid
-from ..docs import KEY_IN_FLIGHT, errors
+from ..docs import IDEMPOTENCY_KEY, KEY_IN_FLIGHT, errors
+from ..serializers import failures as fl
 from ..throttling import BulkRetryThrottle
 
 TAG = ["failures (Redrive)"]
@@ -43,8 +43,6 @@ RETRY_PERMISSION = {
     Kind.WORKFLOW: "workflowOrchestrationACL:WRITE",
     Kind.RUN: "runs:write",
 }
-# A list of ids is for "retry these"; anything larger is what the filter form is for.
-MAX_IDS = 10_000
 
 
 def readable_kinds(actor: Actor, flt: filters.FailureFilter, explicit: bool) -> list[str]:
@@ -187,7 +185,7 @@ class FailureListApi(ApiView):
             OpenApiParameter("limit", int, description="1-200, default 50"),
             OpenApiParameter("cursor", str),
         ],
-        responses={200: s.FailureListSerializer, **errors("redrive", 400, 401, 403)},
+        responses={200: fl.FailureListSerializer, **errors("redrive", 400, 401, 403)},
     )
     def get(self, request: Request):
         params = request.query_params
@@ -199,41 +197,14 @@ class FailureListApi(ApiView):
         kinds = readable_kinds(self.actor, flt, explicit=bool(params.get("kind")))
         items, cursor = failure_page(self.actor, flt, kinds, limit, params.get("cursor"))
         body: dict[str, Any] = {
-            "items": s.FailureSerializer(items, many=True).data,
+            "items": fl.FailureSerializer(items, many=True).data,
             "nextCursor": cursor,
         }
         if group:
-            body["groups"] = s.FailureGroupSerializer(
+            body["groups"] = fl.FailureGroupSerializer(
                 failure_groups(self.actor, flt, kinds), many=True
             ).data
         return Response(body)
-
-
-def parse_selection(body: dict) -> dict:
-    has_ids, has_filter = body.get("ids") is not None, body.get("filter") is not None
-    if has_ids == has_filter:
-        raise InvalidInput("give exactly one of ids or filter", field="ids")
-    if has_filter:
-        if not isinstance(body["filter"], dict):
-            raise InvalidInput("filter must be an object", field="filter")
-        return {"filter": filters.parse(body["filter"])}
-    ids = body["ids"]
-    if not isinstance(ids, dict) or not ids:
-        raise InvalidInput("ids must map a kind to a list of ids", field="ids")
-    total = 0
-    for kind, values in ids.items():
-        if kind not in filters.KINDS:
-            raise InvalidInput(
-                f"ids: kind must be one of {', '.join(filters.KINDS)}; got {kind!r}", field="ids"
-            )
-        if not isinstance(values, list) or not all(
-            isinstance(v, str) and 0 < len(v) <= 64 for v in values
-        ):
-            raise InvalidInput(f"ids.{kind} must be a list of ids", field=f"ids.{kind}")
-        total += len(values)
-    if total > MAX_IDS:
-        raise InvalidInput(f"at most {MAX_IDS} ids; use a filter for more", field="ids")
-    return {"ids": ids}
 
 
 def selected_kinds(selection: dict) -> list[str]:
@@ -252,13 +223,11 @@ class FailureRetryApi(ApiView):
         "why). Otherwise the retry runs in a worker: 202 with the bulk retry to poll. "
         "Rate-limited per caller (429 with Retry-After).",
         tags=TAG,
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
-        ],
-        request=s.FailuresRetryRequestSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        request=fl.FailuresRetryRequestSerializer,
         responses={
-            200: s.PreviewSerializer,
-            202: s.BulkRetrySerializer,
+            200: fl.PreviewSerializer,
+            202: fl.BulkRetrySerializer,
             **errors(
                 "redrive", 400, 401, 403, 409, 413, 415, 422, 429, messages={409: KEY_IN_FLIGHT}
             ),
@@ -277,21 +246,18 @@ class FailureRetryApi(ApiView):
         ],
     )
     def post(self, request: Request):
-        body = self.body_object(request, required=True)
-        dry_run = body.get("dry_run", False)
-        if not isinstance(dry_run, bool):
-            raise InvalidInput("dry_run must be true or false", field="dry_run")
-        selection = parse_selection(body)
+        body = fl.FailuresRetryRequestSerializer.check(request.data)
+        dry_run, selection = body["dry_run"], body["selection"]
         kinds = selected_kinds(selection)
         if not any(self.actor.can(RETRY_PERMISSION[k]) for k in kinds):
             raise PermissionDenied(RETRY_PERMISSION[kinds[0]])
         if dry_run:
             preview = services.preview_retry(self.actor, selection)
-            return Response(s.PreviewSerializer({"dry_run": True, **preview}).data)
+            return Response(fl.PreviewSerializer({"dry_run": True, **preview}).data)
 
         def perform(claim: Claim | None) -> tuple[int, dict]:
             bulk = services.start_bulk_retry(self.actor, selection, idempotency=claim)
-            return 202, s.BulkRetrySerializer(bulk).data
+            return 202, fl.BulkRetrySerializer(bulk).data
 
         response = self.idempotent(request, perform)
         if response.status_code == 202:
@@ -305,12 +271,12 @@ class BulkRetryApi(ApiView):
         summary="Bulk retry progress",
         tags=TAG,
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH)],
-        responses={200: s.BulkRetrySerializer, **errors("redrive", 400, 401, 404)},
+        responses={200: fl.BulkRetrySerializer, **errors("redrive", 400, 401, 404)},
     )
     def get(self, request: Request, id: str):
         bulk_id = valid_uuid(id, "id")
         bulk = get_for_tenant(BulkRetry, self.actor.tenant, "Bulk retry not found", pk=bulk_id)
-        return Response(s.BulkRetrySerializer(bulk).data)
+        return Response(fl.BulkRetrySerializer(bulk).data)
 
 
 class BulkRetryCancelApi(ApiView):
@@ -324,12 +290,12 @@ class BulkRetryCancelApi(ApiView):
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH)],
         request=None,
         responses={
-            200: s.BulkRetryCancelSerializer,
+            200: fl.BulkRetryCancelSerializer,
             **errors("redrive", 400, 401, 403, 404, 415),
         },
     )
     def post(self, request: Request, id: str):
         bulk_id = valid_uuid(id, "id")
         cancel = services.cancel_bulk_retry(self.actor, bulk_id)
-        body = s.BulkRetrySerializer(cancel.bulk).data
+        body = fl.BulkRetrySerializer(cancel.bulk).data
         return Response({**body, "cancelOutcome": cancel.outcome, "message": cancel.message})
