@@ -307,9 +307,9 @@ def _replayed(kind: str, target_id: str, outcome: dict) -> RetryOutcome:
 
 def _durable(rule, n: int):
     """The transaction of one retry call: `atomic(durable=True)`, unless the rule does the
-    whole retry of `n` items in one statement (automations on PostgreSQL), which is atomic and
-    durable on its own: then no BEGIN and COMMIT round trips (still refused inside a larger
-    transaction, as durable=True would)."""
+    whole retry of `n` items in one statement (automations on PostgreSQL with RQ), which is
+    atomic and durable on its own: then no BEGIN and COMMIT round trips (still refused inside a
+    larger transaction, as durable=True would)."""
     one_statement = getattr(rule, "one_statement", None)
     if (
         one_statement is not None

@@ -112,7 +112,7 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
     locked = [str(pk) for pk in candidates.select_for_update().values_list("pk", flat=True)]
     if not locked:
         return []
-    rows = AutomationExecution.objects.filter(pk__any_of=locked)
+    rows = AutomationExecution.objects.filter(pk__in=locked)
     Attempt.objects.bulk_create(
         Attempt(
             tenant=actor.tenant,
@@ -170,15 +170,15 @@ def _retry_postgresql(
     params: list = []
     if len(ids) == 1:
         # One key by equality: PostgreSQL's generic plan is then as good as a custom one, so the
-        # prepared statement is planned once per connection (with `= ANY(array)` it chose a
-        # custom plan every time: ~0.35 ms of planning per API retry).
+        # prepared statement is planned once per connection, not on every API retry as with
+        # `= ANY(array)` (bench/api.py; a test checks the plan counts).
         source, match = f"{table} e", "e.execution_id = %s::uuid"
         params.append(_uuid_text(ids[0]))
     else:
         # A batch's keys as a range too: thousands of keys in an array alone make the planner
-        # read the whole table (a bulk retry's 5,000-key batch: 44 ms over 100,000 rows); with
-        # the range it walks the primary key from the first key to the last (15 ms, already in
-        # key order). Bulk batches come in key order, so the range holds little else.
+        # read the whole table; with the range it walks the primary key from the first key to
+        # the last, already in key order (bench/bulk_retry.py). Bulk batches come in key order,
+        # so the range holds little else.
         parts.append("k AS (SELECT %s::uuid[] AS a)")
         params.append(_uuid_array(ids))
         source = f"{table} e, k"
@@ -255,7 +255,7 @@ def _retry_postgresql(
         # work the mapping out again on every call).
         with connection.cursor() as cursor:
             # upd.* is RETURNING's list, in the loader's order. (Under 4,096 characters the
-            # driver caches the statement's parsing too: ~0.1 ms per call.)
+            # driver caches the statement's parsing too: bench/api.py, and a test.)
             cursor.execute(f"{sql} SELECT {outbox_ids}, upd.* FROM upd", params)  # noqa: S608
             fetched = cursor.fetchall()
         objs = {str(obj.pk): obj for obj in (loaded.load(row[1:]) for row in fetched)}
@@ -284,8 +284,8 @@ def _uuid_text(pk) -> str:
 
 def _uuid_array(ids: list) -> str:
     """The ids as one uuid[] literal. One string parameter: the driver dumps a list parameter
-    element by element in Python (~40 ms for a 5,000-key batch). Keys already in PostgreSQL's
-    own text form (a bulk retry reads them so) are checked by one regular expression."""
+    element by element in Python (bench/bulk_retry.py). Keys already in PostgreSQL's own text
+    form (a bulk retry reads them so) are checked by one regular expression."""
     try:
         text = ",".join(ids)
     except TypeError:  # not all strings (uuid.UUID from the API's path, say)
