@@ -307,9 +307,9 @@ def _replayed(kind: str, target_id: str, outcome: dict) -> RetryOutcome:
 
 def _durable(rule, n: int):
     """The transaction of one retry call: `atomic(durable=True)`, unless the rule does the
-    whole retry of `n` items in one statement (automations on PostgreSQL), which is atomic and
-    durable on its own: then no BEGIN and COMMIT round trips (still refused inside a larger
-    transaction, as durable=True would)."""
+    whole retry of `n` items in one statement (automations on PostgreSQL with RQ), which is
+    atomic and durable on its own: then no BEGIN and COMMIT round trips (still refused inside a
+    larger transaction, as durable=True would)."""
     one_statement = getattr(rule, "one_statement", None)
     if (
         one_statement is not None
@@ -639,14 +639,13 @@ class _Batch(NamedTuple):
 
 class _BatchSize:
     """How many keys the next batch of one kind takes. A cancel lands when the batches under way
-    end, so a batch should take about BATCH_SECONDS: the first one of a kind is FIRST_BATCH
-    (a kind's pace is unknown until then: on two busy cores, 2,500 automations took 0.2 s, 500
-    jobs, function executions, runs or workflow executions 1.5-3 s), each next one as many as
-    BATCH_SECONDS allow at the pace of the last, up to BULK_BATCH (fewer, larger statements are
-    what makes a bulk fast)."""
+    end, so a batch should take about BATCH_SECONDS: the first one of a kind is the kind's
+    FIRST_BATCH if it names one (a kind known to be fast), else FIRST_BATCH (its pace is unknown
+    until then), each next one as many as BATCH_SECONDS allow at the pace of the last, up to
+    BULK_BATCH (fewer, larger statements are what makes a bulk fast)."""
 
-    def __init__(self) -> None:
-        self.size = min(FIRST_BATCH, BULK_BATCH)
+    def __init__(self, first: int = FIRST_BATCH) -> None:
+        self.size = min(first, BULK_BATCH)
 
     def took(self, n: int, seconds: float) -> None:
         per_item = max(seconds, 1e-3) / max(n, 1)
@@ -723,7 +722,9 @@ def retry_many(
             _report(failures, kind, [(pk, reason) for pk in keys])
             continue
         todo[kind] = keys
-    sizes = {kind: _BatchSize() for kind in todo}
+    sizes = {
+        kind: _BatchSize(getattr(kinds.rule(kind), "FIRST_BATCH", FIRST_BATCH)) for kind in todo
+    }
     cancelled = False
 
     def stop(batch: _Batch) -> bool:

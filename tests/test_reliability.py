@@ -17,7 +17,7 @@ from django_tasks_db.models import DBTaskResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executions import filters, services
+from executions import filters, heartbeats, services
 from executions.errors import InvalidInput
 from executions.fingerprints import fingerprint, normalise
 from executions.kinds import automations
@@ -103,16 +103,16 @@ def test_draining_while_workers_are_killed_loses_nothing(
         timeout=120,
         message="every execution to be final",
     )
-    # The killed workers' tasks too: given back to the queue, run again (a no-op for what the dead
-    # worker had claimed), none left RUNNING.
+    # The killed workers' tasks too: failed as lost and replaced by a fresh task, run (a no-op for
+    # what the dead worker had claimed), none left RUNNING.
     wait_until(
-        lambda: not DBTaskResult.objects.exclude(status="SUCCESSFUL").exists(),
+        lambda: not DBTaskResult.objects.exclude(status__in=["SUCCESSFUL", "FAILED"]).exists(),
         timeout=60,
         message="every queued task to be finished",
     )
-    given_back = sum(
-        len(ids) > 1 for ids in DBTaskResult.objects.values_list("worker_ids", flat=True)
-    )
+    failed_tasks = DBTaskResult.objects.filter(status="FAILED")
+    given_back = failed_tasks.filter(traceback__contains=heartbeats.GIVEN_BACK).count()
+    assert given_back == failed_tasks.count()  # the only failed tasks are the replaced ones
     assert keeper.alive()
 
     final = dict.fromkeys(["completed", "failed"], 0)

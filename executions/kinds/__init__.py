@@ -61,7 +61,7 @@ def without_retry_in_flight(originals: list) -> list:
         return originals
     model = type(originals[0])
     busy = set(
-        model.objects.filter(pk__any_of=pointed, status__in=model.IN_FLIGHT).values_list(
+        model.objects.filter(pk__in=pointed, status__in=model.IN_FLIGHT).values_list(
             "pk", flat=True
         )
     )

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from executions import filters, services
 from executions.fingerprints import fingerprint
+from executions.kinds import automations
 from executions.models import (
     Attempt,
     AuditEvent,
@@ -224,7 +225,8 @@ def test_ten_thousand_mixed_items_retry_through_retry_many(tenant, admin, capsys
 
 
 @pytest.mark.django_db
-def test_cancel_stops_between_batches_with_nothing_half_done(tenant, admin):
+def test_cancel_stops_between_batches_with_nothing_half_done(tenant, admin, monkeypatch):
+    monkeypatch.setattr(automations, "FIRST_BATCH", services.FIRST_BATCH)
     failed_rows(tenant, "automation", 4 * services.FIRST_BATCH)
     bulk = BulkRetry.objects.create(tenant=tenant, actor=admin.label, source="api")
     answers = []
