@@ -217,6 +217,9 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
         "input_json": selectors.pretty(shown.input(obj)),
         "output_json": selectors.pretty(shown.output(obj)),
         "logs": shown.logs(obj),
+        "shown": shown,
+        "kind_facts": f"{shown.template}#facts",
+        "kind_sections": f"{shown.template}#sections",
         "can_read_audit": can_read_audit,
     }
     return render(request, "console/detail.html", context)

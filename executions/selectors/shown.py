@@ -64,11 +64,19 @@ class Shown:
     finished_field: ClassVar[str] = "finished_at"
     has_logs: ClassVar[bool] = False  # the item's own `logs` column
     asks_host: ClassVar[bool] = False  # its Retry form asks for a target host
+    input_label: ClassVar[str] = "Input"  # the detail page's headings for input() and output()
+    output_label: ClassVar[str] = "Output"
+    no_output_note: ClassVar[str] = ""  # said after "No output" when output() is None
     waits_for_host: ClassVar[bool] = False  # an unprocessed item waits for a live host worker
 
     @property
     def meta(self):
         return KINDS[self.kind]
+
+    @property
+    def template(self) -> str:
+        """The detail page's part for this kind: partials `facts` and `sections`."""
+        return f"console/kinds/{self.kind}.html"
 
     def name(self, obj: Model) -> str:
         raise NotImplementedError
@@ -154,6 +162,7 @@ class AutomationShown(Shown):
     detail_related = ("automation_rule",)
     started_field, finished_field = "started_at", "completed_at"
     has_logs = True
+    input_label, output_label = "Trigger data", "Counters"
 
     def name(self, obj):
         return obj.automation_rule.name
@@ -220,6 +229,7 @@ class JobShown(Shown):
     started_field = "created_at"
     has_logs = True
     asks_host = waits_for_host = True
+    input_label = "Operation"
 
     def name(self, obj):
         return obj.operation_type
@@ -250,6 +260,7 @@ class WorkflowShown(Shown):
     row_related = ("workflow",)
     detail_related = ("workflow",)
     started_field, finished_field = "start_time", "end_time"
+    no_output_note = " at execution level; see each task's output above"
 
     def name(self, obj):
         return obj.workflow.external_id
@@ -309,6 +320,7 @@ class RunShown(Shown):
     row_related = ("retried_by",)
     detail_related = ("source_run", "retried_by")
     started_field = "started_at"
+    input_label, output_label = "Inputs", "Node outputs (execution state)"
 
     def name(self, obj):
         return obj.workflow_id
