@@ -67,6 +67,10 @@ class Shown:
     input_label: ClassVar[str] = "Input"  # the detail page's headings for input() and output()
     output_label: ClassVar[str] = "Output"
     no_output_note: ClassVar[str] = ""  # said after "No output" when output() is None
+    input_field: ClassVar[str]
+    output_field: ClassVar[str | None] = None
+    retried_text: ClassVar[str]  # formatted with the services.RetryOutcome as `outcome`
+    api_url_names: ClassVar[tuple[str, str]]  # the item's API route and its retry route
     waits_for_host: ClassVar[bool] = False  # an unprocessed item waits for a live host worker
 
     @property
@@ -79,7 +83,11 @@ class Shown:
         return f"console/kinds/{self.kind}.html"
 
     def name(self, obj: Model) -> str:
-        raise NotImplementedError
+        """The kind's name field (KINDS' name_field), read from the item and what it selected."""
+        value = obj
+        for part in self.meta.name_field.split("__"):
+            value = getattr(value, part)
+        return value
 
     def error(self, obj: Model) -> str:
         return obj.error_message or ""
@@ -96,18 +104,22 @@ class Shown:
         return {}
 
     def input(self, obj: Model) -> Any:
-        raise NotImplementedError
+        return getattr(obj, self.input_field)
 
     def output(self, obj: Model) -> Any:
-        raise NotImplementedError
+        return getattr(obj, self.output_field) if self.output_field else None
 
     def retried_message(self, outcome: Any) -> str:
         """The console's message after a retry (outcome: a services.RetryOutcome)."""
-        raise NotImplementedError
+        return self.retried_text.format(outcome=outcome)
+
+    def api_args(self, tenant: Tenant, obj: Model) -> list[str]:
+        return [str(obj.pk)]
 
     def api_urls(self, tenant: Tenant, obj: Model) -> tuple[str, str]:
         """The item's URL in its kind's API and the URL that retries it."""
-        raise NotImplementedError
+        args = self.api_args(tenant, obj)
+        return tuple(reverse(name, args=args) for name in self.api_url_names)
 
     def name_lookup(self) -> tuple[type[Model], str] | None:
         """The model and field naming the item's source (None: the source is its own name)."""
@@ -128,28 +140,16 @@ class FunctionShown(Shown):
     detail_related = ("function", "retry_of", "retried_by")
     started_field = "executed_at"
     has_logs = True
+    input_field = "payload"
+    output_field = "result"
+    retried_text = "Retried as execution {outcome.new_id}: {outcome.obj.status}"
+    api_url_names = ("api-function-execution", "api-function-retry-by-id")
 
-    def name(self, obj):
-        return obj.function.name
+    def api_args(self, tenant, obj):
+        return [tenant.functions_project_id, obj.function_id, str(obj.pk)]
 
     def attempts(self, obj):
         return obj.retry_count + 1
-
-    def input(self, obj):
-        return obj.payload
-
-    def output(self, obj):
-        return obj.result
-
-    def retried_message(self, outcome):
-        return f"Retried as execution {outcome.new_id}: {outcome.obj.status}"
-
-    def api_urls(self, tenant, obj):
-        args = [tenant.functions_project_id, obj.function_id, str(obj.pk)]
-        return (
-            reverse("api-function-execution", args=args),
-            reverse("api-function-retry-by-id", args=args),
-        )
 
 
 class AutomationShown(Shown):
@@ -163,9 +163,9 @@ class AutomationShown(Shown):
     started_field, finished_field = "started_at", "completed_at"
     has_logs = True
     input_label, output_label = "Trigger data", "Counters"
-
-    def name(self, obj):
-        return obj.automation_rule.name
+    input_field = "trigger_data"
+    retried_text = "Retry queued: the execution is {outcome.obj.status}"
+    api_url_names = ("api-automation-execution", "api-automation-retry")
 
     def attempts(self, obj):
         return obj.attempt
@@ -196,9 +196,6 @@ class AutomationShown(Shown):
             )
         return {"actions": out}
 
-    def input(self, obj):
-        return obj.trigger_data
-
     def output(self, obj):
         return {
             "actions_total": obj.actions_total,
@@ -206,15 +203,6 @@ class AutomationShown(Shown):
             "actions_failed": obj.actions_failed,
             "failed_action_index": obj.failed_action_index,
         }
-
-    def retried_message(self, outcome):
-        return f"Retry queued: the execution is {outcome.obj.status}"
-
-    def api_urls(self, tenant, obj):
-        pk = str(obj.pk)
-        return reverse("api-automation-execution", args=[pk]), reverse(
-            "api-automation-retry", args=[pk]
-        )
 
 
 class JobShown(Shown):
@@ -230,25 +218,13 @@ class JobShown(Shown):
     has_logs = True
     asks_host = waits_for_host = True
     input_label = "Operation"
-
-    def name(self, obj):
-        return obj.operation_type
+    input_field = "operation"
+    output_field = "result"
+    retried_text = "Retried as job {outcome.new_id} on {outcome.obj.target_hostname}"
+    api_url_names = ("api-job", "api-job-retry")
 
     def extras(self, obj):
         return {"events": list(obj.events.all())}
-
-    def input(self, obj):
-        return obj.operation
-
-    def output(self, obj):
-        return obj.result
-
-    def retried_message(self, outcome):
-        return f"Retried as job {outcome.new_id} on {outcome.obj.target_hostname}"
-
-    def api_urls(self, tenant, obj):
-        pk = str(obj.pk)
-        return reverse("api-job", args=[pk]), reverse("api-job-retry", args=[pk])
 
 
 class WorkflowShown(Shown):
@@ -261,9 +237,12 @@ class WorkflowShown(Shown):
     detail_related = ("workflow",)
     started_field, finished_field = "start_time", "end_time"
     no_output_note = " at execution level; see each task's output above"
+    input_field = "input"
+    retried_text = "Workflow resumed from its failure points"
+    api_url_names = ("api-workflow-execution", "api-workflow-retry")
 
-    def name(self, obj):
-        return obj.workflow.external_id
+    def api_args(self, tenant, obj):
+        return [tenant.workflows_project, str(obj.pk)]
 
     def error(self, obj):
         return obj.error_message or obj.reason_for_incompletion or ""
@@ -295,21 +274,6 @@ class WorkflowShown(Shown):
             )
         return {"tasks": out}
 
-    def input(self, obj):
-        return obj.input
-
-    def output(self, obj):
-        return None
-
-    def retried_message(self, outcome):
-        return "Workflow resumed from its failure points"
-
-    def api_urls(self, tenant, obj):
-        args = [tenant.workflows_project, str(obj.pk)]
-        return reverse("api-workflow-execution", args=args), reverse(
-            "api-workflow-retry", args=args
-        )
-
 
 class RunShown(Shown):
     kind = Kind.RUN
@@ -321,9 +285,10 @@ class RunShown(Shown):
     detail_related = ("source_run", "retried_by")
     started_field = "started_at"
     input_label, output_label = "Inputs", "Node outputs (execution state)"
-
-    def name(self, obj):
-        return obj.workflow_id
+    input_field = "prop_values"
+    output_field = "execution_state"
+    retried_text = "Retried as run {outcome.new_id}"
+    api_url_names = ("api-run", "api-run-retry")
 
     def error(self, obj):
         return obj.error_message or obj.summary or ""
@@ -354,19 +319,6 @@ class RunShown(Shown):
                 }
             )
         return {"nodes": out}
-
-    def input(self, obj):
-        return obj.prop_values
-
-    def output(self, obj):
-        return obj.execution_state
-
-    def retried_message(self, outcome):
-        return f"Retried as run {outcome.new_id}"
-
-    def api_urls(self, tenant, obj):
-        pk = str(obj.pk)
-        return reverse("api-run", args=[pk]), reverse("api-run-retry", args=[pk])
 
 
 SHOWN: dict[str, Shown] = {
