@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from executions.filters import KINDS
-from executions.selectors import Series
+from executions.selectors.chart import Series
 
 WIDTH, HEIGHT = 1000, 160
 PAD_LEFT, PAD_BOTTOM, PAD_TOP = 44, 22, 8

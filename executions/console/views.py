@@ -207,43 +207,22 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     item = selectors.detail(request.tenant, kind, object_id, with_audit=can_read_audit)
     row = _prepare(request, [selectors.Row(kind, item.obj)])[0]
     obj = item.obj
+    shown = selectors.SHOWN[kind]
     context: dict[str, Any] = {
         "d": item,
         "row": row,
         "kind": kind,
         "obj": obj,
-        "title": f"{selectors.KIND_LABELS[kind]} {obj.pk}",
-        "input_json": selectors.pretty(_input_of(kind, obj)),
-        "output_json": selectors.pretty(_output_of(kind, obj)),
-        "logs": selectors.logs_of(kind, obj),
+        "title": f"{shown.label} {obj.pk}",
+        "input_json": selectors.pretty(shown.input(obj)),
+        "output_json": selectors.pretty(shown.output(obj)),
+        "logs": shown.logs(obj),
+        "shown": shown,
+        "kind_facts": f"{shown.template}#facts",
+        "kind_sections": f"{shown.template}#sections",
         "can_read_audit": can_read_audit,
     }
     return render(request, "console/detail.html", context)
-
-
-def _input_of(kind: str, obj: Any) -> Any:
-    return {
-        "function": lambda: obj.payload,
-        "automation": lambda: obj.trigger_data,
-        "job": lambda: obj.operation,
-        "workflow": lambda: obj.input,
-        "run": lambda: obj.prop_values,
-    }[kind]()
-
-
-def _output_of(kind: str, obj: Any) -> Any:
-    return {
-        "function": lambda: obj.result,
-        "automation": lambda: {
-            "actions_total": obj.actions_total,
-            "actions_successful": obj.actions_successful,
-            "actions_failed": obj.actions_failed,
-            "failed_action_index": obj.failed_action_index,
-        },
-        "job": lambda: obj.result,
-        "workflow": lambda: None,
-        "run": lambda: obj.execution_state,
-    }[kind]()
 
 
 def _row_response(
@@ -267,19 +246,6 @@ def live(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     return _row_response(request, kind, object_id)
 
 
-def _success_message(outcome: services.RetryOutcome) -> str:
-    obj = outcome.obj
-    if outcome.kind == "function":
-        return f"Retried as execution {outcome.new_id}: {obj.status}"
-    if outcome.kind == "automation":
-        return f"Retry queued: the execution is {obj.status}"
-    if outcome.kind == "job":
-        return f"Retried as job {outcome.new_id} on {obj.target_hostname}"
-    if outcome.kind == "workflow":
-        return "Workflow resumed from its failure points"
-    return f"Retried as run {outcome.new_id}"
-
-
 def _safe_next(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(
@@ -294,13 +260,13 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     _check_kind(kind)
     options: dict[str, Any] = {}
-    if kind == "job":
+    if selectors.SHOWN[kind].asks_host:
         options["target_hostname"] = request.POST.get("target_hostname", "").strip() or "_any"
     # One per rendered Retry button: a double click or a resent form retries once.
     key = request.POST.get("idempotency_key", "")
     try:
         outcome = services.retry_one(request.actor, kind, object_id, idempotency_key=key, **options)
-        message = ("success", _success_message(outcome))
+        message = ("success", selectors.SHOWN[kind].retried_message(outcome))
     except (NotRetryable, IdempotencyKeyInFlight) as exc:
         message = ("warning", f"Not retried: {exc.message}")
     except (InvalidInput, IdempotencyKeyReused) as exc:

@@ -162,7 +162,7 @@ def test_groups_and_chart_from_the_rollup_equal_counting_the_rows(
         _chart(tenant, flt, now),
         selectors.matching_count(tenant, flt, cap=10**6),
     )
-    monkeypatch.setattr(selectors, "_counted", lambda tenant, flt: (None, [flt]))
+    monkeypatch.setattr(selectors.rollup, "counted", lambda tenant, flt: (None, [flt]))
     from_rows = (
         _groups(tenant, flt),
         _chart(tenant, flt, now),

@@ -1,28 +1,26 @@
-"""Redrive's own endpoints across all five kinds: the failures inbox (keyset-paginated, optional
-grouping by error fingerprint), bulk retry (preview with dry_run, else 202 and a bulk id, rate
-limited per caller) and bulk progress.
+"""Redrive's own endpoints across all five kinds: the failures inbox (the console's, read through
+executions.selectors: the same rows, order, cursor and groups), bulk retry (preview with
+dry_run, else 202 and a bulk id, rate limited per caller) and bulk progress.
 
 Errors: {"error": {"code": "<CODE>", "message": "...", "field": "...", "requestId": "..."}}.
 """
 
 from __future__ import annotations
 
-import heapq
+from dataclasses import replace
 from typing import Any
 
-from django.db.models import Count, F, Max, Min, Q
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from executions import filters, services
+from executions import filters, selectors, services
 from executions.errors import InvalidInput, PermissionDenied
 from executions.idempotency import Claim
 from executions.models import BulkRetry, Kind
 from executions.tenancy import Actor, get_for_tenant
 
-from ..base import ApiView, decode_cursor, encode_cursor, parse_time, query_int, valid_uuid
+from ..base import ApiView, query_int, valid_uuid
 from ..docs import IDEMPOTENCY_KEY, KEY_IN_FLIGHT, errors
 from ..serializers import failures as fl
 from ..throttling import BulkRetryThrottle
@@ -56,110 +54,54 @@ def readable_kinds(actor: Actor, flt: filters.FailureFilter, explicit: bool) -> 
     return kinds
 
 
-def links(kind: str, row: dict, actor: Actor) -> tuple[str, str]:
-    pk = str(row["pk"])
-    tenant = actor.tenant
-    if kind == Kind.FUNCTION:
-        args = [tenant.functions_project_id, row["function_id"], pk]
-        return reverse("api-function-execution", args=args), reverse(
-            "api-function-retry-by-id", args=args
-        )
-    if kind == Kind.AUTOMATION:
-        return reverse("api-automation-execution", args=[pk]), reverse(
-            "api-automation-retry", args=[pk]
-        )
-    if kind == Kind.JOB:
-        return reverse("api-job", args=[pk]), reverse("api-job-retry", args=[pk])
-    if kind == Kind.WORKFLOW:
-        args = [tenant.workflows_project, pk]
-        return reverse("api-workflow-execution", args=args), reverse(
-            "api-workflow-retry", args=args
-        )
-    return reverse("api-run", args=[pk]), reverse("api-run-retry", args=[pk])
-
-
 def failure_page(
-    actor: Actor, flt: filters.FailureFilter, kinds: list[str], limit: int, cursor: str | None
+    actor: Actor, flt: filters.FailureFilter, limit: int, cursor: str | None
 ) -> tuple[list[dict], str | None]:
-    """Newest first across kinds by (time, kind, pk): each kind's page comes from its own
-    indexed query (limit + 1 rows past the cursor), merged here. No COUNT(*)."""
-    after = None
-    if cursor:
-        when, ckind, cpk = decode_cursor(cursor, 3)
-        if ckind not in filters.KINDS:
-            raise InvalidInput("cursor is not a cursor this API returned", field="cursor")
-        after = (parse_time(when), ckind, cpk)
-    streams = []
-    for kind in kinds:
-        meta = filters.KINDS[kind]
-        tf = meta.time_field
-        qs = flt.queryset(kind, actor.tenant)
-        if after is not None:
-            at, ckind, cpk = after
-            same_time = Q(**{tf: at})
-            if kind == ckind:
-                try:
-                    pk_value = meta.model._meta.pk.to_python(cpk)
-                except Exception:  # a tampered cursor is a 400, never a 500
-                    raise InvalidInput(
-                        "cursor is not a cursor this API returned", field="cursor"
-                    ) from None
-                same_time &= Q(pk__lt=pk_value)
-            elif kind > ckind:
-                same_time = Q(pk__in=[])
-            qs = qs.filter(Q(**{f"{tf}__lt": at}) | same_time)
-        fields = ["pk", "status", "error_message", "fingerprint", tf]
-        if kind == Kind.FUNCTION:
-            fields.append("function_id")
-        rows = qs.order_by(f"-{tf}", "-pk").values(*fields, display_name=F(meta.name_field))
-        streams.append([dict(row, kind=kind, at=row[tf]) for row in rows[: limit + 1]])
-    merged = list(heapq.merge(*streams, key=lambda r: (r["at"], r["kind"]), reverse=True))
-    page = merged[:limit]
-    next_cursor = None
-    if len(merged) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor(last["at"], last["kind"], last["pk"])
+    """The console's inbox page (selectors.inbox: the same merge, order and cursor), as the API
+    lists it."""
+    page = selectors.inbox(actor.tenant, flt, cursor=cursor, limit=limit)
     items = []
-    for row in page:
-        url, retry_url = links(row["kind"], row, actor)
+    for row in page.rows:
+        url, retry_url = row.shown.api_urls(actor.tenant, row.obj)
         items.append(
             {
-                "kind": row["kind"],
-                "id": str(row["pk"]),
-                "status": row["status"],
-                "name": row["display_name"],
-                "error": row["error_message"],
-                "fingerprint": row["fingerprint"],
-                "failedAt": row["at"],
+                "kind": row.kind,
+                "id": row.id,
+                "status": row.status,
+                "name": row.name,
+                "error": row.error_message,
+                "fingerprint": row.fingerprint,
+                "failedAt": row.when,
                 "url": url,
                 "retryUrl": retry_url,
             }
         )
-    return items, next_cursor
+    return items, page.next_cursor
 
 
-def failure_groups(actor: Actor, flt: filters.FailureFilter, kinds: list[str]) -> list[dict]:
-    groups = []
-    for kind in kinds:
-        tf = filters.KINDS[kind].time_field
-        rows = (
-            flt.queryset(kind, actor.tenant)
-            .values("fingerprint")
-            .annotate(count=Count("pk"), error=Min("error_message"), last=Max(tf))
-            .order_by("-count")[:50]
-        )
-        groups += [
-            {
-                "kind": kind,
-                "fingerprint": row["fingerprint"],
-                "count": row["count"],
-                "error": row["error"],
-                "lastFailedAt": row["last"],
-            }
-            for row in rows
-        ]
-    groups.sort(key=lambda g: -g["count"])
-    return groups[:50]
+# The API lists a group per kind and fingerprint; at most this many, the biggest first.
+MAX_GROUPS = 50
+
+
+def failure_groups(actor: Actor, flt: filters.FailureFilter) -> list[dict]:
+    """The console's groups (selectors.group_by_fingerprint, from the failure-count rollup where
+    it answers), split per kind as the API lists them."""
+    per_kind = [
+        (kind, group)
+        for whole in selectors.group_by_fingerprint(actor.tenant, flt, limit=None)
+        for kind, group in whole.by_kind.items()
+    ]
+    per_kind.sort(key=lambda pair: selectors.groups.sort_key(pair[1]))
+    return [
+        {
+            "kind": kind,
+            "fingerprint": group.fingerprint,
+            "count": group.count,
+            "error": group.sample,
+            "lastFailedAt": group.last_seen,
+        }
+        for kind, group in per_kind[:MAX_GROUPS]
+    ]
 
 
 class FailureListApi(ApiView):
@@ -167,8 +109,8 @@ class FailureListApi(ApiView):
         operation_id="listFailures",
         summary="Failures across all five kinds",
         description="Newest first, keyset-paginated (pass nextCursor back as cursor). "
-        "group=fingerprint adds counts per error fingerprint (the only counting query, and "
-        "only when asked).",
+        "group=fingerprint adds counts per kind and error fingerprint (the 50 biggest; only "
+        "when asked).",
         tags=TAG,
         parameters=[
             OpenApiParameter(
@@ -195,14 +137,15 @@ class FailureListApi(ApiView):
         if group not in ("", "fingerprint"):
             raise InvalidInput("group must be fingerprint", field="group")
         kinds = readable_kinds(self.actor, flt, explicit=bool(params.get("kind")))
-        items, cursor = failure_page(self.actor, flt, kinds, limit, params.get("cursor"))
+        flt = replace(flt, kinds=tuple(kinds))
+        items, cursor = failure_page(self.actor, flt, limit, params.get("cursor"))
         body: dict[str, Any] = {
             "items": fl.FailureSerializer(items, many=True).data,
             "nextCursor": cursor,
         }
         if group:
             body["groups"] = fl.FailureGroupSerializer(
-                failure_groups(self.actor, flt, kinds), many=True
+                failure_groups(self.actor, flt), many=True
             ).data
         return Response(body)
 
