@@ -42,6 +42,8 @@ def setup_django(migrate: bool = True) -> None:
     os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
     os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The benchmarks' executions run the demo's no-op handler, registered only where named.
+    os.environ.setdefault("REDRIVE_HANDLER_MODULES", "executions.demo.handlers")
     import django
 
     django.setup()

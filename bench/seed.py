@@ -20,7 +20,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_S = 10.0
+# Issue 17 retired the 10-second target along with the tricks that served it: the plain
+# set-based path only has to seed 100,000 per kind in under a minute.
+TARGET_S = 60.0
 
 
 def parse_args() -> argparse.Namespace:

@@ -43,7 +43,6 @@ from .models import (
     FailureCountDelta,
     Function,
     FunctionExecution,
-    HandlerCall,
     IdempotencyRecord,
     Job,
     JobEvent,
@@ -583,14 +582,6 @@ class IdempotencyRecordAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = ("actor", "key", "scope", "state", "status_code", "tenant", "created_at")
     list_filter = ("state", "status_code")
     search_fields = ("actor", "key", "scope")
-
-
-@admin.register(HandlerCall)
-class HandlerCallAdmin(ReadOnlyMixin, TenantScopedAdmin):
-    tenant_path = None  # the demo handlers' call log: no tenant
-    ordering = ("-called_at", "-id")
-    list_display = ("key", "called_at")
-    search_fields = ("key",)
 
 
 @admin.register(FailureCount)

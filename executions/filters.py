@@ -16,9 +16,6 @@ from . import validation
 from .errors import InvalidInput
 from .models import Tenant
 
-# The kinds by name, for the modules that read them from here (the registry: kinds/__init__.py).
-KINDS = registry.BY_NAME
-
 RANGES = {
     "1h": timedelta(hours=1),
     "24h": timedelta(hours=24),

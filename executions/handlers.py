@@ -6,7 +6,7 @@ stable public import) on a function taking a HandlerContext and returning a JSON
 raising. Handlers are found in every installed app's `redrive_handlers.py` (autodiscovered, like
 `admin.py`) and in the modules REDRIVE_HANDLER_MODULES names; `manage.py handlers` lists them.
 The demo's handlers (fail, flaky, sleep, ...) are not here: they live in
-`executions/demo_handlers.py`, registered only where the demo is.
+`executions/demo/handlers.py`, registered only where the demo is (seed_demo, up, the tests).
 """
 
 from __future__ import annotations

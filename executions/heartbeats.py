@@ -7,16 +7,18 @@ tasks with (django-tasks-db's worker id, or the RQ worker's name), stamped with 
 every third of the lease time. A worker is live while its last beat is younger than a lease; a
 host is live while one of its workers is (`hosts_without_live_worker`, what the console and the
 API read) and gone once none has beaten for REDRIVE_HOST_GONE_SECONDS (`live_workers(within=...)`,
-what the reaper reads, engine.fail_jobs_of_gone_hosts).
+what the reaper reads, kinds/jobs/run.fail_jobs_of_gone_hosts).
 
 django-tasks-db marks a task RUNNING under the worker's id, and commits, before the task's code
 runs. A worker killed in between (or one whose database connection died there) leaves that task
 RUNNING for ever and its executions pending, with no lease for the reaper to find: the lease is
-taken by the task's first statement. The reaper hands each task RUNNING under an id that stopped
-beating a lease ago back to the queue, as it was enqueued. Running a task again is safe: each task
-claims its work with a conditional UPDATE, so what the dead worker had claimed is not run again
-(its lease expires and the reaper fails it as "worker lost") and the rest runs once. A task handed
-back MAX_DELIVERIES times is failed instead.
+taken by the task's first statement. The reaper fails each task RUNNING under an id that stopped
+beating a lease ago (the library's own set_failed) and, in the same transaction, enqueues a fresh
+task with the same arguments through django.tasks: only the libraries' public API, no edit of
+their rows. Running a task again is safe: each task claims its work with a conditional UPDATE, so
+what the dead worker had claimed is not run again (its lease expires and the reaper fails it as
+"worker lost") and the rest runs once. After MAX_DELIVERIES deliveries (the failed task names the
+one that replaced it, so the chain is counted) no fresh task is enqueued.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models.functions import Now
-from django.tasks.base import TaskResultStatus
 from django.utils.crypto import get_random_string
 from django_tasks_db.models import DBTaskResult
 
@@ -133,30 +134,53 @@ def prune() -> int:
 
 
 def redeliver_lost_tasks() -> int:
-    """Give back to the queue every task RUNNING under a worker id that has not beaten for a
-    lease (or fail it after MAX_DELIVERIES). Returns how many were given back or failed."""
+    """Fail every task RUNNING under a worker id that has not beaten for a lease and enqueue a
+    fresh one in its place (none after MAX_DELIVERIES). Returns how many were handled."""
     alive = set(live_workers().values_list("pk", flat=True))
-    running = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).values_list(
-        "pk", "worker_ids", "started_at"
-    )
+    running = DBTaskResult.objects.running().values_list("pk", "worker_ids", "started_at")
     handled = 0
     for pk, worker_ids, started_at in running:
         if worker_ids and worker_ids[-1] in alive:
             continue
         with transaction.atomic():
-            task = (
-                DBTaskResult.objects.select_for_update()
-                .filter(pk=pk, status=TaskResultStatus.RUNNING, started_at=started_at)
-                .first()
-            )
-            if task is None:  # finished or taken again meanwhile
+            task = DBTaskResult.objects.running().filter(pk=pk, started_at=started_at).get_locked()
+            if task is None:  # finished or handled meanwhile
                 continue
-            if len(worker_ids) >= MAX_DELIVERIES:
-                task.set_failed(WorkerLost(f"{LOST} ({len(worker_ids)} times)"))
+            deliveries = len(worker_ids) + _earlier_deliveries(pk)
+            if deliveries >= MAX_DELIVERIES:
+                task.set_failed(WorkerLost(f"{LOST} ({deliveries} times)"))
+                log.warning("failed task %s %s: lost %s times", pk, task.task_path, deliveries)
             else:
-                task.status = TaskResultStatus.READY
-                task.started_at = None
-                task.save(update_fields=["status", "started_at"])
+                lost = task.task_result
+                fresh = lost.task.enqueue(*lost.args, **lost.kwargs)
+                task.set_failed(WorkerLost(f"{LOST}; {GIVEN_BACK}{fresh.id}"))
+                log.warning(
+                    "gave back task %s %s (taken by %s) as task %s",
+                    pk,
+                    task.task_path,
+                    worker_ids,
+                    fresh.id,
+                )
         handled += 1
-        log.warning("gave back task %s %s (taken by %s)", pk, task.task_path, worker_ids)
     return handled
+
+
+# How a failed task names the fresh one that replaced it (read back by _earlier_deliveries).
+GIVEN_BACK = "given back as task "
+
+
+def _earlier_deliveries(pk) -> int:
+    """How many lost tasks this one replaces, following the failed tasks that name their
+    replacement (a rare path: only after a worker died)."""
+    count = 0
+    while count < MAX_DELIVERIES:
+        pk = (
+            DBTaskResult.objects.failed()
+            .filter(traceback__contains=f"{GIVEN_BACK}{pk}")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if pk is None:
+            break
+        count += 1
+    return count

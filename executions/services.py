@@ -281,9 +281,9 @@ def _replayed(spec: KindSpec, target_id: str, outcome: dict) -> RetryOutcome:
 
 def _durable(spec: KindSpec, n: int):
     """The transaction of one retry call: `atomic(durable=True)`, unless the kind does the
-    whole retry of `n` items in one statement (automations on PostgreSQL), which is atomic and
-    durable on its own: then no BEGIN and COMMIT round trips (still refused inside a larger
-    transaction, as durable=True would)."""
+    whole retry of `n` items in one statement (automations on PostgreSQL with RQ), which is
+    atomic and durable on its own: then no BEGIN and COMMIT round trips (still refused inside a
+    larger transaction, as durable=True would)."""
     if spec.one_statement(n) and not transaction.get_connection().in_atomic_block:
         return nullcontext()
     return transaction.atomic(durable=True)
@@ -541,14 +541,13 @@ class _Batch(NamedTuple):
 
 class _BatchSize:
     """How many keys the next batch of one kind takes. A cancel lands when the batches under way
-    end, so a batch should take about BATCH_SECONDS: the first one of a kind is FIRST_BATCH
-    (a kind's pace is unknown until then: on two busy cores, 2,500 automations took 0.2 s, 500
-    jobs, function executions, runs or workflow executions 1.5-3 s), each next one as many as
-    BATCH_SECONDS allow at the pace of the last, up to BULK_BATCH (fewer, larger statements are
-    what makes a bulk fast)."""
+    end, so a batch should take about BATCH_SECONDS: the first one of a kind is the kind's
+    first_batch if it names one (a kind known to be fast), else FIRST_BATCH (its pace is unknown
+    until then), each next one as many as BATCH_SECONDS allow at the pace of the last, up to
+    BULK_BATCH (fewer, larger statements are what makes a bulk fast)."""
 
-    def __init__(self) -> None:
-        self.size = min(FIRST_BATCH, BULK_BATCH)
+    def __init__(self, first: int = FIRST_BATCH) -> None:
+        self.size = min(first, BULK_BATCH)
 
     def took(self, n: int, seconds: float) -> None:
         per_item = max(seconds, 1e-3) / max(n, 1)
@@ -625,7 +624,7 @@ def retry_many(
             _report(failures, kind, [(pk, reason) for pk in keys])
             continue
         todo[kind] = keys
-    sizes = {kind: _BatchSize() for kind in todo}
+    sizes = {kind: _BatchSize(kinds.get(kind).first_batch or FIRST_BATCH) for kind in todo}
     cancelled = False
 
     def stop(batch: _Batch) -> bool:

@@ -1,8 +1,8 @@
 """Set-based inserts for bulk retries.
 
-Django's bulk_create builds a model instance and quotes every value in Python: about 100 µs per
-row of an audit or history table, which dominates a 100,000-item retry. On PostgreSQL these helpers
-let the server do it:
+Django's bulk_create builds a model instance and quotes every value in Python, per row of an
+audit or history table: that dominated bench/bulk_retry.py. On PostgreSQL these helpers let the
+server do it:
 
 - insert_select(): `INSERT INTO t (cols) SELECT ...` where the SELECT is a compiled ORM queryset
   (values() keeps the order of its expressions), so rows are copied inside the database;
@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, connections
-from django.db.models import Field, JSONField, Lookup, Model, QuerySet
+from django.db.models import Field, JSONField, Model, QuerySet
 
 
 def is_postgresql() -> bool:
@@ -154,7 +154,7 @@ class Loader:
     """Model instances from the rows of a hand-written statement, built as the ORM builds them:
     the model's concrete fields in order, each value through the converters the ORM applies on
     this connection (JSON parsed, SQLite's text datetimes, ...), then Model.from_db. For hot
-    paths where compiling a queryset costs more than the query (~0.5 ms of CPU each)."""
+    paths where compiling a queryset costs more than the query (bench/api.py)."""
 
     def __init__(self, model: type[Model], alias: str = "default") -> None:
         db = connections[alias]
@@ -189,27 +189,6 @@ class Loader:
 @functools.cache
 def loader(model: type[Model], alias: str = "default") -> Loader:
     return Loader(model, alias)
-
-
-@Field.register_lookup
-class AnyOf(Lookup):
-    """`pk__any_of=[...]`: `= ANY(%s::type[])` on PostgreSQL (one array parameter instead of a
-    thousand placeholders for the driver to split and quote), IN elsewhere."""
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        values = [None if v is None else str(v) for v in self.rhs]
-        if connection.vendor == "postgresql":
-            db_type = self.lhs.output_field.db_type(connection)
-            return f"{lhs} = ANY(%s::{db_type}[])", [*lhs_params, values]
-        if not values:
-            return "1 = 0", list(lhs_params)
-        field = self.lhs.output_field
-        prepped = [field.get_db_prep_value(field.to_python(v), connection) for v in values]
-        return f"{lhs} IN ({', '.join('%s' for _ in prepped)})", [*lhs_params, *prepped]
 
 
 def each_batch[B, T](

@@ -141,7 +141,6 @@ INSTALLED_APPS = [
     "django_htmx",
     "rest_framework",
     "rest_framework_api_key",
-    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks_db",

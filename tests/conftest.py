@@ -22,6 +22,9 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.call_counter import ENV as CALLS_ENV
+from tests.call_counter import HandlerCalls
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # The SQLite test database is a file under var/ (see env_database in project/settings.py).
@@ -240,6 +243,15 @@ def worker_process(transactional_db: None) -> Iterator[Callable[..., WorkerProce
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def handler_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HandlerCalls:
+    """The calls of the `counter` handler (tests/handlers.py) in this test, in this process and
+    in every process it starts, by key."""
+    path = tmp_path / "handler-calls"
+    monkeypatch.setenv(CALLS_ENV, str(path))
+    return HandlerCalls(path)
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""The demo data (`manage.py seed_demo`, executions/demo.py): the manifest other tests and scripts
+"""The demo data (`manage.py seed_demo`, executions/demo/): the manifest other tests and scripts
 read says the truth, and --scale adds real-looking failures of every kind."""
 
 from __future__ import annotations
 
 import json
-import uuid
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -14,12 +16,13 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from executions import demo, handlers, permissions, tokens
+from executions.demo import exemplars
 from executions.fingerprints import fingerprint
 from executions.models import (
     ApiKey,
@@ -369,59 +372,35 @@ def assert_foreign_keys_hold() -> None:
                 assert cursor.fetchone()[0] == 0, (table, column)
 
 
-@pytest.mark.pg_only
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_a_big_scale_in_a_transaction_turns_the_foreign_key_checks_back_on(
-    manifest: dict,
-) -> None:
+def test_a_big_scale_in_a_transaction_adds_failures_whose_references_hold(manifest: dict) -> None:
     assert demo.scale(5000) == {str(kind): 5000 for kind in FAILED}
     for kind, (model, status, _) in FAILED.items():
         assert model.objects.filter(status=status, fingerprint="").count() == 0, kind
         assert model.objects.filter(status=status).count() >= 5000, kind
     assert JobEvent.objects.count() >= 3 * 5000
     assert_foreign_keys_hold()
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW session_replication_role")
-        assert cursor.fetchone()[0] == "origin"
-        # ... so a dangling reference is refused again.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        with pytest.raises(IntegrityError), transaction.atomic():
-            JobEvent.objects.create(job_id=uuid.uuid4(), revision=1, type="created")
 
 
-@pytest.mark.pg_only
 @pytest.mark.django_db
-def test_copies_store_their_templates_values_compressed_and_unchanged(manifest: dict) -> None:
-    """scale() hands the copies the templates' values already compressed (PostgreSQL would not
-    compress rows under ~2 kB): every copied stack is stored compressed, reads back as the text
-    an engine run recorded, and the per-copy edited logs are not compressed."""
+def test_copies_carry_the_stacks_an_engine_run_recorded(manifest: dict) -> None:
     before = set(AutomationExecution.objects.values_list("pk", flat=True))
     demo.scale(40)
     copies = AutomationExecution.objects.exclude(pk__in=before)
     assert copies.count() == 40
-    table = AutomationExecution._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*), count(pg_column_compression(error_stack)), "  # noqa: S608
-            f"count(pg_column_compression(logs)) FROM {table} WHERE execution_id = ANY(%s)",
-            [[str(pk) for pk in copies.values_list("pk", flat=True)]],
-        )
-        assert cursor.fetchone() == (40, 40, 0)
     exemplar_stacks = {
         row["error_stack"]
-        for (_, kind, _), (row, _) in demo._EXEMPLARS.items()
+        for (_, kind, _), (row, _) in exemplars._EXEMPLARS.items()
         if kind == Kind.AUTOMATION
     }
     assert {o.error_stack for o in copies} <= exemplar_stacks
     assert all(o.error_stack.startswith("Traceback (most recent call last):") for o in copies)
 
 
-@pytest.mark.pg_only
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_the_command_loads_a_big_scale_on_one_connection_per_kind(tmp_path: Path) -> None:
-    indexes_before = table_indexes()
+def test_the_command_adds_a_big_scale_beside_a_true_manifest(tmp_path: Path) -> None:
     out = StringIO()
     path = tmp_path / "manifest.json"
     call_command("seed_demo", scale=5000, manifest=str(path), stdout=out)
@@ -436,48 +415,6 @@ def test_the_command_loads_a_big_scale_on_one_connection_per_kind(tmp_path: Path
             assert model.objects.filter(status=status, tenant__slug=slug).count() >= 2500
     assert_foreign_keys_hold()
     assert not Job.objects.filter(status="failed").annotate(n=Count("events")).exclude(n=3).exists()
-    # The load set the indexes it fills aside and built them again: every one is back, valid and
-    # as it was defined; those it would not fill (the leases: no copy is running) were kept.
-    indexes_after = table_indexes()
-    assert {name: d for name, (d, _, _) in indexes_after.items()} == {
-        name: d for name, (d, _, _) in indexes_before.items()
-    }
-    assert all(valid for _, valid, _ in indexes_after.values())
-    rebuilt = {
-        name for name, (_, _, oid) in indexes_after.items() if oid != indexes_before[name][2]
-    }
-    for table in ("functionexecution", "automationexecution", "job", "workflowexecution", "run"):
-        assert f"executions_{table}_pkey" not in rebuilt  # a constraint's: kept
-    assert {"fnexec_error_trgm", "fnexec_failed_inbox", "fnexec_log_order", "job_list"} <= rebuilt
-    assert {"wfexec_error_trgm", "executions_jobevent_job_id_46b09213"} <= rebuilt
-    assert not rebuilt & {
-        "fnexec_lease",
-        "autoexec_lease",
-        "job_lease",
-        "run_lease",
-        "wftask_lease",
-    }
-    # ... and the planner uses them: the inbox's error-text search asks the trigram index.
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-        cursor.execute(
-            "EXPLAIN SELECT id FROM executions_functionexecution "
-            "WHERE status IN ('failed', 'timeout') AND UPPER(error_message::text) LIKE '%REFUSED%'"
-        )
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("RESET enable_seqscan")
-    assert "fnexec_error_trgm" in plan
-
-
-def table_indexes() -> dict[str, tuple[str, bool, int]]:
-    """{index name: (definition, valid, oid)} of the execution tables."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.indexrelid "
-            "FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "
-            "WHERE i.indrelid::regclass::text LIKE 'executions\\_%%'"
-        )
-        return {name: (definition, valid, oid) for name, definition, valid, oid in cursor}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -502,3 +439,54 @@ def test_scaled_flaky_failures_succeed_when_retried_by_a_real_worker(run_worker)
     run = Run.objects.get(pk=new_ids[Kind.RUN])
     assert run.status == "success" and run.source_run_id == picked[Kind.RUN].pk
     assert any(s.get("carriedOver") for s in run.node_states.values())
+
+
+# What a process has loaded once it is up: the demo's modules and the registered handlers.
+START_UP = """
+import json, sys
+import django
+django.setup()
+from django.urls import get_resolver
+get_resolver().url_patterns  # the URLconf, and every view it names
+import project.asgi, project.wsgi
+import executions.management.commands.worker
+{extra}
+from executions import handlers
+print(json.dumps({{
+    "demo": sorted(m for m in sys.modules if m.split(".")[:2] == ["executions", "demo"]),
+    "handlers": handlers.names(),
+}}))
+"""
+
+
+def started(modules: str = "", extra: str = "") -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "REDRIVE_HANDLER_MODULES"}
+    if modules:
+        env["REDRIVE_HANDLER_MODULES"] = modules
+    done = subprocess.run(
+        [sys.executable, "-c", START_UP.format(extra=extra)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_web_server_and_the_worker_load_no_demo_and_no_demo_handlers() -> None:
+    assert started() == {"demo": [], "handlers": []}
+
+
+def test_the_demo_and_its_handlers_are_loaded_where_the_demo_is() -> None:
+    demo_handlers = ["echo", "fail", "flaky", "noop", "send_email", "sleep"]
+    # seed_demo (which up calls) loads the demo, and with it its handlers ...
+    seeding = started(extra="import executions.management.commands.seed_demo")
+    assert "executions.demo" in seeding["demo"]
+    assert seeding["handlers"] == demo_handlers
+    # ... and the worker `up` starts is told to load them.
+    up_worker = started(modules="executions.demo.handlers")
+    assert "executions.demo.handlers" in up_worker["demo"]
+    assert up_worker["handlers"] == demo_handlers

@@ -1,7 +1,8 @@
 """A sixth kind is its own package plus one line in the registry: tests/sixth_kind/ (a model with
 its migration, a retry rule, a runner and its KIND), put in kinds.KINDS, works end to end with
-nothing else changed: the filter, a single and a bulk retry (and the audit), the reaper
-and, on PostgreSQL, the failure counts."""
+nothing else changed: the console's inbox, detail page and Retry button, GET /api/failures and
+its bulk retry, the filter, a single and a bulk retry (and the audit), the CLI, the reaper and,
+on PostgreSQL, the failure counts."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 from executions import failure_counts, filters, kinds, reaper, services
 from executions.errors import NotFound, NotRetryable
 from executions.fingerprints import fingerprint
-from executions.models import AuditEvent, FailureCount, Membership, Tenant
+from executions.models import ApiKey, AuditEvent, FailureCount, Membership, Tenant
 from executions.tenancy import Actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,3 +161,39 @@ def test_a_sixth_kinds_failures_are_counted_from_its_first_migrate(tickets, tena
         .annotate(n=__import__("django.db.models", fromlist=["Sum"]).Sum("n"))
     )
     assert counts == {"billing": 2, "mail": 1}
+
+
+def test_the_console_and_the_api_show_and_retry_a_sixth_kind(tickets, operator, client):
+    ticket = failed_ticket(tickets, operator.tenant)
+    client.force_login(operator.user)
+
+    inbox = client.get("/", {"kind": "ticket"})
+    assert inbox.status_code == 200
+    assert f"/executions/ticket/{ticket.pk}/" in inbox.content.decode()
+    detail = client.get(f"/executions/ticket/{ticket.pk}/")
+    assert detail.status_code == 200
+    page = detail.content.decode()
+    assert f"Ticket {ticket.pk}" in page and "billing is down" in page
+    retried = client.post(f"/executions/ticket/{ticket.pk}/retry/", {"idempotency_key": "k-1"})
+    assert retried.status_code in (200, 302)
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.attempt) == ("open", 2)
+
+    _, key = ApiKey.objects.create_key(
+        name="tickets", tenant=operator.tenant, permissions=["tickets:read", "tickets:retry"]
+    )
+    again = failed_ticket(tickets, operator.tenant, "mail")
+    listed = client.get("/api/failures", {"kind": "ticket"}, headers={"X-API-Key": key})
+    assert listed.status_code == 200, listed.content
+    [item] = listed.json()["items"]
+    assert (item["kind"], item["id"], item["name"]) == ("ticket", str(again.pk), "mail")
+    bulk = client.post(
+        "/api/failures/retry",
+        {"ids": {"ticket": [str(again.pk)]}},
+        content_type="application/json",
+        headers={"X-API-Key": key},
+    )
+    assert bulk.status_code == 202, bulk.content
+    services.run_bulk_retry(bulk.json()["id"])  # what its task does in a worker
+    again.refresh_from_db()
+    assert (again.status, again.attempt) == ("open", 2)

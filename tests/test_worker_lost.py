@@ -33,7 +33,6 @@ from executions.models import (
     AutomationRule,
     BulkRetry,
     FunctionExecution,
-    HandlerCall,
     Job,
     JobEvent,
     Membership,
@@ -44,6 +43,7 @@ from executions.models import (
 )
 from executions.reaper import reap_lost_attempts
 from executions.tenancy import Actor
+from tests.call_counter import HandlerCalls
 from tests.locks import Background, inserts_held, lock_waiters
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -278,13 +278,19 @@ def counted_automations(tenant: Tenant, n: int) -> list[AutomationExecution]:
         return [automations_run.start_automation(rule, {}) for _ in range(n)]
 
 
-def ran_once_each(executions: list[AutomationExecution]) -> bool:
-    calls = Counter(HandlerCall.objects.values_list("key", flat=True))
+def ran_once_each(handler_calls: HandlerCalls, executions: list[AutomationExecution]) -> bool:
+    calls = handler_calls.counts()
     return calls == Counter(f"{e.pk}:0" for e in executions)
 
 
+def replacement_of(task: DBTaskResult) -> DBTaskResult:
+    """The fresh task the reaper enqueued in place of a lost one (the lost one names it)."""
+    task.refresh_from_db()
+    return DBTaskResult.objects.get(pk=task.traceback.rpartition(heartbeats.GIVEN_BACK)[2].strip())
+
+
 def test_a_task_whose_worker_died_before_it_ran_is_given_back_and_runs_once(
-    tenant, worker_process, wait_until
+    handler_calls, tenant, worker_process, wait_until
 ):
     executions = counted_automations(tenant, 3)
     dying = worker_process(
@@ -302,10 +308,14 @@ def test_a_task_whose_worker_died_before_it_ran_is_given_back_and_runs_once(
         timeout=60,
         message="every execution to complete, the lost one's task given back",
     )
-    assert ran_once_each(executions)
+    assert ran_once_each(handler_calls, executions)
     taken.refresh_from_db()
-    assert taken.status == "SUCCESSFUL"
-    dead_id, healthy_id = taken.worker_ids
+    [dead_id] = taken.worker_ids
+    # Failed as lost, naming the fresh task (same arguments) that the healthy worker ran.
+    assert taken.status == "FAILED"
+    fresh = replacement_of(taken)
+    assert (fresh.status, fresh.args_kwargs) == ("SUCCESSFUL", taken.args_kwargs)
+    [healthy_id] = fresh.worker_ids
     assert WorkerHeartbeat.objects.filter(pk=healthy_id).exists()
     assert WorkerHeartbeat.objects.filter(pk=dead_id).exists()  # SIGKILL: it never said goodbye
     assert "gave back task" in healthy.output()
@@ -313,7 +323,7 @@ def test_a_task_whose_worker_died_before_it_ran_is_given_back_and_runs_once(
 
 @pytest.mark.pg_only
 def test_a_task_cut_off_by_a_lost_connection_before_it_ran_is_given_back(
-    tenant, worker_process, wait_until
+    handler_calls, tenant, worker_process, wait_until
 ):
     executions = counted_automations(tenant, 3)
     worker = worker_process(
@@ -324,19 +334,17 @@ def test_a_task_cut_off_by_a_lost_connection_before_it_ran_is_given_back(
         timeout=60,
         message="every execution to complete, the cut-off one's task given back",
     )
-    assert ran_once_each(executions)
+    assert ran_once_each(handler_calls, executions)
     assert worker.alive()
     assert "database connection lost; reconnecting" in worker.output()
-    # The task that was cut off ran again under the same worker's new id.
-    taken_by = sorted(
-        DBTaskResult.objects.values_list("status", "worker_ids"), key=lambda row: len(row[1])
-    )
-    first_id, second_id = taken_by[-1][1]
+    # The task that was cut off was replaced, and its replacement ran under the worker's new id.
+    cut_off = DBTaskResult.objects.get(status="FAILED")
+    [first_id] = cut_off.worker_ids
+    [second_id] = replacement_of(cut_off).worker_ids
     assert first_id != second_id
-    assert taken_by == [
-        ("SUCCESSFUL", [second_id]),
-        ("SUCCESSFUL", [second_id]),
-        ("SUCCESSFUL", [first_id, second_id]),
+    assert sorted(DBTaskResult.objects.values_list("status", "worker_ids")) == [
+        ("FAILED", [first_id]),
+        *[("SUCCESSFUL", [second_id])] * 3,
     ]
 
 
@@ -364,16 +372,30 @@ def test_only_the_tasks_of_workers_that_stopped_beating_are_given_back(settings)
 
     assert heartbeats.redeliver_lost_tasks() == 3
     status = dict(DBTaskResult.objects.values_list("pk", "status"))
+    replaced = {replacement_of(stale).pk, replacement_of(unknown).pk}
     assert status == {
         alive.pk: "RUNNING",
-        stale.pk: "READY",
-        unknown.pk: "READY",
+        stale.pk: "FAILED",
+        unknown.pk: "FAILED",
         worn_out.pk: "FAILED",
+        **dict.fromkeys(replaced, "READY"),
     }
-    assert DBTaskResult.objects.get(pk=stale.pk).started_at is None
     failed = DBTaskResult.objects.get(pk=worn_out.pk)
     assert failed.exception_class_path == "executions.heartbeats.WorkerLost"
     assert "stopped before finishing it (5 times)" in failed.traceback
+    # A replacement lost again is one more delivery: the chain's fifth is failed, not replaced.
+    task = replacement_of(stale)
+    for delivery in range(2, heartbeats.MAX_DELIVERIES + 1):
+        task.claim(f"gone-{delivery}")
+        assert heartbeats.redeliver_lost_tasks() == 1
+        task.refresh_from_db()
+        assert task.status == "FAILED"
+        if delivery < heartbeats.MAX_DELIVERIES:
+            task = replacement_of(task)
+    assert "stopped before finishing it (5 times)" in task.traceback
+    assert list(DBTaskResult.objects.ready().values_list("pk", flat=True)) == [
+        replacement_of(unknown).pk
+    ]
     # Heartbeats unseen for an hour are pruned; a second round has nothing to do.
     assert heartbeats.prune() == 1
     assert set(WorkerHeartbeat.objects.values_list("pk", flat=True)) == {"alive", "stale"}
@@ -442,10 +464,10 @@ def test_a_bulk_retry_whose_worker_is_killed_resumes_under_another_and_retries_e
     assert "resumed after" in second.output()
 
 
-def test_a_worker_that_stops_cleanly_leaves_no_heartbeat_behind(tenant, run_worker):
+def test_a_worker_that_stops_cleanly_leaves_no_heartbeat_behind(handler_calls, tenant, run_worker):
     executions = counted_automations(tenant, 2)
     run_worker()  # takes both tasks under its id, beats, and exits once the queue is empty
-    assert ran_once_each(executions)
+    assert ran_once_each(handler_calls, executions)
     ids = {i for ids in DBTaskResult.objects.values_list("worker_ids", flat=True) for i in ids}
     assert len(ids) == 1
     assert not WorkerHeartbeat.objects.exists()

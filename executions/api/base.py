@@ -73,14 +73,6 @@ class ApiView(APIView):
 
     # --- helpers the views use ------------------------------------------------------------
 
-    def body_object(self, request: Request, *, required: bool = False) -> dict:
-        data = request.data
-        if not isinstance(data, dict):
-            raise InvalidInput("Request body must be a JSON object", field="body")
-        if required and not data:
-            raise InvalidInput("Request body is required", field="body")
-        return data
-
     def idempotent(
         self, request: Request, perform: Callable[[Claim | None], tuple[int, dict]]
     ) -> Response:
@@ -143,6 +135,8 @@ def valid_index(value: str, field: str = "executionIndex") -> int:
 def query_int(
     params, field: str, default: int, *, minimum: int = 0, maximum: int | None = None
 ) -> int:
+    """For GET /api/failures, which the read-side rewrite moves onto the console's selectors;
+    the seed lists read their query through serializers (serializers.common.ListQuery)."""
     raw = params.get(field)
     if raw is None or raw == "":
         return default
@@ -152,27 +146,6 @@ def query_int(
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise InvalidInput(f"{field} must be {bounds}", field=field)
-    return value
-
-
-def query_datetime(params, field: str) -> datetime | None:
-    raw = params.get(field)
-    return validation.iso_datetime(str(raw), field) if raw else None
-
-
-def query_text(params, field: str = "q", maximum: int = 200) -> str:
-    text = str(params.get(field) or "")
-    if len(text) > maximum or "\x00" in text:
-        raise InvalidInput(
-            f"{field} must be at most {maximum} characters, without NUL", field=field
-        )
-    return text
-
-
-def query_choice(params, field: str, choices) -> str:
-    value = str(params.get(field) or "")
-    if value and value not in choices:
-        raise InvalidInput(f"{field} must be one of {', '.join(choices)}", field=field)
     return value
 
 
@@ -204,6 +177,13 @@ def parse_time(value: str, field: str = "cursor") -> datetime:
         return validation.iso_datetime(value, field)
     except InvalidInput:
         raise InvalidInput(f"{field} is not a cursor this API returned", field=field) from None
+
+
+def query_page(query, qs: QuerySet, time_field: str) -> tuple[list, str | None]:
+    """A seed list's page: `query` (a validated serializers.common.ListQuery) filters `qs`, then
+    one keyset page of its `limit` after its `cursor`."""
+    data = query.validated_data
+    return keyset_page(query.apply(qs), time_field, data["limit"], data.get("cursor"))
 
 
 def keyset_page(

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from .errors import error_body
 
+IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+# What a retry can answer besides 200: bad input, auth, missing, state or key in flight (409),
+# media type, key reused (422); BODY_RETRY adds 413 for the retries that read a body.
+RETRY = (400, 401, 403, 404, 409, 415, 422)
+BODY_RETRY = (*RETRY, 413)
 KEY_IN_FLIGHT = "A request with the same Idempotency-Key is still in progress."
 _MESSAGES = {
     400: "Invalid request: the message names the field.",
@@ -93,3 +104,15 @@ def errors(seed: str, *codes: int, messages: dict[int, str] | None = None) -> di
             ],
         )
     return out
+
+
+def retry_schema(seed: str, ok, *, path: list, status: int = 200, body=None, messages=None, **kw):
+    """extend_schema for a retry route: its path parameters and the Idempotency-Key, its body
+    (None: it reads none), its answer and the errors a retry can give (413 when it has a body)."""
+    codes = BODY_RETRY if body is not None else RETRY
+    return extend_schema(
+        parameters=[*path, IDEMPOTENCY_KEY],
+        request=body,
+        responses={status: ok, **errors(seed, *codes, messages=messages)},
+        **kw,
+    )

@@ -26,11 +26,16 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from executions.errors import InvalidInput, NotRetryable, RedriveError
 from executions.middleware import current_request_id
 
 log = logging.getLogger("redrive.api")
+
+# The code of a validation error whose message is Redrive's own and names its field already
+# (api/serializers/common.py); DRF's own messages ("This field is required.") get the path added.
+OWN = "redrive"
 
 SEEDS = ("000", "001", "002", "003", "004", "redrive")
 
@@ -78,6 +83,33 @@ def _flatten(detail: Any) -> str:
     if isinstance(detail, list):
         return "; ".join(_flatten(item) for item in detail)
     return str(detail)
+
+
+def first_error(detail: Any, path: str = "") -> tuple[str, str]:
+    """(field path, message) of the first error in a serializer's errors: the one place where
+    is_valid()'s errors become "<field> must be ..." in every seed's shape."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key == api_settings.NON_FIELD_ERRORS_KEY:
+                sub = path
+            elif isinstance(key, int):
+                sub = f"{path}[{key}]"
+            else:
+                sub = f"{path}.{key}" if path else str(key)
+            return first_error(value, sub)
+    if isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if isinstance(item, dict | list):
+                if item:  # many=True: an empty dict is an item without errors
+                    return first_error(item, f"{path}[{index}]")
+                continue
+            return first_error(item, path)
+    text = str(detail)
+    if getattr(detail, "code", None) == OWN or not path or text.startswith(path):
+        return path, text
+    if text.startswith("This field "):
+        return path, f"{path} {text.removeprefix('This field ').rstrip('.')}"
+    return path, f"{path}: {text}"
 
 
 def error_body(
@@ -138,6 +170,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         if isinstance(exc, InvalidInput):
             field = exc.field
             details = f"invalid field: {exc.field}" if exc.field else ""
+    elif isinstance(exc, exceptions.ValidationError):
+        status_code, code = 400, CODES[400]
+        field, message = first_error(exc.detail)
+        details = f"invalid field: {field}" if field else ""
     elif isinstance(exc, Http404):
         status_code, message = 404, "Not found."
     elif isinstance(exc, DjangoPermissionDenied):

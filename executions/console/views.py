@@ -19,14 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from executions import filters, selectors, services, validation
+from executions import filters, kinds, selectors, services, validation
 from executions.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidInput,
     NotRetryable,
 )
-from executions.filters import KINDS, FailureFilter
+from executions.filters import FailureFilter
 from executions.models import ApiKey, AuditEvent, BulkRetry
 from executions.tenancy import SESSION_TENANT, get_for_tenant
 
@@ -36,7 +36,7 @@ from .forms import ApiKeyForm
 
 PAGE_SIZE = 50
 STOP_POLLING = 286  # htmx stops polling an element that answers 286
-FAILED_STATUSES = sorted({s for meta in KINDS.values() for s in meta.failed_statuses})
+FAILED_STATUSES = sorted({s for meta in kinds.BY_NAME.values() for s in meta.failed_statuses})
 RANGE_CHOICES = [("", "Any time"), ("1h", "Last hour"), ("24h", "Last 24 h"), ("7d", "Last 7 days")]
 
 
@@ -104,7 +104,7 @@ def _filter_context(request: HttpRequest, flt: FailureFilter, error: InvalidInpu
     return {
         "flt": flt,
         "filter_error": error,
-        "kinds": list(KINDS),
+        "kinds": list(kinds.names()),
         "failed_statuses": FAILED_STATUSES,
         "ranges": RANGE_CHOICES,
         "current": {
@@ -194,7 +194,7 @@ def groups(request: HttpRequest) -> HttpResponse:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
+    if kind not in kinds.BY_NAME:
         raise Http404("Unknown kind")
 
 
@@ -207,43 +207,22 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     item = selectors.detail(request.tenant, kind, object_id, with_audit=can_read_audit)
     row = _prepare(request, [selectors.Row(kind, item.obj)])[0]
     obj = item.obj
+    shown = kinds.get(kind).shown
     context: dict[str, Any] = {
         "d": item,
         "row": row,
         "kind": kind,
         "obj": obj,
-        "title": f"{selectors.KIND_LABELS[kind]} {obj.pk}",
-        "input_json": selectors.pretty(_input_of(kind, obj)),
-        "output_json": selectors.pretty(_output_of(kind, obj)),
-        "logs": selectors.logs_of(kind, obj),
+        "title": f"{shown.label} {obj.pk}",
+        "input_json": selectors.pretty(shown.input(obj)),
+        "output_json": selectors.pretty(shown.output(obj)),
+        "logs": shown.logs(obj),
+        "shown": shown,
+        "kind_facts": f"{shown.template}#facts",
+        "kind_sections": f"{shown.template}#sections",
         "can_read_audit": can_read_audit,
     }
     return render(request, "console/detail.html", context)
-
-
-def _input_of(kind: str, obj: Any) -> Any:
-    return {
-        "function": lambda: obj.payload,
-        "automation": lambda: obj.trigger_data,
-        "job": lambda: obj.operation,
-        "workflow": lambda: obj.input,
-        "run": lambda: obj.prop_values,
-    }[kind]()
-
-
-def _output_of(kind: str, obj: Any) -> Any:
-    return {
-        "function": lambda: obj.result,
-        "automation": lambda: {
-            "actions_total": obj.actions_total,
-            "actions_successful": obj.actions_successful,
-            "actions_failed": obj.actions_failed,
-            "failed_action_index": obj.failed_action_index,
-        },
-        "job": lambda: obj.result,
-        "workflow": lambda: None,
-        "run": lambda: obj.execution_state,
-    }[kind]()
 
 
 def _row_response(
@@ -267,19 +246,6 @@ def live(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     return _row_response(request, kind, object_id)
 
 
-def _success_message(outcome: services.RetryOutcome) -> str:
-    obj = outcome.obj
-    if outcome.kind == "function":
-        return f"Retried as execution {outcome.new_id}: {obj.status}"
-    if outcome.kind == "automation":
-        return f"Retry queued: the execution is {obj.status}"
-    if outcome.kind == "job":
-        return f"Retried as job {outcome.new_id} on {obj.target_hostname}"
-    if outcome.kind == "workflow":
-        return "Workflow resumed from its failure points"
-    return f"Retried as run {outcome.new_id}"
-
-
 def _safe_next(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(
@@ -294,13 +260,13 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     _check_kind(kind)
     options: dict[str, Any] = {}
-    if kind == "job":
+    if kinds.get(kind).shown.asks_host:
         options["target_hostname"] = request.POST.get("target_hostname", "").strip() or "_any"
     # One per rendered Retry button: a double click or a resent form retries once.
     key = request.POST.get("idempotency_key", "")
     try:
         outcome = services.retry_one(request.actor, kind, object_id, idempotency_key=key, **options)
-        message = ("success", _success_message(outcome))
+        message = ("success", kinds.get(kind).shown.retried_message(outcome))
     except (NotRetryable, IdempotencyKeyInFlight) as exc:
         message = ("warning", f"Not retried: {exc.message}")
     except (InvalidInput, IdempotencyKeyReused) as exc:
@@ -336,7 +302,7 @@ def _selection(data) -> tuple[dict, dict]:
     picked = data.getlist("sel")
     for value in picked:
         kind, _, pk = value.partition(":")
-        if kind not in KINDS or not pk:
+        if kind not in kinds.BY_NAME or not pk:
             raise InvalidInput(f"sel {value!r} is not kind:id", field="sel")
         ids.setdefault(kind, []).append(pk)
     if not ids:
@@ -502,7 +468,7 @@ def audit(request: HttpRequest) -> HttpResponse:
         {
             "events": events,
             "next_before": next_before,
-            "kinds": list(KINDS),
+            "kinds": list(kinds.names()),
             "sources": AuditEvent.Source.values,
             "current": current,
             "filter_query": _query_without(request, "before"),
@@ -519,8 +485,8 @@ _ID_BOUND = 2**63 - 1  # audit ids are 64-bit: a larger `before` is not an id th
 def _audit_query(get) -> dict[str, Any]:
     """The audit page's filters, checked: an InvalidInput names the first bad one."""
     kind = get.get("kind", "")
-    if kind and kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    if kind and kind not in kinds.BY_NAME:
+        raise InvalidInput(f"kind must be one of {', '.join(kinds.names())}", field="kind")
     source = get.get("source", "")
     if source and source not in AuditEvent.Source.values:
         raise InvalidInput(

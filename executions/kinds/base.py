@@ -16,6 +16,7 @@ from ..models import Attempt, AuditEvent
 
 if TYPE_CHECKING:
     from ..tenancy import Actor
+    from .shown import Shown
 
 
 def _nothing(*args, **kwargs) -> None:
@@ -66,6 +67,8 @@ class KindSpec:
     read_permission: str
     not_found: str  # the 404's message
     rule: Rule
+    # What its inbox row and detail page show, and its API links (kinds/<kind>/shown.py).
+    shown: Shown
     # The reaper's part (kinds/<kind>/run.py): fail this kind's attempts whose lease expired.
     reap: Callable[[Any], int]
     # Optional: a permission one item needs besides `permission` (jobs: their operation's).
@@ -76,6 +79,8 @@ class KindSpec:
     finds_itself: bool = False
     # Whether retry(n items) is one statement, atomic and durable on its own (no transaction).
     one_statement: Callable[[int], bool] = _never
+    # A bulk retry's first batch, for a kind known to be fast (services._BatchSize).
+    first_batch: int | None = None
     # Whether retry() writes the audit rows itself, given retry(audit=<their shared columns>).
     writes_audit: bool = False
     # Inside the retry's transaction, before it: take what authorises it out of the options.
@@ -90,6 +95,9 @@ class KindSpec:
     retried_meanwhile: Callable[[Model], str] = _retried_meanwhile
     # What retried an item, when that is why it cannot be retried now ("" if nothing did).
     retried_by: Callable[[Model], str] | None = None
+
+    def __post_init__(self) -> None:
+        self.shown.spec = self
 
     @property
     def all_statuses(self) -> tuple[str, ...]:
@@ -140,7 +148,7 @@ def without_retry_in_flight(originals: list) -> list:
         return originals
     model = type(originals[0])
     busy = set(
-        model.objects.filter(pk__any_of=pointed, status__in=model.IN_FLIGHT).values_list(
+        model.objects.filter(pk__in=pointed, status__in=model.IN_FLIGHT).values_list(
             "pk", flat=True
         )
     )

@@ -11,13 +11,15 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from executions import kinds
+
 register = template.Library()
 
 
 def _html(markup: str, *args: object, **kwargs: object) -> SafeString:
     """format_html with the same escaping (anything with __html__ as it is, everything else
     through html.escape, as django.utils.html.escape does) minus the lazy-string check Django makes
-    on every value: an inbox row escapes ~30 values, and those checks cost ~1.5 ms a page."""
+    on every value: an inbox row escapes ~30 values, 1,500 a page (bench/README.md)."""
     return mark_safe(  # noqa: S308 - every value is escaped here
         markup.format(*map(_escaped, args), **{k: _escaped(v) for k, v in kwargs.items()})
     )
@@ -43,14 +45,6 @@ _BAD = {
 _GOOD = {"success", "completed", "COMPLETED", "finished"}
 _BUSY = {"pending", "running", "unprocessed", "processing", "RUNNING", "waiting", "IN_PROGRESS"}
 _WARN = {"partial", "SCHEDULED", "skipped", "SKIPPED"}
-
-KIND_SHORT = {
-    "function": "Function",
-    "automation": "Automation",
-    "job": "Job",
-    "workflow": "Workflow",
-    "run": "Run",
-}
 
 
 def _ago(delta_s: float) -> str:
@@ -101,7 +95,8 @@ def status_class(status: str) -> str:
 
 @register.filter
 def kind_label(kind: str) -> str:
-    return KIND_SHORT.get(kind, kind)
+    found = kinds.BY_NAME.get(kind)
+    return found.shown.short if found else kind
 
 
 @register.simple_tag
@@ -124,9 +119,9 @@ def duration(start: datetime | None, end: datetime | None) -> str:
 
 # --- the inbox's row ------------------------------------------------------------------------------
 # Built here rather than in the template: the row is the page's inner loop (50 per page, a dozen
-# variables each). As a template it took ~4.8 ms of a ~23 ms inbox page at a million failures;
-# built here with the same escaping, ~2 ms (bench/README.md, "Sixth session"). The partial
-# console/inbox.html#row renders it, for the inbox's rows and for the htmx row answers.
+# variables each), and the template engine was the page's biggest cost (bench/README.md, "Sixth
+# session"). The partial console/inbox.html#row renders it, for the inbox's rows and for the htmx
+# row answers.
 
 _ROW = (
     '<tr id="row-{kind}-{id}" class="row{live}"{poll}>'
@@ -198,7 +193,7 @@ def inbox_row(context, row) -> str:
             csrf=context.get("csrf_token") or "",
             key=idempotency_key(),
             next=context.get("next_url") or "",
-            host=_HOST_INPUT if row.kind == "job" else "",
+            host=_HOST_INPUT if row.shown.asks_host else "",
         )
     message = context.get("message")
     return _html(

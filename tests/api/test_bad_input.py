@@ -159,3 +159,20 @@ def test_a_token_for_a_tenant_slug_with_nul_is_a_400(api, manifest):
     assert r.status_code == 400, r.content
     assert r.json()["error"]["message"] == "tenant must be a tenant slug"
     assert api.as_(None).post("/api/auth/token", {**body, "tenant": "acme"}).status_code == 200
+
+
+def test_serializer_errors_become_one_message_naming_the_field_by_its_path():
+    # errors.first_error: is_valid()'s errors in every seed's shape. Redrive's own messages (code
+    # OWN) stand as written; DRF's get the field's path put in front.
+    from rest_framework.exceptions import ErrorDetail
+
+    from executions.api.errors import OWN, first_error
+
+    required = {"username": [ErrorDetail("This field is required.", "required")]}
+    assert first_error(required) == ("username", "username is required")
+    nested = {"items": {0: {"clientSecret": [ErrorDetail("Invalid client credentials", OWN)]}}}
+    assert first_error(nested) == ("items[0].clientSecret", "Invalid client credentials")
+    whole = {"filter": {"non_field_errors": [ErrorDetail("filter must be an object", "invalid")]}}
+    assert first_error(whole) == ("filter", "filter must be an object")
+    many = {"items": [{}, {"id": [ErrorDetail("Not a valid string.", "invalid")]}]}
+    assert first_error(many) == ("items[1].id", "items[1].id: Not a valid string.")

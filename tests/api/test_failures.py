@@ -70,6 +70,50 @@ def test_failures_filter_by_kind_and_text_and_group(api, manifest):
     assert body["groups"] and sum(g["count"] for g in body["groups"]) >= len(body["items"])
 
 
+def test_failures_list_the_consoles_inbox_and_share_its_cursor(api, manifest):
+    from executions import filters, selectors
+    from executions.models import Tenant
+
+    acme = Tenant.objects.get(slug="acme")
+    first = api.get("/api/failures", {"limit": 7}).json()
+    page = selectors.inbox(acme, filters.parse({}), limit=7)
+    assert [(i["kind"], i["id"]) for i in first["items"]] == [(r.kind, r.id) for r in page.rows]
+    assert [i["error"] for i in first["items"]] == [r.error_message for r in page.rows]
+    assert first["nextCursor"] == page.next_cursor
+
+    # One cursor: what the API hands out continues the console's inbox, and the other way round.
+    second = api.get("/api/failures", {"limit": 7, "cursor": page.next_cursor}).json()
+    console = selectors.inbox(acme, filters.parse({}), cursor=first["nextCursor"], limit=7)
+    assert [(i["kind"], i["id"]) for i in second["items"]] == [(r.kind, r.id) for r in console.rows]
+
+
+def test_failure_groups_are_the_consoles_groups_per_kind(api, manifest):
+    from executions import filters, selectors
+    from executions.models import Tenant
+
+    acme = Tenant.objects.get(slug="acme")
+    groups = api.get("/api/failures", {"group": "fingerprint", "limit": 1}).json()["groups"]
+    console = {
+        (kind, g.fingerprint): part
+        for g in selectors.group_by_fingerprint(acme, filters.parse({}), limit=None)
+        for kind, part in g.by_kind.items()
+    }
+    assert 0 < len(groups) <= 50
+    for g in groups:
+        part = console[(g["kind"], g["fingerprint"])]
+        assert (g["count"], g["error"]) == (part.count, part.sample)
+    counts = [g["count"] for g in groups]
+    assert counts == sorted(counts, reverse=True)
+    assert counts[0] == max(part.count for part in console.values())
+
+
+def test_a_cursor_from_another_filter_kind_still_answers(api, manifest):
+    # A cursor names its kind; a page of other kinds continues by time alone, never a 500.
+    job_cursor = api.get("/api/failures", {"kind": "job", "limit": 1}).json()["nextCursor"]
+    r = api.get("/api/failures", {"kind": "run", "cursor": job_cursor})
+    assert r.status_code == 200
+
+
 @pytest.mark.parametrize(
     "params, field",
     [

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from executions import filters, selectors, services
+from executions import filters, kinds, selectors, services
 from executions.kinds.jobs import run as jobs_run
 from executions.kinds.runs import run as runs_run
 from executions.models import (
@@ -393,7 +393,7 @@ def test_the_chart_follows_the_filter_and_counts_in_a_few_queries(
         everything = client.get(reverse("chart")).content.decode()
     failed = sum(
         meta.model.objects.filter(tenant=cast.acme, status__in=meta.failed_statuses).count()
-        for meta in filters.KINDS.values()
+        for meta in kinds.KINDS
     )
     assert failed > 2
     assert f"<strong>{failed}</strong> failures per hour" in everything

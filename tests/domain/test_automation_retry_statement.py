@@ -1,6 +1,7 @@
-"""An automation retry on PostgreSQL is one statement (lock, history, reset, audit, event and the
-worker's task row together): it writes everything a retry must, and the history keeps the values
-the retry locked even when the row changed while it waited for the lock."""
+"""An automation retry on PostgreSQL is one statement (lock, history, reset, audit and event
+together) plus its worker's task, enqueued through django.tasks in the same transaction: it writes
+everything a retry must, and the history keeps the values the retry locked even when the row
+changed while it waited for the lock."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from executions.models import Attempt, AuditEvent, AutomationExecution, OutboxEv
 pytestmark = [pytest.mark.pg_only, pytest.mark.django_db(transaction=True)]
 
 
-def test_one_retry_is_one_statement_and_writes_everything_a_retry_writes(items, admin):
+def test_one_retry_is_one_statement_and_its_task_and_writes_everything_a_retry_writes(items, admin):
     item = items.failed("automation")
     before = AutomationExecution.objects.get(pk=item)
     tasks_before = DBTaskResult.objects.count()
@@ -27,7 +28,11 @@ def test_one_retry_is_one_statement_and_writes_everything_a_retry_writes(items, 
     with CaptureQueriesContext(connection) as queries:
         outcome = services.retry_automation(admin, item)
 
-    assert len(queries) == 1, [q["sql"][:80] for q in queries]
+    sqls = [q["sql"] for q in queries]
+    assert len(sqls) == 4, [sql[:80] for sql in sqls]
+    assert (sqls[0], sqls[-1]) == ("BEGIN", "COMMIT")
+    assert sqls[1].startswith("WITH old AS")
+    assert sqls[2].startswith(f'INSERT INTO "{DBTaskResult._meta.db_table}"')
     assert (outcome.obj.pk, outcome.obj.status, outcome.obj.attempt) == (
         before.pk,
         "pending",

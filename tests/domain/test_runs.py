@@ -8,17 +8,19 @@ import pytest
 from executions import services
 from executions.errors import NotRetryable
 from executions.kinds.runs import run as runs_run
-from executions.models import HandlerCall, Run
+from executions.models import Run
 
 
 @pytest.mark.django_db(transaction=True)
-def test_succeeded_nodes_are_carried_over_and_not_executed_again(items, admin, run_worker):
+def test_succeeded_nodes_are_carried_over_and_not_executed_again(
+    handler_calls, items, admin, run_worker
+):
     run_id = items.failed("run")
     original = Run.objects.get(pk=run_id)
     assert original.node_states["fetch"]["status"] == "success"
     assert original.node_states["transform"]["status"] == "failure"
     assert original.node_states["publish"]["status"] == "skipped"
-    assert HandlerCall.objects.filter(key="fetch").count() == 1
+    assert handler_calls.count("fetch") == 1
 
     outcome = services.retry_run(admin, run_id)
     run_worker()
@@ -31,7 +33,7 @@ def test_succeeded_nodes_are_carried_over_and_not_executed_again(items, admin, r
     assert new.node_states["fetch"] == {"status": "success", "carriedOver": True}
     assert new.node_states["transform"]["status"] == "success"
     assert new.node_states["publish"]["status"] == "success"
-    assert HandlerCall.objects.filter(key="fetch").count() == 1  # the call counter: not re-run
+    assert handler_calls.count("fetch") == 1  # the call counter: not re-run
 
 
 @pytest.mark.django_db

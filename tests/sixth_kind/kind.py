@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db.models import F, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from executions import leases
 from executions.kinds.base import KindSpec, Retried, Rule, by_status, failure, worker_lost
+from executions.kinds.shown import Shown
 from executions.queueing import enqueue_on_commit, worker_task
 
 from .models import Ticket
@@ -87,6 +89,24 @@ def reap(now) -> int:
     )
 
 
+# --- what it shows: its inbox row, its detail page (templates/console/kinds/ticket.html) -------
+
+
+class TicketShown(Shown):
+    short = "Ticket"
+    row_fields = ("id", "updated_at", "queue", "attempt")
+    started_field, finished_field = "created_at", "updated_at"
+    input_field = "queue"
+    retried_text = "Retry queued: the ticket is {outcome.obj.status}"
+
+    def attempts(self, obj: Ticket) -> int:
+        return obj.attempt
+
+    def api_urls(self, tenant, obj: Ticket) -> tuple[str, str]:
+        # No API of its own: its console page, and the API's retry of any kind.
+        return reverse("detail", args=[NAME, obj.pk]), reverse("api-failures-retry")
+
+
 KIND = KindSpec(
     name=NAME,
     label="Ticket",
@@ -102,5 +122,6 @@ KIND = KindSpec(
     read_permission="tickets:read",
     not_found="Ticket not found",
     rule=Rule(reason, retryable, not_retryable, retry),
+    shown=TicketShown(),
     reap=reap,
 )

@@ -56,8 +56,8 @@ def test_an_installed_apps_redrive_handlers_module_is_autodiscovered():
 
 def test_the_product_alone_has_no_demo_handlers():
     assert listed(manage("handlers", modules="")) == []
-    names = [row[0] for row in listed(manage("handlers", modules="executions.demo_handlers"))]
-    assert names == ["counter", "echo", "fail", "flaky", "noop", "send_email", "sleep"]
+    names = [row[0] for row in listed(manage("handlers", modules="executions.demo.handlers"))]
+    assert names == ["echo", "fail", "flaky", "noop", "send_email", "sleep"]
 
 
 def test_a_handler_module_that_cannot_be_imported_stops_start_up():
@@ -116,4 +116,6 @@ def test_two_handlers_under_one_name_are_refused():
 
 
 def test_the_tests_and_their_workers_have_the_demo_handlers():
-    assert handlers.location(handlers.get("flaky")) == "executions.demo_handlers:flaky"
+    assert handlers.location(handlers.get("flaky")) == "executions.demo.handlers:flaky"
+    # ... and their own, which are no demo's: the counter of calls lives under tests/.
+    assert handlers.location(handlers.get("counter")) == "tests.handlers:counter"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
@@ -14,13 +12,11 @@ from executions import tokens
 from executions.errors import InvalidInput
 from executions.models import Membership
 
-from .. import serializers as s
 from ..base import ApiView
 from ..docs import errors
 from ..errors import Unauthorized
+from ..serializers import redrive as rd
 from ..throttling import TokenThrottle
-
-_SLUG = re.compile(r"[-a-zA-Z0-9_]{0,100}")  # a Tenant.slug (and no NUL, which PostgreSQL refuses)
 
 
 class TokenApi(ApiView):
@@ -34,20 +30,12 @@ class TokenApi(ApiView):
         "user's role in that tenant at each request. HS256, `exp` required.",
         tags=["auth"],
         auth=[],
-        request=s.TokenRequestSerializer,
-        responses={200: s.TokenSerializer, **errors("redrive", 400, 401, 413, 415, 429)},
+        request=rd.TokenRequestSerializer,
+        responses={200: rd.TokenSerializer, **errors("redrive", 400, 401, 413, 415, 429)},
     )
     def post(self, request: Request):
-        body = self.body_object(request, required=True)
-        username, password, slug = body.get("username"), body.get("password"), body.get("tenant")
-        for field, value in (("username", username), ("password", password)):
-            if not isinstance(value, str) or not value or len(value) > 256:
-                raise InvalidInput(f"{field} is required", field=field)
-            if "\x00" in value:
-                # No user can have one (Django's forms refuse it), and PostgreSQL cannot store it.
-                raise InvalidInput(f"{field} must not contain NUL characters", field=field)
-        if slug is not None and (not isinstance(slug, str) or not _SLUG.fullmatch(slug)):
-            raise InvalidInput("tenant must be a tenant slug", field="tenant")
+        body = rd.TokenRequestSerializer.check(request.data)
+        username, password, slug = body["username"], body["password"], body.get("tenant")
         # With the Django request, so that django-axes counts a failure toward the lockout (its
         # middleware then answers a locked-out caller with a 429, executions.lockout).
         user = authenticate(request._request, username=username, password=password)

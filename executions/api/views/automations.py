@@ -8,7 +8,6 @@ product answers 500); not failed: 400.
 
 from __future__ import annotations
 
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,17 +17,9 @@ from executions.idempotency import Claim
 from executions.models import AutomationExecution, AutomationRule
 from executions.tenancy import get_for_tenant, scoped
 
-from .. import serializers as s
-from ..base import (
-    ApiView,
-    keyset_page,
-    query_choice,
-    query_datetime,
-    query_int,
-    query_text,
-    valid_uuid,
-)
-from ..docs import KEY_IN_FLIGHT, errors
+from ..base import ApiView, query_page, valid_uuid
+from ..docs import KEY_IN_FLIGHT, errors, retry_schema
+from ..serializers import automations as au
 
 TAG = ["automation (seed 001)"]
 ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Automation execution UUID.")
@@ -37,35 +28,20 @@ ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Automation 
 class AutomationRetryApi(ApiView):
     seed = "001"
 
-    @extend_schema(
+    @retry_schema(
+        "001",
+        au.AutomationExecutionResponseSerializer,
+        path=[ID],
+        messages={
+            400: "Invalid execution UUID format, or the execution is not failed.",
+            409: KEY_IN_FLIGHT,
+        },
         operation_id="retryAutomationExecution",
         summary="Retry automation execution",
         description="Resets a failed execution to pending, clears completion/error counters "
         "(the failed attempt is kept in the attempt history), queues it and publishes "
         "automation.execution.retried after commit. Requires automation:execute.",
         tags=TAG,
-        parameters=[
-            ID,
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-        ],
-        request=None,
-        responses={
-            200: s.AutomationExecutionResponseSerializer,
-            **errors(
-                "001",
-                400,
-                401,
-                403,
-                404,
-                409,
-                415,
-                422,
-                messages={
-                    400: "Invalid execution UUID format, or the execution is not failed.",
-                    409: KEY_IN_FLIGHT,
-                },
-            ),
-        },
     )
     def post(self, request: Request, id: str):
         execution_id = valid_uuid(id, "id")
@@ -77,7 +53,7 @@ class AutomationRetryApi(ApiView):
         return self.idempotent(request, perform)
 
 
-_EXECUTION = s.AutomationExecutionSerializer()
+_EXECUTION = au.AutomationExecutionSerializer()
 
 
 def _execution_data(obj: AutomationExecution) -> dict:
@@ -96,7 +72,7 @@ class AutomationExecutionApi(ApiView):
         tags=TAG,
         parameters=[ID],
         responses={
-            200: s.AutomationExecutionDetailResponseSerializer,
+            200: au.AutomationExecutionDetailResponseSerializer,
             **errors("001", 400, 401, 403, 404),
         },
     )
@@ -109,7 +85,7 @@ class AutomationExecutionApi(ApiView):
             "Automation execution not found",
             pk=execution_id,
         )
-        return Response({"data": s.AutomationExecutionDetailSerializer(execution).data})
+        return Response({"data": au.AutomationExecutionDetailSerializer(execution).data})
 
 
 class AutomationExecutionListApi(ApiView):
@@ -121,41 +97,22 @@ class AutomationExecutionListApi(ApiView):
         description="Newest first (by started_at), keyset-paginated: pass `next_cursor` back "
         "as `cursor`.",
         tags=TAG,
-        parameters=[
-            OpenApiParameter("status", str, enum=AutomationExecution.Status.values),
-            OpenApiParameter("rule_id", str, description="automation rule UUID"),
-            OpenApiParameter("since", str, description="ISO 8601 date-time (started_at)"),
-            OpenApiParameter("until", str, description="ISO 8601 date-time (started_at)"),
-            OpenApiParameter("q", str, description="text in the error message"),
-            OpenApiParameter("limit", int, description="1-100, default 25"),
-            OpenApiParameter("cursor", str),
-        ],
-        responses={200: s.AutomationExecutionListSerializer, **errors("001", 400, 401, 403)},
+        parameters=[au.AutomationExecutionListQuery],
+        responses={200: au.AutomationExecutionListSerializer, **errors("001", 400, 401, 403)},
     )
     def get(self, request: Request):
-        params = request.query_params
-        status = query_choice(params, "status", AutomationExecution.Status.values)
-        rule_id = valid_uuid(params["rule_id"], "rule_id") if params.get("rule_id") else ""
-        since, until = query_datetime(params, "since"), query_datetime(params, "until")
-        text = query_text(params)
-        limit = query_int(params, "limit", 25, minimum=1, maximum=100)
+        query = au.AutomationExecutionListQuery.parse(request)
         self.actor.require("automation:read")
         qs = scoped(AutomationExecution, self.actor.tenant)
-        if status:
-            qs = qs.filter(status=status)
-        if rule_id:
-            qs = qs.filter(automation_rule_id=rule_id)
-        if since:
-            qs = qs.filter(started_at__gte=since)
-        if until:
-            qs = qs.filter(started_at__lt=until)
-        if text:
-            qs = qs.filter(Q(error_message__icontains=text))
-        rows, cursor = keyset_page(qs, "started_at", limit, params.get("cursor"))
+        rows, cursor = query_page(query, qs, "started_at")
         return Response(
             {
-                "data": s.AutomationExecutionSerializer(rows, many=True).data,
-                "pagination": {"limit": limit, "next_cursor": cursor, "has_next": bool(cursor)},
+                "data": au.AutomationExecutionSerializer(rows, many=True).data,
+                "pagination": {
+                    "limit": query.validated_data["limit"],
+                    "next_cursor": cursor,
+                    "has_next": bool(cursor),
+                },
             }
         )
 
@@ -169,7 +126,7 @@ class AutomationRuleApi(ApiView):
         tags=TAG,
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH, description="Rule UUID")],
         responses={
-            200: s.AutomationRuleResponseSerializer,
+            200: au.AutomationRuleResponseSerializer,
             **errors("001", 400, 401, 403, 404),
         },
         examples=[
@@ -197,4 +154,4 @@ class AutomationRuleApi(ApiView):
         rule = get_for_tenant(
             AutomationRule, self.actor.tenant, "Automation rule not found", pk=rule_id
         )
-        return Response({"data": s.AutomationRuleSerializer(rule).data})
+        return Response({"data": au.AutomationRuleSerializer(rule).data})

@@ -1,167 +1,93 @@
-"""Redrive's own endpoints across all five kinds: the failures inbox (keyset-paginated, optional
-grouping by error fingerprint), bulk retry (preview with dry_run, else 202 and a bulk id, rate
-limited per caller) and bulk progress.
+"""Redrive's own endpoints across all five kinds: the failures inbox (the console's, read through
+executions.selectors: the same rows, order, cursor and groups), bulk retry (preview with
+dry_run, else 202 and a bulk id, rate limited per caller) and bulk progress.
 
 Errors: {"error": {"code": "<CODE>", "message": "...", "field": "...", "requestId": "..."}}.
 """
 
 from __future__ import annotations
 
-import heapq
+from dataclasses import replace
 from typing import Any
 
-from django.db.models import Count, F, Max, Min, Q
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from executions import filters, services
+from executions import filters, selectors, services
+from executions import kinds as registry
 from executions.errors import InvalidInput, PermissionDenied
 from executions.idempotency import Claim
-from executions.models import BulkRetry, Kind
+from executions.models import BulkRetry
 from executions.tenancy import Actor, get_for_tenant
 
-from .. import serializers as s
-from ..base import ApiView, decode_cursor, encode_cursor, parse_time, query_int, valid_uuid
-from ..docs import KEY_IN_FLIGHT, errors
+from ..base import ApiView, query_int, valid_uuid
+from ..docs import IDEMPOTENCY_KEY, KEY_IN_FLIGHT, errors
+from ..serializers import failures as fl
 from ..throttling import BulkRetryThrottle
 
 TAG = ["failures (Redrive)"]
-
-READ_PERMISSION = {
-    Kind.FUNCTION: "functions:read",
-    Kind.AUTOMATION: "automation:read",
-    Kind.JOB: "jobs:read",
-    Kind.WORKFLOW: "workflowOrchestrationACL:READ",
-    Kind.RUN: "runs:read",
-}
-RETRY_PERMISSION = {
-    Kind.FUNCTION: "functions:retry",
-    Kind.AUTOMATION: "automation:execute",
-    Kind.JOB: "jobs:write",
-    Kind.WORKFLOW: "workflowOrchestrationACL:WRITE",
-    Kind.RUN: "runs:write",
-}
-# A list of ids is for "retry these"; anything larger is what the filter form is for.
-MAX_IDS = 10_000
 
 
 def readable_kinds(actor: Actor, flt: filters.FailureFilter, explicit: bool) -> list[str]:
     if explicit:
         for kind in flt.kinds:
-            actor.require(READ_PERMISSION[kind])
+            actor.require(registry.get(kind).read_permission)
         return list(flt.kinds)
-    kinds = [k for k in flt.kinds if actor.can(READ_PERMISSION[k])]
+    kinds = [k for k in flt.kinds if actor.can(registry.get(k).read_permission)]
     if not kinds:
-        raise PermissionDenied(READ_PERMISSION[flt.kinds[0]])
+        raise PermissionDenied(registry.get(flt.kinds[0]).read_permission)
     return kinds
 
 
-def links(kind: str, row: dict, actor: Actor) -> tuple[str, str]:
-    pk = str(row["pk"])
-    tenant = actor.tenant
-    if kind == Kind.FUNCTION:
-        args = [tenant.functions_project_id, row["function_id"], pk]
-        return reverse("api-function-execution", args=args), reverse(
-            "api-function-retry-by-id", args=args
-        )
-    if kind == Kind.AUTOMATION:
-        return reverse("api-automation-execution", args=[pk]), reverse(
-            "api-automation-retry", args=[pk]
-        )
-    if kind == Kind.JOB:
-        return reverse("api-job", args=[pk]), reverse("api-job-retry", args=[pk])
-    if kind == Kind.WORKFLOW:
-        args = [tenant.workflows_project, pk]
-        return reverse("api-workflow-execution", args=args), reverse(
-            "api-workflow-retry", args=args
-        )
-    return reverse("api-run", args=[pk]), reverse("api-run-retry", args=[pk])
-
-
 def failure_page(
-    actor: Actor, flt: filters.FailureFilter, kinds: list[str], limit: int, cursor: str | None
+    actor: Actor, flt: filters.FailureFilter, limit: int, cursor: str | None
 ) -> tuple[list[dict], str | None]:
-    """Newest first across kinds by (time, kind, pk): each kind's page comes from its own
-    indexed query (limit + 1 rows past the cursor), merged here. No COUNT(*)."""
-    after = None
-    if cursor:
-        when, ckind, cpk = decode_cursor(cursor, 3)
-        if ckind not in filters.KINDS:
-            raise InvalidInput("cursor is not a cursor this API returned", field="cursor")
-        after = (parse_time(when), ckind, cpk)
-    streams = []
-    for kind in kinds:
-        meta = filters.KINDS[kind]
-        tf = meta.time_field
-        qs = flt.queryset(kind, actor.tenant)
-        if after is not None:
-            at, ckind, cpk = after
-            same_time = Q(**{tf: at})
-            if kind == ckind:
-                try:
-                    pk_value = meta.model._meta.pk.to_python(cpk)
-                except Exception:  # a tampered cursor is a 400, never a 500
-                    raise InvalidInput(
-                        "cursor is not a cursor this API returned", field="cursor"
-                    ) from None
-                same_time &= Q(pk__lt=pk_value)
-            elif kind > ckind:
-                same_time = Q(pk__in=[])
-            qs = qs.filter(Q(**{f"{tf}__lt": at}) | same_time)
-        fields = ["pk", "status", "error_message", "fingerprint", tf]
-        if kind == Kind.FUNCTION:
-            fields.append("function_id")
-        rows = qs.order_by(f"-{tf}", "-pk").values(*fields, display_name=F(meta.name_field))
-        streams.append([dict(row, kind=kind, at=row[tf]) for row in rows[: limit + 1]])
-    merged = list(heapq.merge(*streams, key=lambda r: (r["at"], r["kind"]), reverse=True))
-    page = merged[:limit]
-    next_cursor = None
-    if len(merged) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor(last["at"], last["kind"], last["pk"])
+    """The console's inbox page (selectors.inbox: the same merge, order and cursor), as the API
+    lists it."""
+    page = selectors.inbox(actor.tenant, flt, cursor=cursor, limit=limit)
     items = []
-    for row in page:
-        url, retry_url = links(row["kind"], row, actor)
+    for row in page.rows:
+        url, retry_url = row.shown.api_urls(actor.tenant, row.obj)
         items.append(
             {
-                "kind": row["kind"],
-                "id": str(row["pk"]),
-                "status": row["status"],
-                "name": row["display_name"],
-                "error": row["error_message"],
-                "fingerprint": row["fingerprint"],
-                "failedAt": row["at"],
+                "kind": row.kind,
+                "id": row.id,
+                "status": row.status,
+                "name": row.name,
+                "error": row.error_message,
+                "fingerprint": row.fingerprint,
+                "failedAt": row.when,
                 "url": url,
                 "retryUrl": retry_url,
             }
         )
-    return items, next_cursor
+    return items, page.next_cursor
 
 
-def failure_groups(actor: Actor, flt: filters.FailureFilter, kinds: list[str]) -> list[dict]:
-    groups = []
-    for kind in kinds:
-        tf = filters.KINDS[kind].time_field
-        rows = (
-            flt.queryset(kind, actor.tenant)
-            .values("fingerprint")
-            .annotate(count=Count("pk"), error=Min("error_message"), last=Max(tf))
-            .order_by("-count")[:50]
-        )
-        groups += [
-            {
-                "kind": kind,
-                "fingerprint": row["fingerprint"],
-                "count": row["count"],
-                "error": row["error"],
-                "lastFailedAt": row["last"],
-            }
-            for row in rows
-        ]
-    groups.sort(key=lambda g: -g["count"])
-    return groups[:50]
+# The API lists a group per kind and fingerprint; at most this many, the biggest first.
+MAX_GROUPS = 50
+
+
+def failure_groups(actor: Actor, flt: filters.FailureFilter) -> list[dict]:
+    """The console's groups (selectors.group_by_fingerprint, from the failure-count rollup where
+    it answers), split per kind as the API lists them."""
+    per_kind = [
+        (kind, group)
+        for whole in selectors.group_by_fingerprint(actor.tenant, flt, limit=None)
+        for kind, group in whole.by_kind.items()
+    ]
+    per_kind.sort(key=lambda pair: selectors.groups.sort_key(pair[1]))
+    return [
+        {
+            "kind": kind,
+            "fingerprint": group.fingerprint,
+            "count": group.count,
+            "error": group.sample,
+            "lastFailedAt": group.last_seen,
+        }
+        for kind, group in per_kind[:MAX_GROUPS]
+    ]
 
 
 class FailureListApi(ApiView):
@@ -169,8 +95,8 @@ class FailureListApi(ApiView):
         operation_id="listFailures",
         summary="Failures across all five kinds",
         description="Newest first, keyset-paginated (pass nextCursor back as cursor). "
-        "group=fingerprint adds counts per error fingerprint (the only counting query, and "
-        "only when asked).",
+        "group=fingerprint adds counts per kind and error fingerprint (the 50 biggest; only "
+        "when asked).",
         tags=TAG,
         parameters=[
             OpenApiParameter(
@@ -187,7 +113,7 @@ class FailureListApi(ApiView):
             OpenApiParameter("limit", int, description="1-200, default 50"),
             OpenApiParameter("cursor", str),
         ],
-        responses={200: s.FailureListSerializer, **errors("redrive", 400, 401, 403)},
+        responses={200: fl.FailureListSerializer, **errors("redrive", 400, 401, 403)},
     )
     def get(self, request: Request):
         params = request.query_params
@@ -197,43 +123,17 @@ class FailureListApi(ApiView):
         if group not in ("", "fingerprint"):
             raise InvalidInput("group must be fingerprint", field="group")
         kinds = readable_kinds(self.actor, flt, explicit=bool(params.get("kind")))
-        items, cursor = failure_page(self.actor, flt, kinds, limit, params.get("cursor"))
+        flt = replace(flt, kinds=tuple(kinds))
+        items, cursor = failure_page(self.actor, flt, limit, params.get("cursor"))
         body: dict[str, Any] = {
-            "items": s.FailureSerializer(items, many=True).data,
+            "items": fl.FailureSerializer(items, many=True).data,
             "nextCursor": cursor,
         }
         if group:
-            body["groups"] = s.FailureGroupSerializer(
-                failure_groups(self.actor, flt, kinds), many=True
+            body["groups"] = fl.FailureGroupSerializer(
+                failure_groups(self.actor, flt), many=True
             ).data
         return Response(body)
-
-
-def parse_selection(body: dict) -> dict:
-    has_ids, has_filter = body.get("ids") is not None, body.get("filter") is not None
-    if has_ids == has_filter:
-        raise InvalidInput("give exactly one of ids or filter", field="ids")
-    if has_filter:
-        if not isinstance(body["filter"], dict):
-            raise InvalidInput("filter must be an object", field="filter")
-        return {"filter": filters.parse(body["filter"])}
-    ids = body["ids"]
-    if not isinstance(ids, dict) or not ids:
-        raise InvalidInput("ids must map a kind to a list of ids", field="ids")
-    total = 0
-    for kind, values in ids.items():
-        if kind not in filters.KINDS:
-            raise InvalidInput(
-                f"ids: kind must be one of {', '.join(filters.KINDS)}; got {kind!r}", field="ids"
-            )
-        if not isinstance(values, list) or not all(
-            isinstance(v, str) and 0 < len(v) <= 64 for v in values
-        ):
-            raise InvalidInput(f"ids.{kind} must be a list of ids", field=f"ids.{kind}")
-        total += len(values)
-    if total > MAX_IDS:
-        raise InvalidInput(f"at most {MAX_IDS} ids; use a filter for more", field="ids")
-    return {"ids": ids}
 
 
 def selected_kinds(selection: dict) -> list[str]:
@@ -252,13 +152,11 @@ class FailureRetryApi(ApiView):
         "why). Otherwise the retry runs in a worker: 202 with the bulk retry to poll. "
         "Rate-limited per caller (429 with Retry-After).",
         tags=TAG,
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
-        ],
-        request=s.FailuresRetryRequestSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        request=fl.FailuresRetryRequestSerializer,
         responses={
-            200: s.PreviewSerializer,
-            202: s.BulkRetrySerializer,
+            200: fl.PreviewSerializer,
+            202: fl.BulkRetrySerializer,
             **errors(
                 "redrive", 400, 401, 403, 409, 413, 415, 422, 429, messages={409: KEY_IN_FLIGHT}
             ),
@@ -277,21 +175,18 @@ class FailureRetryApi(ApiView):
         ],
     )
     def post(self, request: Request):
-        body = self.body_object(request, required=True)
-        dry_run = body.get("dry_run", False)
-        if not isinstance(dry_run, bool):
-            raise InvalidInput("dry_run must be true or false", field="dry_run")
-        selection = parse_selection(body)
+        body = fl.FailuresRetryRequestSerializer.check(request.data)
+        dry_run, selection = body["dry_run"], body["selection"]
         kinds = selected_kinds(selection)
-        if not any(self.actor.can(RETRY_PERMISSION[k]) for k in kinds):
-            raise PermissionDenied(RETRY_PERMISSION[kinds[0]])
+        if not any(self.actor.can(registry.get(k).permission) for k in kinds):
+            raise PermissionDenied(registry.get(kinds[0]).permission)
         if dry_run:
             preview = services.preview_retry(self.actor, selection)
-            return Response(s.PreviewSerializer({"dry_run": True, **preview}).data)
+            return Response(fl.PreviewSerializer({"dry_run": True, **preview}).data)
 
         def perform(claim: Claim | None) -> tuple[int, dict]:
             bulk = services.start_bulk_retry(self.actor, selection, idempotency=claim)
-            return 202, s.BulkRetrySerializer(bulk).data
+            return 202, fl.BulkRetrySerializer(bulk).data
 
         response = self.idempotent(request, perform)
         if response.status_code == 202:
@@ -305,12 +200,12 @@ class BulkRetryApi(ApiView):
         summary="Bulk retry progress",
         tags=TAG,
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH)],
-        responses={200: s.BulkRetrySerializer, **errors("redrive", 400, 401, 404)},
+        responses={200: fl.BulkRetrySerializer, **errors("redrive", 400, 401, 404)},
     )
     def get(self, request: Request, id: str):
         bulk_id = valid_uuid(id, "id")
         bulk = get_for_tenant(BulkRetry, self.actor.tenant, "Bulk retry not found", pk=bulk_id)
-        return Response(s.BulkRetrySerializer(bulk).data)
+        return Response(fl.BulkRetrySerializer(bulk).data)
 
 
 class BulkRetryCancelApi(ApiView):
@@ -324,12 +219,12 @@ class BulkRetryCancelApi(ApiView):
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH)],
         request=None,
         responses={
-            200: s.BulkRetryCancelSerializer,
+            200: fl.BulkRetryCancelSerializer,
             **errors("redrive", 400, 401, 403, 404, 415),
         },
     )
     def post(self, request: Request, id: str):
         bulk_id = valid_uuid(id, "id")
         cancel = services.cancel_bulk_retry(self.actor, bulk_id)
-        body = s.BulkRetrySerializer(cancel.bulk).data
+        body = fl.BulkRetrySerializer(cancel.bulk).data
         return Response({**body, "cancelOutcome": cancel.outcome, "message": cancel.message})

@@ -14,21 +14,11 @@ from executions import services
 from executions.models import Function, FunctionExecution
 from executions.tenancy import get_for_tenant
 
-from .. import serializers as s
-from ..base import (
-    ApiView,
-    query_choice,
-    query_datetime,
-    query_int,
-    query_text,
-    valid_id,
-    valid_index,
-    valid_object_id,
-)
-from ..docs import KEY_IN_FLIGHT, errors
+from ..base import ApiView, valid_id, valid_index, valid_object_id
+from ..docs import KEY_IN_FLIGHT, errors, retry_schema
+from ..serializers import functions as fn
 
 TAG = ["functions (seed 000)"]
-MAX_LOG_OFFSET = 100_000
 
 PATH = [
     OpenApiParameter("projectId", str, OpenApiParameter.PATH, description="Project ID."),
@@ -48,21 +38,11 @@ RETRY_EXAMPLE = OpenApiExample(
     },
     response_only=True,
 )
-RETRY_ERRORS = errors(
-    "000",
-    400,
-    401,
-    403,
-    404,
-    409,
-    415,
-    422,
-    messages={
-        400: "Cannot retry successful execution (or: still running; or a malformed parameter).",
-        404: "Function not found / Execution not found.",
-        409: KEY_IN_FLIGHT,
-    },
-)
+RETRY_MESSAGES = {
+    400: "Cannot retry successful execution (or: still running; or a malformed parameter).",
+    404: "Function not found / Execution not found.",
+    409: KEY_IN_FLIGHT,
+}
 
 
 def function_for(actor, project_id: str, function_id: str) -> Function:
@@ -76,82 +56,72 @@ def function_for(actor, project_id: str, function_id: str) -> Function:
 
 
 def retry_body(outcome: services.RetryOutcome) -> tuple[int, dict]:
-    return 200, {"success": True, "data": s.FunctionRetryDataSerializer(outcome.obj).data}
+    return 200, {"success": True, "data": fn.FunctionRetryDataSerializer(outcome.obj).data}
+
+
+def retry(view: ApiView, request: Request, project_id: str, function_id: str, **execution):
+    """Both retry routes: `execution` is index=<n> or execution_id=<id>."""
+    project_id = valid_id(project_id, "projectId")
+    function_id = valid_id(function_id, "functionId")
+    return view.idempotent(
+        request,
+        lambda claim: retry_body(
+            services.retry_function(
+                view.actor,
+                project_id=project_id,
+                function_id=function_id,
+                idempotency=claim,
+                **execution,
+            )
+        ),
+    )
+
+
+def function_retry_schema(operation_id: str, summary: str, description: str, execution):
+    return retry_schema(
+        "000",
+        fn.FunctionRetryResponseSerializer,
+        path=[*PATH, execution],
+        messages=RETRY_MESSAGES,
+        operation_id=operation_id,
+        summary=summary,
+        description=description,
+        tags=TAG,
+        examples=[RETRY_EXAMPLE],
+    )
 
 
 class FunctionRetryByIndexApi(ApiView):
     seed = "000"
 
-    @extend_schema(
-        operation_id="retryFunctionExecution",
-        summary="Retry failed execution",
-        description="Retry a failed execution by its index (0-based) in the logs (newest "
-        "first). Cannot retry successful executions. The function is invoked again now, "
-        "synchronously, with the original payload; `executionId` is the new execution.",
-        tags=TAG,
-        parameters=[
-            *PATH,
-            OpenApiParameter(
-                "executionIndex", int, OpenApiParameter.PATH, description="0-based index in logs"
-            ),
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-        ],
-        request=None,
-        responses={200: s.FunctionRetryResponseSerializer, **RETRY_ERRORS},
-        examples=[RETRY_EXAMPLE],
+    @function_retry_schema(
+        "retryFunctionExecution",
+        "Retry failed execution",
+        "Retry a failed execution by its index (0-based) in the logs (newest first). Cannot "
+        "retry successful executions. The function is invoked again now, synchronously, with "
+        "the original payload; `executionId` is the new execution.",
+        OpenApiParameter(
+            "executionIndex", int, OpenApiParameter.PATH, description="0-based index in logs"
+        ),
     )
     def post(self, request: Request, projectId: str, functionId: str, executionIndex: str):
-        project_id = valid_id(projectId, "projectId")
-        function_id = valid_id(functionId, "functionId")
         index = valid_index(executionIndex, "executionIndex")
-        return self.idempotent(
-            request,
-            lambda claim: retry_body(
-                services.retry_function(
-                    self.actor,
-                    project_id=project_id,
-                    function_id=function_id,
-                    index=index,
-                    idempotency=claim,
-                )
-            ),
-        )
+        return retry(self, request, projectId, functionId, index=index)
 
 
 class FunctionRetryByIdApi(ApiView):
     seed = "000"
 
-    @extend_schema(
-        operation_id="retryFunctionExecutionById",
-        summary="Retry failed execution by its stable id",
-        description="Like the index route, but addresses the execution by its id, which does "
-        "not shift as new executions arrive.",
-        tags=TAG,
-        parameters=[
-            *PATH,
-            OpenApiParameter("executionId", str, OpenApiParameter.PATH),
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-        ],
-        request=None,
-        responses={200: s.FunctionRetryResponseSerializer, **RETRY_ERRORS},
-        examples=[RETRY_EXAMPLE],
+    @function_retry_schema(
+        "retryFunctionExecutionById",
+        "Retry failed execution by its stable id",
+        "Like the index route, but addresses the execution by its id, which does not shift as "
+        "new executions arrive.",
+        OpenApiParameter("executionId", str, OpenApiParameter.PATH),
     )
     def post(self, request: Request, projectId: str, functionId: str, executionId: str):
-        project_id = valid_id(projectId, "projectId")
-        function_id = valid_id(functionId, "functionId")
         execution_id = valid_object_id(executionId, "executionId")
-        return self.idempotent(
-            request,
-            lambda claim: retry_body(
-                services.retry_function(
-                    self.actor,
-                    project_id=project_id,
-                    function_id=function_id,
-                    execution_id=execution_id,
-                    idempotency=claim,
-                )
-            ),
-        )
+        return retry(self, request, projectId, functionId, execution_id=execution_id)
 
 
 class FunctionLogsApi(ApiView):
@@ -163,31 +133,19 @@ class FunctionLogsApi(ApiView):
         description="The function's executions, newest first (the order executionIndex "
         "counts in), with stats. Filters: status, since, until (ISO 8601), q (error text).",
         tags=TAG,
-        parameters=[
-            *PATH,
-            OpenApiParameter("limit", int, description="1-100, default 50"),
-            OpenApiParameter("offset", int, description="default 0"),
-            OpenApiParameter(
-                "status", str, enum=FunctionExecution.Status.values, description="filter"
-            ),
-            OpenApiParameter("since", str, description="ISO 8601 date-time"),
-            OpenApiParameter("until", str, description="ISO 8601 date-time"),
-            OpenApiParameter("q", str, description="text in the error message"),
-        ],
-        responses={200: s.FunctionLogsResponseSerializer, **errors("000", 400, 401, 403, 404)},
+        parameters=[*PATH, fn.FunctionLogsQuery],
+        responses={200: fn.FunctionLogsResponseSerializer, **errors("000", 400, 401, 403, 404)},
     )
     def get(self, request: Request, projectId: str, functionId: str):
         project_id = valid_id(projectId, "projectId")
         function_id = valid_id(functionId, "functionId")
-        params = request.query_params
-        limit = query_int(params, "limit", 50, minimum=1, maximum=100)
-        offset = query_int(params, "offset", 0, minimum=0, maximum=MAX_LOG_OFFSET)
-        filters = log_filters(params)
+        query = fn.FunctionLogsQuery.parse(request)
+        limit, offset = query.validated_data["limit"], query.validated_data["offset"]
         self.actor.require("functions:read")
         function = function_for(self.actor, project_id, function_id)
         executions = FunctionExecution.objects.filter(function=function)
         rows = list(
-            executions.filter(filters).order_by("-executed_at", "-id")[offset : offset + limit + 1]
+            query.apply(executions).order_by("-executed_at", "-id")[offset : offset + limit + 1]
         )
         # Stats cover the function's whole log (what Mudbase reports); one aggregate over the
         # function's own rows, served by the (function, executed_at) index.
@@ -200,29 +158,13 @@ class FunctionLogsApi(ApiView):
         )
         stats["avgExecutionTime"] = round(stats["avgExecutionTime"] or 0, 3)
         data = {
-            "executions": s.FunctionLogExecutionSerializer(rows[:limit], many=True).data,
-            "stats": s.FunctionStatsSerializer(stats).data,
+            "executions": fn.FunctionLogExecutionSerializer(rows[:limit], many=True).data,
+            "stats": fn.FunctionStatsSerializer(stats).data,
             "limit": limit,
             "offset": offset,
             "hasMore": len(rows) > limit,
         }
         return Response({"success": True, "data": data})
-
-
-def log_filters(params) -> Q:
-    q = Q()
-    status = query_choice(params, "status", FunctionExecution.Status.values)
-    if status:
-        q &= Q(status=status)
-    since, until = query_datetime(params, "since"), query_datetime(params, "until")
-    if since:
-        q &= Q(executed_at__gte=since)
-    if until:
-        q &= Q(executed_at__lt=until)
-    text = query_text(params)
-    if text:
-        q &= Q(error_message__icontains=text)
-    return q
 
 
 class FunctionExecutionApi(ApiView):
@@ -235,7 +177,7 @@ class FunctionExecutionApi(ApiView):
         tags=TAG,
         parameters=[*PATH, OpenApiParameter("executionId", str, OpenApiParameter.PATH)],
         responses={
-            200: s.FunctionExecutionResponseSerializer,
+            200: fn.FunctionExecutionResponseSerializer,
             **errors("000", 400, 401, 403, 404),
         },
     )
@@ -252,5 +194,5 @@ class FunctionExecutionApi(ApiView):
             pk=execution_id,
         )
         return Response(
-            {"success": True, "data": s.FunctionExecutionDetailSerializer(execution).data}
+            {"success": True, "data": fn.FunctionExecutionDetailSerializer(execution).data}
         )

@@ -9,8 +9,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import serializers as s
 from ..base import ApiView
+from ..serializers import redrive as rd
 
 log = logging.getLogger("redrive.api")
 
@@ -24,8 +24,8 @@ class HealthApi(ApiView):
         tags=["health"],
         auth=[],
         responses={
-            200: s.HealthSerializer,
-            503: OpenApiResponse(s.HealthSerializer, description="database unavailable"),
+            200: rd.HealthSerializer,
+            503: OpenApiResponse(rd.HealthSerializer, description="database unavailable"),
         },
     )
     def get(self, request: Request):
@@ -47,7 +47,7 @@ class LiveApi(ApiView):
         summary="Liveness: the web process answers (no database access)",
         tags=["health"],
         auth=[],
-        responses={200: s.HealthSerializer},
+        responses={200: rd.HealthSerializer},
     )
     def get(self, request: Request):
         return Response({"status": "ok"})

@@ -16,17 +16,9 @@ from executions.idempotency import Claim
 from executions.models import Run
 from executions.tenancy import get_for_tenant, scoped
 
-from .. import serializers as s
-from ..base import (
-    ApiView,
-    keyset_page,
-    query_choice,
-    query_datetime,
-    query_int,
-    query_text,
-    valid_id,
-)
-from ..docs import errors
+from ..base import ApiView, query_page, valid_id
+from ..docs import errors, retry_schema
+from ..serializers import runs as rn
 
 TAG = ["runs (seed 004)"]
 ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="Run ID")
@@ -39,32 +31,17 @@ def envelope(request: Request, data) -> dict:
 class RunRetryApi(ApiView):
     seed = "004"
 
-    @extend_schema(
+    @retry_schema(
+        "004",
+        rn.RunEnvelopeSerializer,
+        path=[ID],
+        messages={409: "Run <id> was already retried by run <new>, or is not failed."},
         operation_id="retryRun",
         summary="Retry a failed or cancelled run from its failure point",
         description="A new run with sourceRunId = this run: node outputs that succeeded are "
         "carried over in executionState and not executed again; failed and never-run nodes "
         "run. A run is retried at most once (409 names the run that retried it).",
         tags=TAG,
-        parameters=[
-            ID,
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-        ],
-        request=None,
-        responses={
-            200: s.RunEnvelopeSerializer,
-            **errors(
-                "004",
-                400,
-                401,
-                403,
-                404,
-                409,
-                415,
-                422,
-                messages={409: "Run <id> was already retried by run <new>, or is not failed."},
-            ),
-        },
         examples=[
             OpenApiExample(
                 "200 Response",
@@ -105,7 +82,7 @@ class RunRetryApi(ApiView):
 
         def perform(claim: Claim | None) -> tuple[int, dict]:
             outcome = services.retry_run(self.actor, run_id, idempotency=claim)
-            return 200, envelope(request, s.RunSerializer(outcome.obj).data)
+            return 200, envelope(request, rn.RunSerializer(outcome.obj).data)
 
         return self.idempotent(request, perform)
 
@@ -120,13 +97,13 @@ class RunApi(ApiView):
         "retriedBy).",
         tags=TAG,
         parameters=[ID],
-        responses={200: s.RunDetailEnvelopeSerializer, **errors("004", 400, 401, 403, 404)},
+        responses={200: rn.RunDetailEnvelopeSerializer, **errors("004", 400, 401, 403, 404)},
     )
     def get(self, request: Request, id: str):
         run_id = valid_id(id, "id")
         self.actor.require("runs:read")
         run = get_for_tenant(Run, self.actor.tenant, "Run not found", pk=run_id)
-        return Response(envelope(request, s.RunDetailSerializer(run).data))
+        return Response(envelope(request, rn.RunDetailSerializer(run).data))
 
 
 class RunListApi(ApiView):
@@ -137,36 +114,12 @@ class RunListApi(ApiView):
         summary="List runs",
         description="Newest first (startedAt). Pass `nextCursor` back as `cursor`.",
         tags=TAG,
-        parameters=[
-            OpenApiParameter("status", str, enum=Run.Status.values),
-            OpenApiParameter("workflowId", str),
-            OpenApiParameter("since", str, description="ISO 8601 date-time (startedAt)"),
-            OpenApiParameter("until", str, description="ISO 8601 date-time (startedAt)"),
-            OpenApiParameter("q", str, description="text in the error message"),
-            OpenApiParameter("limit", int, description="1-100, default 25"),
-            OpenApiParameter("cursor", str),
-        ],
-        responses={200: s.RunListEnvelopeSerializer, **errors("004", 400, 401, 403)},
+        parameters=[rn.RunListQuery],
+        responses={200: rn.RunListEnvelopeSerializer, **errors("004", 400, 401, 403)},
     )
     def get(self, request: Request):
-        params = request.query_params
-        status = query_choice(params, "status", Run.Status.values)
-        workflow_id = query_text(params, "workflowId", 100)
-        since, until = query_datetime(params, "since"), query_datetime(params, "until")
-        text = query_text(params)
-        limit = query_int(params, "limit", 25, minimum=1, maximum=100)
+        query = rn.RunListQuery.parse(request)
         self.actor.require("runs:read")
-        qs = scoped(Run, self.actor.tenant)
-        if status:
-            qs = qs.filter(status=status)
-        if workflow_id:
-            qs = qs.filter(workflow_id=workflow_id)
-        if since:
-            qs = qs.filter(started_at__gte=since)
-        if until:
-            qs = qs.filter(started_at__lt=until)
-        if text:
-            qs = qs.filter(error_message__icontains=text)
-        rows, cursor = keyset_page(qs, "started_at", limit, params.get("cursor"))
-        data = {"items": s.RunSerializer(rows, many=True).data, "nextCursor": cursor}
+        rows, cursor = query_page(query, scoped(Run, self.actor.tenant), "started_at")
+        data = {"items": rn.RunSerializer(rows, many=True).data, "nextCursor": cursor}
         return Response(envelope(request, data))

@@ -6,7 +6,7 @@ from typing import Any
 
 from ...models import AutomationExecution, Kind
 from ..base import KindSpec
-from . import retry, run
+from . import retry, run, shown
 
 
 def _one_options(obj: AutomationExecution) -> dict[str, Any]:
@@ -28,12 +28,14 @@ KIND = KindSpec(
     read_permission="automation:read",
     not_found="Automation execution not found",
     rule=retry.RULE,
+    shown=shown.AutomationShown(),
     reap=run.reap,
     one_options=_one_options,
     # No pre-read: the retry's own locking statement finds the item (or, when it retries
     # nothing, the error path tells missing from not retryable), and answers with the row.
     finds_itself=True,
     one_statement=retry.one_statement,
+    first_batch=retry.FIRST_BATCH,
     # The audit rows go in the retry's own statement on PostgreSQL.
     writes_audit=True,
 )

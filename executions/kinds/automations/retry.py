@@ -6,10 +6,10 @@ the Attempt history (error, stack, logs, counters), the execution is queued for 
 `automation.execution.retried` {executionId, tenantId, userId} is published after commit.
 
 On PostgreSQL the lock, the history copy, the reset, the audit rows (when the caller hands them
-over), the outbox rows and, with the database task backend, the workers' task rows (one per
-TASK_BATCH items) are one statement per call (a data-modifying CTE, see _retry_postgresql): a
-single retry is one round trip and needs no transaction around it, a bulk batch of thousands one
-statement too. Elsewhere (SQLite) the same steps run as ORM statements.
+over) and the outbox rows are one statement per call (a data-modifying CTE, see
+_retry_postgresql). The workers' tasks, one per TASK_BATCH items, are then enqueued through
+django.tasks like any other task (enqueue_on_commit). Elsewhere (SQLite) the same steps run
+as ORM statements.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.db.models import F, QuerySet
-from django.db.models.signals import pre_save
 from django.utils import timezone
+from django_tasks_db.backend import DatabaseBackend
 
 from ... import events, sets
 from ...models import Attempt, AuditEvent, AutomationExecution, Kind
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 RETRYABLE = ("failed",)
 # Worker batches: one django.tasks task runs this many executions (claimed in one UPDATE).
 TASK_BATCH = 250
+# A bulk retry's first batch (services._BatchSize): automations are fast enough to skip the
+# 100-item probe of a kind's pace, which bench/bulk_retry.py's ramp-up paid for.
+FIRST_BATCH = 2500
 EVENT = "automation.execution.retried"
 
 
@@ -62,9 +65,8 @@ def retry(
     if not ids:
         return []
     now = timezone.now()
-    queued = False
     if sets.is_postgresql():
-        locked, objs, queued = _retry_postgresql(actor, ids, now, audit, rows)
+        locked, objs = _retry_postgresql(actor, ids, now, audit, rows)
     else:
         locked = _retry_orm(actor, ids, now)
         objs = {}
@@ -72,9 +74,8 @@ def retry(
             objs = {str(o.pk): o for o in AutomationExecution.objects.filter(pk__in=locked)}
     if not locked:
         return []
-    if not queued:
-        for start in range(0, len(locked), TASK_BATCH):
-            enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
+    for start in range(0, len(locked), TASK_BATCH):
+        enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
     if rows:
         retried = [Retried(pk, pk, "failed", "pending", objs[pk]) for pk in locked]
     else:
@@ -85,10 +86,12 @@ def retry(
 
 
 def one_statement(n: int) -> bool:
-    """Whether retry() of n items is a single statement (so needs no transaction around it):
-    on PostgreSQL, up to one task's worth of items (their task row is in the statement, or, with
-    another task backend, queued after it)."""
-    return sets.is_postgresql() and n <= TASK_BATCH
+    """Whether retry() of n items writes in a single statement (so needs no transaction around
+    it): on PostgreSQL when the tasks go to another backend (Redis), after the commit. The
+    database backend writes each task's row in the retry's transaction, so it needs one."""
+    return sets.is_postgresql() and not isinstance(
+        run_automation_executions.get_backend(), DatabaseBackend
+    )
 
 
 def _payload(actor: Actor) -> dict:
@@ -106,7 +109,7 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
     locked = [str(pk) for pk in candidates.select_for_update().values_list("pk", flat=True)]
     if not locked:
         return []
-    rows = AutomationExecution.objects.filter(pk__any_of=locked)
+    rows = AutomationExecution.objects.filter(pk__in=locked)
     copy_to_history(
         actor,
         Kind.AUTOMATION,
@@ -144,51 +147,9 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
     return locked
 
 
-def _task_rows(now, count: int) -> tuple[object, list] | None:
-    """With the database task backend: the rows of `count` run_automation_executions tasks,
-    built as django-tasks-db's DatabaseBackend.enqueue builds them (their args come from the
-    statement), so that the retry writes them in its own statement. (backend, rows), or None
-    for another backend."""
-    from django_tasks_db.backend import DatabaseBackend
-    from django_tasks_db.models import DBTaskResult
-
-    task = run_automation_executions
-    backend = task.get_backend()
-    if not isinstance(backend, DatabaseBackend):
-        return None
-    if not _VALIDATED:
-        backend.validate_task(task)
-        _VALIDATED.append(task)
-    rows = []
-    for _ in range(count):
-        row = DBTaskResult(
-            id=backend._get_id(),
-            args_kwargs={},
-            priority=task.priority,
-            task_path=task.module_path,
-            queue_name=task.queue_name,
-            run_after=task.run_after,
-            backend_name=backend.alias,
-            enqueued_at=now,  # auto_now_add
-        )
-        # What save() would run first: django-tasks-db's own receiver fills run_after in.
-        pre_save.send(
-            sender=DBTaskResult,
-            instance=row,
-            raw=False,
-            using=row._state.db or "default",
-            update_fields=None,
-        )
-        rows.append(row)
-    return backend, rows
-
-
-_VALIDATED: list = []
-
-
 def _retry_postgresql(
     actor: Actor, ids: list[str], now, audit: dict | None, rows: bool
-) -> tuple[list[str], dict[str, AutomationExecution], bool]:
+) -> tuple[list[str], dict[str, AutomationExecution]]:
     """One statement: `old` locks the failed rows among `ids` (in key order, so two bulk retries
     never deadlock) and hands their values, as they were, to the history INSERT, the audit and
     event INSERTs and the reset UPDATE (PostgreSQL 15 has no RETURNING old.*)."""
@@ -198,15 +159,15 @@ def _retry_postgresql(
     params: list = []
     if len(ids) == 1:
         # One key by equality: PostgreSQL's generic plan is then as good as a custom one, so the
-        # prepared statement is planned once per connection (with `= ANY(array)` it chose a
-        # custom plan every time: ~0.35 ms of planning per API retry).
+        # prepared statement is planned once per connection, not on every API retry as with
+        # `= ANY(array)` (bench/api.py; a test checks the plan counts).
         source, match = f"{table} e", "e.execution_id = %s::uuid"
         params.append(_uuid_text(ids[0]))
     else:
         # A batch's keys as a range too: thousands of keys in an array alone make the planner
-        # read the whole table (a bulk retry's 5,000-key batch: 44 ms over 100,000 rows); with
-        # the range it walks the primary key from the first key to the last (15 ms, already in
-        # key order). Bulk batches come in key order, so the range holds little else.
+        # read the whole table; with the range it walks the primary key from the first key to
+        # the last, already in key order (bench/bulk_retry.py). Bulk batches come in key order,
+        # so the range holds little else.
         parts.append("k AS (SELECT %s::uuid[] AS a)")
         params.append(_uuid_array(ids))
         source = f"{table} e, k"
@@ -276,14 +237,6 @@ def _retry_postgresql(
     )
     parts.append(f"ev AS ({event_sql})")
     params += event_params
-    # The task rows too (the workers' batches, as enqueue_on_commit would write them in
-    # this transaction): one per TASK_BATCH reset rows in key order, their args those rows' ids.
-    tasks = _task_rows(now, -(-len(ids) // TASK_BATCH))
-    if tasks is not None:
-        backend, task_rows = tasks
-        sql, task_params = _tasks_insert(task_rows)
-        parts.append(f"tsk AS ({sql})")
-        params += task_params
     outbox_ids = "(SELECT array_agg(id) FROM ev)" if listening else "NULL::bigint[]"
     sql = "WITH " + ", ".join(parts)
     if rows:
@@ -291,16 +244,13 @@ def _retry_postgresql(
         # work the mapping out again on every call).
         with connection.cursor() as cursor:
             # upd.* is RETURNING's list, in the loader's order. (Under 4,096 characters the
-            # driver caches the statement's parsing too: ~0.1 ms per call.)
+            # driver caches the statement's parsing too: bench/api.py, and a test.)
             cursor.execute(f"{sql} SELECT {outbox_ids}, upd.* FROM upd", params)  # noqa: S608
             fetched = cursor.fetchall()
         objs = {str(obj.pk): obj for obj in (loaded.load(row[1:]) for row in fetched)}
         if listening and fetched:
             events.publish_on_commit(fetched[0][0])
-        locked = sorted(objs)
-        if tasks is not None:
-            _enqueued(backend, task_rows, locked)
-        return locked, objs, tasks is not None
+        return sorted(objs), objs
     with connection.cursor() as cursor:
         cursor.execute(
             f"{sql} SELECT (SELECT array_agg(execution_id::text ORDER BY execution_id) "  # noqa: S608
@@ -310,35 +260,7 @@ def _retry_postgresql(
         locked, event_ids = cursor.fetchone()
     if listening:
         events.publish_on_commit(event_ids or [])
-    if tasks is not None:
-        _enqueued(backend, task_rows, locked or [])
-    return locked or [], {}, tasks is not None
-
-
-def _tasks_insert(task_rows: list) -> tuple[str, list]:
-    """The INSERT of the task rows, from `upd`: the reset ids in key order, TASK_BATCH to a row
-    (the i-th batch takes task_rows[i]'s id); only as many rows as there are batches."""
-    from django_tasks_db.models import DBTaskResult
-
-    constants = {
-        f.attname: getattr(task_rows[0], f.attname)
-        for f in DBTaskResult._meta.concrete_fields
-        if f.attname not in ("id", "args_kwargs")
-    }
-    return sets.insert_from(
-        DBTaskResult,
-        constants,
-        {
-            "id": "(%s::uuid[])[b.batch + 1]",
-            "args_kwargs": "jsonb_build_object('args', jsonb_build_array(b.ids), "
-            "'kwargs', '{}'::jsonb)",
-        },
-        f"(SELECT (n - 1) / {TASK_BATCH} AS batch, "  # noqa: S608 - a constant
-        "jsonb_agg(execution_id::text ORDER BY execution_id) AS ids FROM "
-        "(SELECT execution_id, row_number() OVER (ORDER BY execution_id) AS n FROM upd) u "
-        "GROUP BY 1) b",
-        ([row.pk for row in task_rows],),
-    )
+    return locked or [], {}
 
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -351,8 +273,8 @@ def _uuid_text(pk) -> str:
 
 def _uuid_array(ids: list) -> str:
     """The ids as one uuid[] literal. One string parameter: the driver dumps a list parameter
-    element by element in Python (~40 ms for a 5,000-key batch). Keys already in PostgreSQL's
-    own text form (a bulk retry reads them so) are checked by one regular expression."""
+    element by element in Python (bench/bulk_retry.py). Keys already in PostgreSQL's own text
+    form (a bulk retry reads them so) are checked by one regular expression."""
     try:
         text = ",".join(ids)
     except TypeError:  # not all strings (uuid.UUID from the API's path, say)
@@ -360,16 +282,6 @@ def _uuid_array(ids: list) -> str:
     if text is None or not _CANONICAL_UUIDS.fullmatch(text):
         text = ",".join(_uuid_text(pk) for pk in ids)
     return "{" + text + "}"
-
-
-def _enqueued(backend, task_rows: list, locked: list[str]) -> None:
-    """What DatabaseBackend.enqueue does after writing a row: tell task_enqueued's receivers,
-    for each task the statement wrote (its batch of `locked`, in the same key order)."""
-    from django.tasks.signals import task_enqueued
-
-    for row, start in zip(task_rows, range(0, len(locked), TASK_BATCH), strict=False):
-        row.args_kwargs = {"args": [locked[start : start + TASK_BATCH]], "kwargs": {}}
-        task_enqueued.send(type(backend), task_result=row.task_result)
 
 
 COUNTERS = (

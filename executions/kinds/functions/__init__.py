@@ -6,7 +6,7 @@ from typing import Any
 
 from ...models import FunctionExecution, Kind
 from ..base import KindSpec
-from . import retry, run
+from . import retry, run, shown
 
 
 def _one_options(obj: FunctionExecution) -> dict[str, Any]:
@@ -36,6 +36,7 @@ KIND = KindSpec(
     read_permission="functions:read",
     not_found="Execution not found",
     rule=retry.RULE,
+    shown=shown.FunctionShown(),
     reap=run.reap,
     one_options=_one_options,
     after_one=_after_one,

@@ -97,7 +97,7 @@ def retry(
         )
         for o, definition in zip(originals, definitions, strict=True)
     )
-    FunctionExecution.objects.filter(pk__any_of=[o.pk for o in originals]).update(
+    FunctionExecution.objects.filter(pk__in=[o.pk for o in originals]).update(
         retried_by=base.retry_in_flight(FunctionExecution)
     )
     if queued:

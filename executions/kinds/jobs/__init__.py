@@ -6,7 +6,7 @@ from typing import Any
 
 from ...models import Job, Kind
 from ..base import KindSpec
-from . import retry, run
+from . import retry, run, shown
 
 
 def _one_options(obj: Job) -> dict[str, Any]:
@@ -33,6 +33,7 @@ KIND = KindSpec(
     read_permission="jobs:read",
     not_found="Job not found",
     rule=retry.RULE,
+    shown=shown.JobShown(),
     reap=run.reap,
     needs=_needs,
     one_options=_one_options,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...models import Kind, Run
 from ..base import KindSpec
-from . import retry, run
+from . import retry, run, shown
 
 KIND = KindSpec(
     name=Kind.RUN,
@@ -22,6 +22,7 @@ KIND = KindSpec(
     read_permission="runs:read",
     not_found="Run not found",
     rule=retry.RULE,
+    shown=shown.RunShown(),
     reap=run.reap,
     retried_by=retry.retried_by,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...models import Kind, WorkflowExecution
 from ..base import KindSpec
-from . import retry, run, sessions
+from . import retry, run, sessions, shown
 
 KIND = KindSpec(
     name=Kind.WORKFLOW,
@@ -22,6 +22,7 @@ KIND = KindSpec(
     read_permission="workflowOrchestrationACL:READ",
     not_found="Workflow execution not found",
     rule=retry.RULE,
+    shown=shown.WorkflowShown(),
     reap=run.reap,
     authorise=sessions.authorise,
     secret_options=("nonce",),

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo [--manifest FILE] [--scale N]`: the demo data (executions/demo.py).
+"""`manage.py seed_demo [--manifest FILE] [--scale N]`: the demo data (executions/demo/).
 
 On an empty database it creates the tenants acme and globex, the demo users and a week of varied
 failures. Run again, it keeps all of that, issues fresh API keys and JWTs and adds a fresh set of

@@ -28,7 +28,7 @@ from executions.models import Tenant
 STOP_GRACE_SECONDS = 10
 
 
-DEMO_HANDLERS = "executions.demo_handlers"
+DEMO_HANDLERS = "executions.demo.handlers"
 
 
 def _with_demo() -> str:

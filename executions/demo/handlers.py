@@ -1,9 +1,9 @@
 """The demo's handlers: deterministic, offline, failing in realistic ways.
 
 `flaky` fails its first N attempts and then succeeds, so a retry visibly fixes it; `fail` always
-fails with a real stack; `sleep` is for timeouts; `counter` counts its calls in the database. They
-are registered only where the demo is: the demo seeding imports this module, and `manage.py up`
-and the test settings name it in REDRIVE_HANDLER_MODULES, so its workers have them too. A
+fails with a real stack; `sleep` is for timeouts. They are registered only where the demo is:
+importing executions.demo registers them (seed_demo, up), and `manage.py up` and the test
+settings name this module in REDRIVE_HANDLER_MODULES, so their workers have them too. A
 deployment without the demo does not.
 """
 
@@ -99,16 +99,3 @@ def sleep(ctx: HandlerContext) -> dict:
     ctx.log("info", f"sleeping {seconds}s")
     time.sleep(seconds)
     return {"slept": seconds}
-
-
-@handler("counter")
-def counter(ctx: HandlerContext) -> dict:
-    """Counts its calls per params.key in the database (visible across processes); fails after
-    counting when params.fail is true. Tests use it to prove what did and did not run again."""
-    from executions.models import HandlerCall
-
-    key = str(ctx.params.get("key", ctx.key))
-    HandlerCall.objects.create(key=key)
-    if ctx.params.get("fail"):
-        raise RuntimeError(f"counter {key} told to fail")
-    return {"key": key}

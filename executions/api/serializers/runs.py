@@ -1,0 +1,103 @@
+"""Seed 004 (workflow runs), camelCase, every answer in the seed's envelope."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from executions.models import (
+    Run,
+)
+
+from .common import ChoiceParam, DateTimeParam, ListQuery, ObjectField, TextParam, window_lookups
+
+# --- seed 004: runs -----------------------------------------------------------------------------
+
+
+class SimulationForkSerializer(serializers.Serializer):
+    chainId = serializers.IntegerField()
+    forkId = serializers.CharField()
+    rpcUrl = serializers.CharField()
+
+
+class RunSerializer(serializers.Serializer):
+    """Every field of seed 004's run."""
+
+    executionState = ObjectField(source="execution_state")
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
+    id = serializers.CharField()
+    isDustTest = serializers.BooleanField(source="is_dust_test")
+    isSimulation = serializers.BooleanField(source="is_simulation")
+    organizationId = serializers.CharField(source="tenant_id")
+    propValues = ObjectField(source="prop_values")
+    simulationForks = serializers.ListField(
+        source="simulation_forks", child=serializers.DictField()
+    )
+    simulationMode = serializers.CharField(source="simulation_mode")
+    sourceRunId = serializers.CharField(source="source_run_id", allow_null=True)
+    startedAt = serializers.DateTimeField(source="started_at")
+    status = serializers.ChoiceField(choices=Run.Status.choices)
+    summary = serializers.CharField()
+    totalCu = serializers.FloatField(source="total_cu")
+    triggerNodeId = serializers.CharField(source="trigger_node_id")
+    triggerSource = serializers.CharField(source="trigger_source")
+    triggeredBy = serializers.CharField(source="triggered_by")
+    workflowDefinition = ObjectField(source="workflow_definition")
+    workflowId = serializers.CharField(source="workflow_id")
+    workflowOwnerUserId = serializers.CharField(source="workflow_owner_user_id")
+    workflowVersion = serializers.IntegerField(source="workflow_version")
+
+
+class RunDetailSerializer(RunSerializer):
+    nodeStates = ObjectField(source="node_states")
+    errorMessage = serializers.CharField(source="error_message", allow_null=True)
+    errorStack = serializers.CharField(source="error_stack", allow_null=True)
+    retriedBy = serializers.SerializerMethodField()
+    progress = ObjectField()
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_retriedBy(self, obj: Run) -> str | None:
+        return Run.objects.filter(source_run=obj.pk).values_list("pk", flat=True).first()
+
+
+class RunEnvelopeSerializer(serializers.Serializer):
+    code = serializers.IntegerField()
+    data = RunSerializer()
+    message = serializers.CharField()
+    requestId = serializers.CharField()
+
+
+class RunDetailEnvelopeSerializer(serializers.Serializer):
+    code = serializers.IntegerField()
+    data = RunDetailSerializer()
+    message = serializers.CharField()
+    requestId = serializers.CharField()
+
+
+class RunListDataSerializer(serializers.Serializer):
+    items = RunSerializer(many=True)
+    nextCursor = serializers.CharField(allow_null=True)
+
+
+class RunListEnvelopeSerializer(serializers.Serializer):
+    code = serializers.IntegerField()
+    data = RunListDataSerializer()
+    message = serializers.CharField()
+    requestId = serializers.CharField()
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+class RunListQuery(ListQuery):
+    status = ChoiceParam(choices=Run.Status.values)
+    workflowId = TextParam(maximum=100)
+    since = DateTimeParam(help_text="ISO 8601 date-time (startedAt)")
+    until = DateTimeParam(help_text="ISO 8601 date-time (startedAt)")
+
+    lookups = {
+        **ListQuery.lookups,
+        "status": "status",
+        "workflowId": "workflow_id",
+        **window_lookups("started_at"),
+    }

@@ -1,0 +1,66 @@
+"""Redrive's data, by area: tenancy and credentials, what every kind shares, one module per kind
+(functions, automations, jobs, workflows, runs), the evidence trail, and bulk retries.
+
+Field names follow the seed each kind comes from (snake_case here, the seed's own spelling in the
+API serializers). State changes do not live here: they are conditional UPDATEs in
+`executions/kinds/` (running the work and retrying it).
+
+Every model is re-exported here, so `from executions.models import X` is the one import path.
+"""
+
+from .automations import AutomationExecution, AutomationRule
+from .base import Failure, Kind, Leased, WorkerHeartbeat, object_id, run_id
+from .bulk import BulkRetry, BulkRetryPlan
+from .evidence import (
+    Attempt,
+    AuditEvent,
+    FailureCount,
+    FailureCountDelta,
+    IdempotencyRecord,
+    OutboxEvent,
+)
+from .functions import Function, FunctionExecution
+from .jobs import Job, JobEvent
+from .runs import Run
+from .tenancy import (
+    ApiKey,
+    ApiKeyManager,
+    Membership,
+    Role,
+    Tenant,
+    WorkflowSession,
+)
+from .workflows import Workflow, WorkflowExecution, WorkflowTaskExecution
+
+__all__ = [
+    "ApiKey",
+    "ApiKeyManager",
+    "Attempt",
+    "AuditEvent",
+    "AutomationExecution",
+    "AutomationRule",
+    "BulkRetry",
+    "BulkRetryPlan",
+    "Failure",
+    "FailureCount",
+    "FailureCountDelta",
+    "Function",
+    "FunctionExecution",
+    "IdempotencyRecord",
+    "Job",
+    "JobEvent",
+    "Kind",
+    "Leased",
+    "Membership",
+    "OutboxEvent",
+    "Role",
+    "Run",
+    "Tenant",
+    "WorkerHeartbeat",
+    "Workflow",
+    "WorkflowExecution",
+    "WorkflowSession",
+    "WorkflowTaskExecution",
+    "object_id",
+    "run_id",
+]

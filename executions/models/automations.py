@@ -1,0 +1,74 @@
+"""Seed 001: automation rules and their executions."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .base import Failure, Leased
+from .tenancy import Tenant
+
+
+class AutomationRule(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="automation_rules")
+    name = models.CharField(max_length=200)
+    trigger = models.JSONField(default=dict)
+    # Ordered list of {"handler": name, "params": {...}}.
+    actions = models.JSONField(default=list)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AutomationExecution(Leased, Failure):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        TIMEOUT = "timeout"
+        SKIPPED = "skipped"
+
+    execution_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The (tenant, status, time) list index serves tenant lookups: no index of its own.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
+    automation_rule = models.ForeignKey(
+        AutomationRule, on_delete=models.CASCADE, related_name="executions"
+    )
+    trigger_data = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    started_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    actions_total = models.PositiveIntegerField(default=0)
+    actions_successful = models.PositiveIntegerField(default=0)
+    actions_failed = models.PositiveIntegerField(default=0)
+    failed_action_index = models.IntegerField(null=True, blank=True)
+    # Holds the snapshot of the rule's actions (and version) this execution runs.
+    execution_context = models.JSONField(default=dict, blank=True)
+    logs = models.JSONField(default=list, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "-updated_at", "-execution_id"],
+                name="autoexec_failed_inbox",
+                condition=Q(status__in=["failed", "timeout"]),
+            ),
+            models.Index(fields=["tenant", "status", "-started_at"], name="autoexec_list"),
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="autoexec_lease",
+                condition=Q(status="running"),
+            ),
+        ]

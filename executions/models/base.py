@@ -1,0 +1,64 @@
+"""What every kind's work shares: its kind's name, its ids, the lease a worker holds it by, what
+it records when it fails, and the workers that hold leases."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+def object_id() -> str:
+    """A MongoDB-ObjectId-shaped id (24 hex), as seed 000's projectId/functionId/_id are."""
+    return f"{int(timezone.now().timestamp()):08x}{secrets.token_hex(8)}"
+
+
+def run_id() -> str:
+    return f"run_{uuid.uuid4().hex}"
+
+
+class Kind(models.TextChoices):
+    FUNCTION = "function", "Function execution"
+    AUTOMATION = "automation", "Automation execution"
+    JOB = "job", "Job"
+    WORKFLOW = "workflow", "Workflow execution"
+    RUN = "run", "Run"
+
+
+class Leased(models.Model):
+    """A worker holds an attempt through a lease it renews; `lease_token` is the fencing token:
+    bumped on every claim, and every finishing UPDATE requires it, so a presumed-dead worker's late
+    finish cannot overwrite a newer attempt."""
+
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_token = models.PositiveBigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class WorkerHeartbeat(models.Model):
+    """A running `manage.py worker` (either backend), under the id it takes queued tasks with.
+    A task left running under an id whose heartbeat stopped was cut off by the worker's death
+    before it could claim its work; `executions.heartbeats` gives such tasks back to the queue,
+    and tells which hosts have a live worker."""
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+
+class Failure(models.Model):
+    """What every kind records when it fails, for the inbox."""
+
+    error_message = models.TextField(null=True, blank=True)
+    error_stack = models.TextField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        abstract = True

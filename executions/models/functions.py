@@ -1,0 +1,96 @@
+"""Seed 000: functions and their executions."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .base import Failure, Leased, object_id
+from .tenancy import Tenant
+
+
+class Function(models.Model):
+    id = models.CharField(primary_key=True, max_length=24, default=object_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="functions")
+    name = models.CharField(max_length=200)
+    handler = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    timeout_ms = models.PositiveIntegerField(default=30_000)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FunctionExecution(Leased, Failure):
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCESS = "success"
+        FAILED = "failed"
+        TIMEOUT = "timeout"
+
+    class InvokedBy(models.TextChoices):
+        MANUAL = "manual"
+        API_KEY = "api_key"
+        TRIGGER = "trigger"
+        CRON = "cron"
+
+    id = models.CharField(primary_key=True, max_length=24, default=object_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE)
+    # Served by fnexec_log_order (function, time, id).
+    function = models.ForeignKey(
+        Function, on_delete=models.CASCADE, related_name="executions", db_index=False
+    )
+    # The definition that ran, so a retry runs the same version even if the function changed since.
+    handler = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    function_version = models.PositiveIntegerField(default=1)
+    timeout_ms = models.PositiveIntegerField(default=30_000)
+    payload = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    execution_time = models.PositiveIntegerField(null=True, blank=True)  # ms
+    executed_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    invoked_by = models.CharField(max_length=16, choices=InvokedBy.choices, default="manual")
+    retry_count = models.PositiveIntegerField(default=0)
+    # An execution may be retried again once its earlier retries are final: `retry_of` links each
+    # retry to what it retried, `retried_by` the original to its latest retry (so a list shows it
+    # with one join). At most one retry of an execution is in flight (fnexec_one_retry_running).
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    retried_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    logs = models.JSONField(default=list, blank=True)
+
+    IN_FLIGHT = ("running",)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["retry_of"],
+                name="fnexec_one_retry_running",
+                condition=Q(status="running", retry_of__isnull=False),
+            )
+        ]
+        indexes = [
+            models.Index(fields=["function", "-executed_at", "-id"], name="fnexec_log_order"),
+            models.Index(
+                fields=["tenant", "-executed_at", "-id"],
+                name="fnexec_failed_inbox",
+                condition=Q(status__in=["failed", "timeout"]),
+            ),
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="fnexec_lease",
+                condition=Q(status="running"),
+            ),
+        ]
+
+    @property
+    def success(self) -> bool:
+        return self.status == self.Status.SUCCESS

@@ -1,0 +1,67 @@
+"""Seed 004: runs."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .base import Failure, Leased, run_id
+from .tenancy import Tenant
+
+
+class Run(Leased, Failure):
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        WAITING = "waiting"
+        SUCCESS = "success"
+        PARTIAL = "partial"
+        FAILURE = "failure"
+        CANCELLED = "cancelled"
+
+    RETRYABLE = ("failure", "cancelled", "partial")
+
+    id = models.CharField(primary_key=True, max_length=40, default=run_id, editable=False)
+    # The (tenant, status, time) list index serves tenant lookups: no index of its own.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
+    workflow_id = models.CharField(max_length=100)
+    workflow_version = models.PositiveIntegerField(default=1)
+    workflow_owner_user_id = models.CharField(max_length=100, blank=True, default="")
+    # The snapshot this run executes: {"nodes": {...}, "triggerNodeIds": [...],
+    # "inputSchema": [...], "variableDefs": [...], "blockExpansions": {...}}.
+    workflow_definition = models.JSONField()
+    execution_state = models.JSONField(default=dict, blank=True)  # node id -> output
+    node_states = models.JSONField(default=dict, blank=True)  # node id -> {status, error, ...}
+    prop_values = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    # One retry per run: the unique constraint makes a racing second retry fail in the database.
+    source_run = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
+    )
+    is_dust_test = models.BooleanField(default=False)
+    is_simulation = models.BooleanField(default=False)
+    simulation_forks = models.JSONField(default=list, blank=True)
+    simulation_mode = models.CharField(max_length=32, blank=True, default="")
+    summary = models.TextField(blank=True, default="")
+    total_cu = models.FloatField(default=0)
+    trigger_node_id = models.CharField(max_length=100, blank=True, default="")
+    trigger_source = models.CharField(max_length=32, blank=True, default="manual")
+    triggered_by = models.CharField(max_length=100, blank=True, default="")
+    progress = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tenant", "-started_at", "-id"],
+                name="run_failed_inbox",
+                condition=Q(status__in=["failure", "cancelled", "partial"]),
+            ),
+            models.Index(fields=["tenant", "status", "-started_at"], name="run_list"),
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="run_lease",
+                condition=Q(status="running"),
+            ),
+        ]
