@@ -6,25 +6,23 @@ Views stay thin: validate -> call executions.services -> serialize.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from executions import idempotency, validation
+from executions import idempotency
 from executions.errors import InvalidInput
 from executions.idempotency import Claim
+from executions.selectors.cursor import keyset_page
 from executions.tenancy import Actor
 
 from .auth import ApiKeyAuthentication, IsAuthenticatedCaller, JWTAuthentication, actor_for
@@ -152,57 +150,9 @@ def query_int(
 # --- keyset pagination ----------------------------------------------------------------------
 
 
-def encode_cursor(*values: Any) -> str:
-    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else str(v) for v in values])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, size: int, field: str = "cursor") -> list[str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        values = None
-    if (
-        not isinstance(values, list)
-        or len(values) != size
-        or not all(isinstance(v, str) and "\x00" not in v for v in values)
-    ):
-        raise InvalidInput(f"{field} is not a cursor this API returned", field=field)
-    return values
-
-
-def parse_time(value: str, field: str = "cursor") -> datetime:
-    try:
-        return validation.iso_datetime(value, field)
-    except InvalidInput:
-        raise InvalidInput(f"{field} is not a cursor this API returned", field=field) from None
-
-
-def query_page(query, qs: QuerySet, time_field: str) -> tuple[list, str | None]:
-    """A seed list's page: `query` (a validated serializers.common.ListQuery) filters `qs`, then
-    one keyset page of its `limit` after its `cursor`."""
+def query_page(query, qs: QuerySet, kind: str, time_field: str) -> tuple[list, str | None]:
+    """A seed list's page: `query` (a validated serializers.common.ListQuery) filters `qs` (rows
+    of `kind`), then one keyset page of its `limit` after its `cursor`, newest first by
+    `time_field` (selectors.cursor)."""
     data = query.validated_data
-    return keyset_page(query.apply(qs), time_field, data["limit"], data.get("cursor"))
-
-
-def keyset_page(
-    qs: QuerySet, time_field: str, limit: int, cursor: str | None, field: str = "cursor"
-) -> tuple[list, str | None]:
-    """Newest first by (time_field, pk); the cursor is the last row's (time, pk). No COUNT(*):
-    one indexed range scan per page, however deep."""
-    qs = qs.order_by(f"-{time_field}", "-pk")
-    if cursor:
-        when, pk = decode_cursor(cursor, 2, field)
-        at = parse_time(when, field)
-        try:
-            pk_value = qs.model._meta.pk.to_python(pk)
-        except Exception:  # a tampered cursor is a bad cursor, never a 500
-            raise InvalidInput(f"{field} is not a cursor this API returned", field=field) from None
-        qs = qs.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "pk__lt": pk_value}))
-    rows = list(qs[: limit + 1])
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, encode_cursor(getattr(last, time_field), last.pk)
+    return keyset_page(query.apply(qs), kind, time_field, data["limit"], data.get("cursor"))

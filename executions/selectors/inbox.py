@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F, Model, QuerySet, Sum, Value
-from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
+from django.db.models import Model, QuerySet, Sum, Value
 
 from executions import heartbeats, kinds
 from executions.errors import InvalidInput
@@ -112,19 +111,20 @@ class Page:
     limit: int
 
 
+def _time_fields() -> dict[str, str]:
+    """The field each kind's inbox rows are ordered by (its cursors name it)."""
+    return {kind.name: kind.time_field for kind in kinds.KINDS}
+
+
 def _after(kind: str, qs: QuerySet, cursor: Cursor) -> QuerySet:
     """Rows of `kind` that come after `cursor` in the order (time DESC, kind, pk DESC)."""
-    meta = kinds.get(kind)
-    time_field = meta.time_field
+    time_field = kinds.get(kind).time_field
     mine, theirs = kinds.names().index(kind), kinds.names().index(cursor.kind)
     if mine < theirs:
         return qs.filter(**{f"{time_field}__lt": cursor.when})
     if mine > theirs:
         return qs.filter(**{f"{time_field}__lte": cursor.when})
-    pk = meta.model._meta.pk
-    return qs.filter(
-        TupleLessThan(Tuple(F(time_field), F(pk.name)), (cursor.when, pk.to_python(cursor.pk)))
-    )
+    return cursor.rows_after(qs)
 
 
 def _newest_first(kind: str, qs: QuerySet) -> QuerySet:
@@ -144,7 +144,8 @@ def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: 
     """Failures of the filter's kinds, newest first, `limit` per page, from `cursor` on."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    after = Cursor.decode(cursor) if cursor else None
+    # Any kind's cursor: one from a page of other kinds continues by time alone.
+    after = Cursor.decode(cursor, _time_fields()) if cursor else None
     # First the page's keys: (time, pk) of the newest limit + 1 per kind, merged here; then the
     # rows themselves, only for the keys on the page (no model instances for the rest).
     keys: list[list[tuple[tuple[float, int], str, Any]]] = []
@@ -171,7 +172,9 @@ def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: 
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = Cursor(last.when, last.kind, last.id).encode()
+        next_cursor = Cursor.after_row(
+            last.kind, kinds.get(last.kind).time_field, last.obj
+        ).encode()
     fill_attempts(rows)
     return Page(rows=rows, next_cursor=next_cursor, limit=limit)
 

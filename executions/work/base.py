@@ -7,6 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from executions.errors import InvalidInput
+
 # Each stream of captured logs keeps its last LOG_LIMIT_BYTES; one line at most LINE_LIMIT_CHARS.
 LOG_LIMIT_BYTES = 64 * 1024
 LINE_LIMIT_CHARS = 8 * 1024
@@ -121,6 +123,23 @@ def log_entry(level: str, message: str) -> dict:
 
 def effective_timeout(own_s: float, ctx: WorkContext) -> float:
     return min(own_s, ctx.timeout_s) if ctx.timeout_s else own_s
+
+
+def check_timeout(unit: dict, where: str, *, maximum: float, default: float | None = None) -> None:
+    """A unit's `timeout` (`default` when it has none; none at all is fine without a default):
+    a number of seconds, more than 0 and at most `maximum`."""
+    timeout = unit.get("timeout", default)
+    if timeout is None and default is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= maximum
+    ):
+        raise InvalidInput(
+            f"timeout must be a number of seconds, more than 0 and at most {maximum}",
+            field=field_name(where, "timeout"),
+        )
 
 
 def field_name(where: str, name: str) -> str:

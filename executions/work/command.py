@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from executions.errors import InvalidInput
 
-from . import secrets
+from . import base, secrets
 from .base import Outcome, WorkContext, WorkFailed, WorkTimeout, effective_timeout, field_name
 
 DEFAULT_TIMEOUT_S = 30
@@ -66,16 +66,7 @@ def validate(unit: dict, where: str = "", *, saving: bool = True) -> dict:
     cwd = unit.get("cwd")
     if cwd is not None and (not isinstance(cwd, str) or not os.path.isabs(cwd)):
         raise InvalidInput("cwd must be an absolute path", field=field_name(where, "cwd"))
-    timeout = unit.get("timeout", DEFAULT_TIMEOUT_S)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout <= MAX_TIMEOUT_S
-    ):
-        raise InvalidInput(
-            f"timeout must be a number of seconds, more than 0 and at most {MAX_TIMEOUT_S}",
-            field=field_name(where, "timeout"),
-        )
+    base.check_timeout(unit, where, maximum=MAX_TIMEOUT_S, default=DEFAULT_TIMEOUT_S)
     env = secrets.validate_values(unit.get("env"), field_name(where, "env"), names=ENV_NAME_RE)
     return {**unit, "command": command, "args": list(args), "env": env}
 

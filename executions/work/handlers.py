@@ -13,6 +13,7 @@ import traceback
 from executions import handlers
 from executions.errors import InvalidInput
 
+from . import base
 from .base import Logs, Outcome, WorkContext, WorkFailed, WorkTimeout, effective_timeout, field_name
 
 MAX_TIMEOUT_S = 24 * 3600
@@ -28,16 +29,7 @@ def validate(unit: dict, where: str = "", *, saving: bool = True) -> dict:
     params = unit.get("params", {})
     if not isinstance(params, dict):
         raise InvalidInput("params must be an object", field=field_name(where, "params"))
-    timeout = unit.get("timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout <= MAX_TIMEOUT_S
-    ):
-        raise InvalidInput(
-            f"timeout must be a number of seconds, more than 0 and at most {MAX_TIMEOUT_S}",
-            field=field_name(where, "timeout"),
-        )
+    base.check_timeout(unit, where, maximum=MAX_TIMEOUT_S)
     return {**unit, "params": params}
 
 

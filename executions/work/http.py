@@ -36,7 +36,7 @@ from django.conf import settings
 
 from executions.errors import InvalidInput
 
-from . import secrets
+from . import base, secrets
 from .allow import AllowList, literal_addresses
 from .base import Outcome, WorkContext, WorkFailed, WorkTimeout, effective_timeout, field_name
 
@@ -99,16 +99,7 @@ def validate(unit: dict, where: str = "", *, saving: bool = True) -> dict:
         raise InvalidInput(
             "body must be a string (use json for data)", field=field_name(where, "body")
         )
-    timeout = unit.get("timeout", DEFAULT_TIMEOUT_S)
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not 0 < timeout <= MAX_TIMEOUT_S
-    ):
-        raise InvalidInput(
-            f"timeout must be a number of seconds, more than 0 and at most {MAX_TIMEOUT_S}",
-            field=field_name(where, "timeout"),
-        )
+    base.check_timeout(unit, where, maximum=MAX_TIMEOUT_S, default=DEFAULT_TIMEOUT_S)
     expect = unit.get("expectStatus", "2xx")
     if not _statuses(expect):
         raise InvalidInput(

@@ -140,7 +140,7 @@ def test_list_filters_and_pages_without_repeats(api, manifest):
 def test_a_tampered_cursor_is_a_400(api, manifest):
     r = api.get("/api/v1/automation/executions", {"cursor": "bm9wZQ"})
     assert r.status_code == 400
-    assert r.json()["error"]["message"] == "cursor is not a cursor this API returned"
+    assert r.json()["error"]["message"] == "cursor is not a cursor this server gave out"
 
 
 def test_rule_route_is_tenant_scoped(api, manifest):

@@ -92,9 +92,9 @@ def _b64(raw: str) -> str:
 @pytest.mark.parametrize(
     "cursor",
     [
-        _b64(json.dumps(["2025-01-01T00:00:00+00:00", "run", "run_\x00"])),
-        _b64(json.dumps(["0001-01-01T00:00:00+14:00", "run", "run_1"])),
-        _b64(json.dumps(["9999-12-31T23:59:59-14:00", "job", "x"])),
+        _b64("2025-01-01T00:00:00+00:00|run|started_at|run_\x00"),
+        _b64("0001-01-01T00:00:00+14:00|run|started_at|run_1"),
+        _b64("9999-12-31T23:59:59-14:00|job|updated_at|x"),
     ],
 )
 def test_a_cursor_edited_by_hand_is_a_400_on_the_failures_api(api, manifest, cursor):
@@ -106,8 +106,8 @@ def test_a_cursor_edited_by_hand_is_a_400_on_the_failures_api(api, manifest, cur
 @pytest.mark.parametrize(
     "cursor",
     [
-        _b64(json.dumps(["2025-01-01T00:00:00+00:00", "run_\x00"])),
-        _b64(json.dumps(["0001-01-01T00:00:00+14:00", "run_1"])),
+        _b64("2025-01-01T00:00:00+00:00|run|started_at|run_\x00"),
+        _b64("0001-01-01T00:00:00+14:00|run|started_at|run_1"),
     ],
 )
 def test_a_cursor_edited_by_hand_is_a_400_on_a_seed_list(api, manifest, cursor):

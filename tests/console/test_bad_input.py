@@ -130,9 +130,9 @@ def test_an_id_with_nul_is_not_found_not_a_500(login, cast) -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        "0001-01-01T00:00:00+14:00|job|9f3c1c52-8f43-4c40-9a52-0d4b4f7c2e11",
-        "9999-12-31T23:59:59-14:00|job|9f3c1c52-8f43-4c40-9a52-0d4b4f7c2e11",
-        "2025-01-01T00:00:00+00:00|run|run_\x00",
+        "0001-01-01T00:00:00+14:00|job|updated_at|9f3c1c52-8f43-4c40-9a52-0d4b4f7c2e11",
+        "9999-12-31T23:59:59-14:00|job|updated_at|9f3c1c52-8f43-4c40-9a52-0d4b4f7c2e11",
+        "2025-01-01T00:00:00+00:00|run|started_at|run_\x00",
     ],
 )
 def test_an_inbox_cursor_edited_by_hand_is_a_400(login, cast, raw) -> None:

@@ -93,12 +93,19 @@ def _b64(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-# Cursors as the console ("when|kind|pk") and the API (a JSON list) encode them, with arbitrary
-# parts: what a hand-edited cursor looks like once it gets past base64.
+# Cursors as every list encodes them ("when|kind|field|pk", selectors.cursor) and as the seed
+# lists once did (a JSON list), with arbitrary parts: what a hand-edited cursor looks like once
+# it gets past base64.
 PK = st.one_of(st.text(), st.text().map(lambda t: "run_" + t + "\x00"), st.uuids().map(str))
+ORDERED_BY = st.one_of(
+    st.sampled_from(["executed_at", "updated_at", "started_at", "created_at", "created_time"]),
+    st.text(),
+)
 CURSORS = st.one_of(
-    # well-shaped (a time, a kind, a key) with hostile parts, as the console and the API encode
-    st.tuples(DATES, st.sampled_from(list(kinds.names())), PK).map(lambda p: _b64("|".join(p))),
+    # well-shaped (a time, a kind, a field, a key) with hostile parts
+    st.tuples(DATES, st.sampled_from(list(kinds.names())), ORDERED_BY, PK).map(
+        lambda p: _b64("|".join(p))
+    ),
     st.tuples(DATES, st.sampled_from(list(kinds.names())), PK).map(lambda p: _b64(json.dumps(p))),
     st.tuples(DATES, PK).map(lambda p: _b64(json.dumps(p))),
     # and anything at all

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from executions import work
+from executions import handlers, work
 from executions.errors import InvalidInput
 from executions.work import Logs, WorkFailed, secrets
 
@@ -79,3 +79,29 @@ def test_a_handlers_logs_are_bounded_per_stream_keeping_the_tail():
     assert logs.entries[-1]["message"] == "the end"
     assert logs.entries[0]["message"].startswith("000901")
     assert sum(len(e["message"]) + 1 for e in logs.entries if e["level"] == "info") <= 10_000
+
+
+@pytest.mark.parametrize(
+    ("unit", "maximum"),
+    [({"command": "true"}, 24 * 3600), ({"url": "https://example.com"}, 900)],
+)
+@pytest.mark.parametrize("timeout", [0, -1, True, "30", None, 10**9])
+def test_a_units_timeout_is_seconds_within_its_kinds_limit(unit, maximum, timeout):
+    assert work.validate({**unit, "timeout": maximum}, where="w")["timeout"] == maximum
+    assert "timeout" not in work.validate(unit, where="w")  # the kind's default applies
+    with pytest.raises(InvalidInput) as caught:
+        work.validate({**unit, "timeout": timeout}, where="w")
+    assert caught.value.field == "w.timeout"
+    assert caught.value.message == (
+        f"timeout must be a number of seconds, more than 0 and at most {maximum}"
+    )
+
+
+def test_a_handlers_timeout_is_optional_but_checked_when_given():
+    name = sorted(handlers.names())[0]
+    assert work.validate({"handler": name}, where="w")
+    assert work.validate({"handler": name, "timeout": None}, where="w")
+    assert work.validate({"handler": name, "timeout": 2.5}, where="w")["timeout"] == 2.5
+    with pytest.raises(InvalidInput) as caught:
+        work.validate({"handler": name, "timeout": 24 * 3600 + 1}, where="w")
+    assert caught.value.field == "w.timeout"

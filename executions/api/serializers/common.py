@@ -280,7 +280,7 @@ class UuidParam(Param):
 
 @extend_schema_field(OpenApiTypes.STR)
 class CursorParam(Param):
-    """An opaque cursor; keyset_page reads it (and refuses one it did not write)."""
+    """An opaque cursor; selectors.cursor reads it (and refuses one it did not write)."""
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from executions import services
 from executions.idempotency import Claim
-from executions.models import AutomationExecution, AutomationRule
+from executions.models import AutomationExecution, AutomationRule, Kind
 from executions.tenancy import get_for_tenant, scoped
 
 from ..base import ApiView, query_page, valid_uuid
@@ -104,7 +104,7 @@ class AutomationExecutionListApi(ApiView):
         query = au.AutomationExecutionListQuery.parse(request)
         self.actor.require("automation:read")
         qs = scoped(AutomationExecution, self.actor.tenant)
-        rows, cursor = query_page(query, qs, "started_at")
+        rows, cursor = query_page(query, qs, Kind.AUTOMATION, "started_at")
         return Response(
             {
                 "data": au.AutomationExecutionSerializer(rows, many=True).data,

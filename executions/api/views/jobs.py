@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from executions import services
 from executions.idempotency import Claim
-from executions.models import Job
+from executions.models import Job, Kind
 from executions.tenancy import get_for_tenant, scoped
 
 from ..base import ApiView, query_page, valid_uuid
@@ -107,7 +107,7 @@ class JobListApi(ApiView):
     def get(self, request: Request):
         query = jb.JobListQuery.parse(request)
         self.actor.require("jobs:read")
-        rows, cursor = query_page(query, scoped(Job, self.actor.tenant), "created_at")
+        rows, cursor = query_page(query, scoped(Job, self.actor.tenant), Kind.JOB, "created_at")
         return Response(
             {
                 "jobs": jb.JobSerializer(rows, many=True).data,

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from executions import services
 from executions.idempotency import Claim
-from executions.models import Run
+from executions.models import Kind, Run
 from executions.tenancy import get_for_tenant, scoped
 
 from ..base import ApiView, query_page, valid_id
@@ -120,6 +120,6 @@ class RunListApi(ApiView):
     def get(self, request: Request):
         query = rn.RunListQuery.parse(request)
         self.actor.require("runs:read")
-        rows, cursor = query_page(query, scoped(Run, self.actor.tenant), "started_at")
+        rows, cursor = query_page(query, scoped(Run, self.actor.tenant), Kind.RUN, "started_at")
         data = {"items": rn.RunSerializer(rows, many=True).data, "nextCursor": cursor}
         return Response(envelope(request, data))

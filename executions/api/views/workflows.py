@@ -16,11 +16,12 @@ from rest_framework.response import Response
 from executions import services
 from executions.errors import InvalidInput, NotFound
 from executions.idempotency import Claim
-from executions.models import ApiKey, WorkflowExecution
+from executions.models import ApiKey, Kind, WorkflowExecution
+from executions.selectors.cursor import keyset_page
 from executions.tenancy import Actor, get_for_tenant, scoped
 
 from ..auth import ApiKeyAuthentication
-from ..base import ApiView, keyset_page, valid_id, valid_uuid
+from ..base import ApiView, valid_id, valid_uuid
 from ..docs import errors, retry_schema
 from ..serializers import workflows as wf
 
@@ -129,7 +130,9 @@ def list_executions(view: ApiView, project: str, body: dict) -> Response:
     qs = executions_of(view.actor)
     if body.get("filter"):
         qs = wf.WorkflowExecutionFilter().apply(qs, body["filter"])
-    rows, next_cursor = keyset_page(qs, "created_time", body["limit"], body.get("cursor"))
+    rows, next_cursor = keyset_page(
+        qs, Kind.WORKFLOW, "created_time", body["limit"], body.get("cursor")
+    )
     return Response(
         {"items": wf.WorkflowExecutionSerializer(rows, many=True).data, "nextCursor": next_cursor}
     )
