@@ -27,12 +27,11 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from . import handlers, services
+from . import handlers, kinds, permissions, services
 from .adminsite import admin_tenant_ids
 from .client_ip import client_ip
 from .errors import NotFound, NotRetryable, PermissionDenied
 from .models import (
-    ROLE_PERMISSIONS,
     ApiKey,
     Attempt,
     AuditEvent,
@@ -74,7 +73,7 @@ def admin_actor(request: HttpRequest, tenant: Tenant) -> Actor:
     if request.user.is_superuser:
         return Actor(
             tenant=tenant,
-            permissions=ROLE_PERMISSIONS[Role.ADMIN],
+            permissions=permissions.of_role(Role.ADMIN),
             source="admin",
             user=request.user,
             **extra,
@@ -238,11 +237,9 @@ class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
     def has_retry_permission(self, request: HttpRequest) -> bool:
         if request.user.is_superuser:
             return True
-        from . import kinds
-
-        permission = kinds.rule(self.kind).PERMISSION
+        permission = kinds.get(self.kind).permission
         return any(
-            permission in m.permissions
+            permission in permissions.of_role(m.role)
             for m in Membership.objects.filter(
                 user=request.user, tenant_id__in=admin_tenant_ids(request)
             ).only("role")

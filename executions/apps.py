@@ -1,5 +1,14 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_migrate
+
+
+def _count_failures(using: str, **kwargs) -> None:
+    """After every migrate: a kind's failures are counted from its first migrate on."""
+    from . import failure_counts, kinds
+
+    if using == "default":
+        failure_counts.install(kinds.KINDS)
 
 
 class ExecutionsConfig(AppConfig):
@@ -11,6 +20,7 @@ class ExecutionsConfig(AppConfig):
         from . import handlers, lockout  # noqa: F401 (lockout connects the audit of sign-in lockouts)
 
         handlers.discover()
+        post_migrate.connect(_count_failures, sender=self)
 
 
 class RedriveAdminConfig(admin_apps.AdminConfig):

@@ -1,6 +1,6 @@
 """The failure filter: one parser for the inbox, the API and bulk retry, and the per-kind
-queryset it selects. Any input gives a FailureFilter or an InvalidInput naming the field, never
-an exception of another type."""
+queryset it selects (from each kind's KIND: its failed statuses, time and name fields). Any input
+gives a FailureFilter or an InvalidInput naming the field, never an exception of another type."""
 
 from __future__ import annotations
 
@@ -8,80 +8,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from . import kinds as registry
 from . import validation
 from .errors import InvalidInput
-from .models import (
-    AutomationExecution,
-    FunctionExecution,
-    Job,
-    Kind,
-    Run,
-    Tenant,
-    WorkflowExecution,
-)
-
-
-@dataclass(frozen=True)
-class KindMeta:
-    kind: str
-    model: type[Model]
-    failed_statuses: tuple[str, ...]
-    all_statuses: tuple[str, ...]
-    time_field: str  # when it failed (indexed with the failed partial index)
-    name_field: str  # handler / rule / operation / workflow
-    name_label: str
-
-
-KINDS: dict[str, KindMeta] = {
-    Kind.FUNCTION: KindMeta(
-        Kind.FUNCTION,
-        FunctionExecution,
-        ("failed", "timeout"),
-        tuple(FunctionExecution.Status.values),
-        "executed_at",
-        "function__name",
-        "function",
-    ),
-    Kind.AUTOMATION: KindMeta(
-        Kind.AUTOMATION,
-        AutomationExecution,
-        ("failed", "timeout"),
-        tuple(AutomationExecution.Status.values),
-        "updated_at",
-        "automation_rule__name",
-        "rule",
-    ),
-    Kind.JOB: KindMeta(
-        Kind.JOB,
-        Job,
-        ("failed",),
-        tuple(Job.Status.values),
-        "updated_at",
-        "operation_type",
-        "operation",
-    ),
-    Kind.WORKFLOW: KindMeta(
-        Kind.WORKFLOW,
-        WorkflowExecution,
-        ("FAILED", "TIMED_OUT", "TERMINATED"),
-        tuple(WorkflowExecution.Status.values),
-        "updated_at",
-        "workflow__external_id",
-        "workflow",
-    ),
-    Kind.RUN: KindMeta(
-        Kind.RUN,
-        Run,
-        ("failure", "cancelled", "partial"),
-        tuple(Run.Status.values),
-        "started_at",
-        "workflow_id",
-        "workflow",
-    ),
-}
+from .models import Tenant
 
 RANGES = {
     "1h": timedelta(hours=1),
@@ -95,7 +28,7 @@ MAX_TEXT = 200
 
 @dataclass(frozen=True)
 class FailureFilter:
-    kinds: tuple[str, ...] = tuple(KINDS)
+    kinds: tuple[str, ...] = field(default_factory=registry.names)
     statuses: tuple[str, ...] = ()  # empty: each kind's failed statuses
     since: datetime | None = None
     until: datetime | None = None
@@ -116,7 +49,7 @@ class FailureFilter:
         }
 
     def queryset(self, kind: str, tenant: Tenant) -> QuerySet:
-        meta = KINDS[kind]
+        meta = registry.get(kind)
         statuses = [s for s in self.statuses if s in meta.all_statuses] or list(
             meta.failed_statuses
         )
@@ -181,13 +114,13 @@ def parse(data) -> FailureFilter:
     if not hasattr(data, "get"):
         raise InvalidInput("filter must be an object", field="filter")
     kinds = _values(data, "kind")
-    unknown = [k for k in kinds if k not in KINDS]
+    unknown = [k for k in kinds if k not in registry.BY_NAME]
     if unknown:
         raise InvalidInput(
-            f"kind must be one of {', '.join(KINDS)}; got {unknown[0]!r}", field="kind"
+            f"kind must be one of {', '.join(registry.names())}; got {unknown[0]!r}", field="kind"
         )
     statuses = _values(data, "status")
-    known = {s for meta in KINDS.values() for s in meta.all_statuses}
+    known = {s for meta in registry.KINDS for s in meta.all_statuses}
     bad = [s for s in statuses if s not in known]
     if bad:
         raise InvalidInput(f"status {bad[0]!r} is not a status of any kind", field="status")
@@ -205,7 +138,7 @@ def parse(data) -> FailureFilter:
         raise InvalidInput("fingerprint must be 16 lowercase hex characters", field="fingerprint")
     name = validation.text(_single(data, "name"), "name", MAX_TEXT)
     return FailureFilter(
-        kinds=tuple(kinds) or tuple(KINDS),
+        kinds=tuple(kinds) or registry.names(),
         statuses=tuple(statuses),
         since=since,
         until=until,

@@ -7,7 +7,7 @@ tasks with (django-tasks-db's worker id, or the RQ worker's name), stamped with 
 every third of the lease time. A worker is live while its last beat is younger than a lease; a
 host is live while one of its workers is (`hosts_without_live_worker`, what the console and the
 API read) and gone once none has beaten for REDRIVE_HOST_GONE_SECONDS (`live_workers(within=...)`,
-what the reaper reads, engine.fail_jobs_of_gone_hosts).
+what the reaper reads, kinds/jobs/run.fail_jobs_of_gone_hosts).
 
 django-tasks-db marks a task RUNNING under the worker's id, and commits, before the task's code
 runs. A worker killed in between (or one whose database connection died there) leaves that task

@@ -9,12 +9,10 @@ accident, so "after commit" really means after the retry is durable.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -23,26 +21,20 @@ from django.db.models import Model, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from . import engine, filters, kinds, sets
+from . import filters, kinds, sets
 from . import idempotency as idempotency_store
 from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
-from .filters import KINDS, FailureFilter
+from .filters import FailureFilter
 from .idempotency import Claim
-from .models import (
-    ApiKey,
-    AuditEvent,
-    BulkRetry,
-    BulkRetryPlan,
-    Function,
-    FunctionExecution,
-    Kind,
-    WorkflowSession,
-)
+from .kinds import functions, workflows
+from .kinds.base import KindSpec
+from .kinds.workflows.sessions import create_session  # noqa: F401 - the API's seed 003 sessions
+from .models import ApiKey, AuditEvent, BulkRetry, BulkRetryPlan, Function, FunctionExecution, Kind
+from .queueing import enqueue_on_commit, worker_task
 from .tenancy import Actor, get_for_tenant
 
 log = logging.getLogger("redrive.services")
 
-SESSION_LIFETIME = timedelta(hours=1)
 # Bulk retry batches: the largest, the first of each kind, and how long one should take (a cancel
 # lands when the batches under way end; see _BatchSize).
 BULK_BATCH = 5000
@@ -84,7 +76,7 @@ def retry_function(
 ) -> RetryOutcome:
     """Seed 000: pick by 0-based position in the log (newest first) or by stable id, re-invoke the
     handler synchronously with the original payload, append the new execution."""
-    actor.require(kinds.rule(Kind.FUNCTION).PERMISSION)
+    actor.require(functions.KIND.permission)
     function = get_for_tenant(
         Function,
         actor.tenant,
@@ -146,7 +138,7 @@ def retry_workflow(
     idempotency: Claim | None = None,
 ) -> RetryOutcome:
     """Seed 003: resume the same execution from its failure points, authorised by a nonce."""
-    actor.require(kinds.rule(Kind.WORKFLOW).PERMISSION)
+    actor.require(workflows.KIND.permission)
     if project != actor.tenant.workflows_project:
         raise NotFound("Workflow execution not found")
     return retry_one(actor, Kind.WORKFLOW, execution_id, idempotency=idempotency, nonce=nonce)
@@ -171,11 +163,10 @@ def retry_one(
     `idempotency_key`: the caller's key for this retry (the console sends one per rendered Retry
     button), kept in the idempotency store: the same retry with it again answers the first
     outcome (`replayed`). The API holds its keys itself and hands its hold over (`idempotency`)."""
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    spec = _kind(kind, "kind")
     if idempotency_key and idempotency is None:
-        # The nonce authorises the retry; it does not make it another one.
-        request = {k: v for k, v in options.items() if k != "nonce"}
+        # What authorises the retry (a nonce) does not make it another one.
+        request = {k: v for k, v in options.items() if k not in spec.secret_options}
         return _keyed(
             actor,
             idempotency_key,
@@ -183,26 +174,25 @@ def retry_one(
             request,
             lambda claim: retry_one(actor, kind, object_id, idempotency=claim, **options),
         )
-    rule = kinds.rule(kind)
-    actor.require(rule.PERMISSION)
-    if kind == Kind.AUTOMATION and idempotency is None:
-        # No pre-read: the retry's own locking statement finds the item (or, when it retries
-        # nothing, the error path tells missing from not retryable), and answers with the row.
-        pks = _valid_pks(kind, [str(object_id)])
+    actor.require(spec.permission)
+    if spec.finds_itself and idempotency is None:
+        pks = _valid_pks(spec, [str(object_id)])
         if not pks:
-            raise NotFound(_not_found(kind))
-        return _retry(actor, kind, pks[0], None, {**options, "rows": True})
-    obj = get_for_tenant(KINDS[kind].model, actor.tenant, _not_found(kind), pk=object_id)
-    if kind == Kind.JOB:
-        actor.require(rule.operation_permission(obj.operation_type))
-    if kind == Kind.FUNCTION:
-        options.setdefault("queued", False)
-    if kind in (Kind.FUNCTION, Kind.JOB):
-        # Retry the item as this request found it: if another retries it meanwhile, that wins.
-        options["seen_retry"] = obj.retried_by_id
-    if kind == Kind.AUTOMATION:
-        options["rows"] = True
-    return _retry(actor, kind, obj.pk, idempotency, options)
+            raise NotFound(spec.not_found)
+        return _retry(actor, kind, pks[0], None, {**options, **spec.one_options(None)})
+    obj = get_for_tenant(spec.model, actor.tenant, spec.not_found, pk=object_id)
+    needs = spec.needs(obj)
+    if needs:
+        actor.require(needs)
+    return _retry(actor, kind, obj.pk, idempotency, {**spec.one_options(obj), **options})
+
+
+def _kind(name: Any, field: str) -> KindSpec:
+    """The kind called `name`, or the 400 that names `field`."""
+    try:
+        return kinds.get(name)
+    except (KeyError, TypeError):
+        raise InvalidInput(f"kind must be one of {', '.join(kinds.names())}", field=field) from None
 
 
 def _keyed[T](actor: Actor, key: str, scope: str, request: Any, perform: Callable[[Claim], T]) -> T:
@@ -221,37 +211,24 @@ def _keyed[T](actor: Actor, key: str, scope: str, request: Any, perform: Callabl
     return result
 
 
-def _not_found(kind: str) -> str:
-    return {
-        Kind.FUNCTION: "Execution not found",
-        Kind.AUTOMATION: "Automation execution not found",
-        Kind.JOB: "Job not found",
-        Kind.WORKFLOW: "Workflow execution not found",
-        Kind.RUN: "Run not found",
-    }[kind]
-
-
 def _retry(
     actor: Actor, kind: str, pk: Any, claim: Claim | None, options: dict[str, Any]
 ) -> RetryOutcome:
+    spec = kinds.get(kind)
     if claim is not None and claim.outcome is not None:
-        return _replayed(kind, str(pk), claim.outcome)
-    rule = kinds.rule(kind)
-    nonce = options.pop("nonce", None) if kind == Kind.WORKFLOW else None
+        return _replayed(spec, str(pk), claim.outcome)
     try:
         # With a key, the outcome is written in the retry's transaction (so not the one-statement
         # path, which has none).
-        with transaction.atomic(durable=True) if claim is not None else _durable(rule, 1):
-            if kind == Kind.WORKFLOW:
-                options.update(_consume_nonce(actor, nonce))
-            retried = _retry_audited(
+        with transaction.atomic(durable=True) if claim is not None else _durable(spec, 1):
+            spec.authorise(actor, options)
+            audit = _audit_constants(
                 actor,
                 kind,
-                [pk],
-                options,
                 idempotency_key=claim.key if claim is not None else "",
-                details={k: v for k, v in options.items() if k in ("target_hostname", "run_as")},
+                details={k: v for k, v in options.items() if k in spec.audit_options},
             )
+            retried = _retry_audited(actor, spec, [pk], options, audit)
             if retried and claim is not None:
                 idempotency_store.record_outcome(
                     claim, kind=kind, target_id=pk, new_id=retried[0].new_id
@@ -260,26 +237,23 @@ def _retry(
         # A racing retry of the same item won (the database's unique indexes said so).
         retried = []
     if not retried:
-        obj = get_for_tenant(KINDS[kind].model, actor.tenant, _not_found(kind), pk=pk)
-        reason = rule.reason(obj)
+        obj = get_for_tenant(spec.model, actor.tenant, spec.not_found, pk=pk)
+        reason = spec.rule.reason(obj)
         if reason is None and options.get("seen_retry", _retry_id(obj)) != _retry_id(obj):
-            reason = rule.retried_meanwhile(obj)
+            reason = spec.retried_meanwhile(obj)
         raise NotRetryable(
             reason or "This item cannot be retried right now",
             status=obj.status,
-            retried_by=_retried_by(rule, obj),
+            retried_by=_retried_by(spec, obj),
         )
     new_id = retried[0].new_id
-    if kind == Kind.FUNCTION and not options.get("queued", True):
-        # Seed 000 answers with the retry's result: run it here, after the commit, outside any
-        # transaction (a handler may take up to the function's timeout).
-        engine.execute_function(new_id)
+    spec.after_one(new_id, options)
     obj = getattr(retried[0], "obj", None)  # the row as the retry left it, when it says
     return RetryOutcome(
         kind=kind,
         target_id=str(pk),
         new_id=str(new_id),
-        obj=obj if obj is not None else KINDS[kind].model.objects.get(pk=new_id),
+        obj=obj if obj is not None else spec.model.objects.get(pk=new_id),
     )
 
 
@@ -288,70 +262,49 @@ def _retry_id(obj: Model) -> Any:
     return getattr(obj, "retried_by_id", None)
 
 
-def _retried_by(rule, obj: Model) -> str:
+def _retried_by(spec: KindSpec, obj: Model) -> str:
     """What retried `obj`, when that is why it cannot be retried now."""
-    if hasattr(rule, "retried_by"):  # runs, retried once
-        return rule.retried_by(obj)
-    if _retry_id(obj) is not None and obj.status in rule.RETRYABLE:
+    if spec.retried_by is not None:  # runs, retried once
+        return spec.retried_by(obj)
+    if _retry_id(obj) is not None and obj.status in spec.retryable_statuses:
         return str(_retry_id(obj))
     return ""
 
 
-def _replayed(kind: str, target_id: str, outcome: dict) -> RetryOutcome:
+def _replayed(spec: KindSpec, target_id: str, outcome: dict) -> RetryOutcome:
     """The retry an earlier request with the same Idempotency-Key made."""
-    obj = KINDS[kind].model.objects.get(pk=outcome["new_id"])
+    obj = spec.model.objects.get(pk=outcome["new_id"])
     return RetryOutcome(
-        kind=kind, target_id=target_id, new_id=outcome["new_id"], obj=obj, replayed=True
+        kind=spec.name, target_id=target_id, new_id=outcome["new_id"], obj=obj, replayed=True
     )
 
 
-def _durable(rule, n: int):
-    """The transaction of one retry call: `atomic(durable=True)`, unless the rule does the
+def _durable(spec: KindSpec, n: int):
+    """The transaction of one retry call: `atomic(durable=True)`, unless the kind does the
     whole retry of `n` items in one statement (automations on PostgreSQL with RQ), which is
     atomic and durable on its own: then no BEGIN and COMMIT round trips (still refused inside a
     larger transaction, as durable=True would)."""
-    one_statement = getattr(rule, "one_statement", None)
-    if (
-        one_statement is not None
-        and one_statement(n)
-        and not transaction.get_connection().in_atomic_block
-    ):
+    if spec.one_statement(n) and not transaction.get_connection().in_atomic_block:
         return nullcontext()
     return transaction.atomic(durable=True)
 
 
 def _retry_audited(
-    actor: Actor,
-    kind: str,
-    ids: list,
-    options: dict[str, Any],
-    *,
-    idempotency_key: str = "",
-    bulk: BulkRetry | None = None,
-    details: dict | None = None,
+    actor: Actor, spec: KindSpec, ids: list, options: dict[str, Any], audit: dict[str, Any]
 ) -> list[kinds.Retried]:
-    """The kind's retry of `ids` and one audit row per retried item, inside the caller's
-    transaction. A rule with WRITES_AUDIT writes the audit rows itself (in its own statement)."""
-    rule = kinds.rule(kind)
-    constants = _audit_constants(
-        actor, kind, idempotency_key=idempotency_key, bulk=bulk, details=details
-    )
-    if getattr(rule, "WRITES_AUDIT", False):
-        return rule.retry(actor, ids, audit=constants, **options)
-    retried = rule.retry(actor, ids, **options)
-    kinds.write_audit(constants, retried)
+    """The kind's retry of `ids` and one audit row per retried item (`audit`: the columns they
+    share), inside the caller's transaction. A kind that writes_audit writes the audit rows
+    itself (in its own statement)."""
+    if spec.writes_audit:
+        return spec.rule.retry(actor, ids, audit=audit, **options)
+    retried = spec.rule.retry(actor, ids, **options)
+    kinds.write_audit(audit, retried)
     return retried
 
 
-def _audit_constants(
-    actor: Actor,
-    kind: str,
-    *,
-    idempotency_key: str = "",
-    bulk: BulkRetry | None = None,
-    details: dict | None = None,
-) -> dict[str, Any]:
-    """The AuditEvent columns every item of one retry call shares."""
+def _audit_constants(actor: Actor, kind: str, **columns: Any) -> dict[str, Any]:
+    """The AuditEvent columns every item of one retry call shares; `columns`: idempotency_key,
+    bulk_id and details, when not the defaults."""
     return {
         "tenant_id": actor.tenant.pk,
         "user_id": getattr(actor.user, "pk", None),
@@ -361,56 +314,13 @@ def _audit_constants(
         "action": "retry",
         "kind": kind,
         "request_id": actor.request_id,
-        "idempotency_key": idempotency_key,
+        "idempotency_key": "",
         "ip": actor.ip,
-        "bulk_id": getattr(bulk, "pk", None),
-        "details": details or {},
+        "bulk_id": None,
+        "details": {},
         "created_at": timezone.now(),
+        **columns,
     }
-
-
-# --- seed 003 sessions -------------------------------------------------------------------------
-
-
-def create_session(actor: Actor, session_type: str = "TOKEN_EXCHANGE") -> WorkflowSession:
-    """A single-use nonce, valid one hour, that authorises one workflow retry as `actor`."""
-    user = actor.user if actor.api_key is None else None
-    return WorkflowSession.objects.create(
-        tenant=actor.tenant,
-        type=session_type,
-        user=user,
-        api_key=actor.api_key,
-        nonce=secrets.token_urlsafe(24),
-        expires_at=timezone.now() + SESSION_LIFETIME,
-    )
-
-
-def _consume_nonce(actor: Actor, nonce: str | None) -> dict[str, Any]:
-    if nonce is None and actor.source in ("console", "admin", "cli"):
-        nonce = create_session(actor).nonce  # the operator's own session, made on their behalf
-    if not isinstance(nonce, str) or not nonce:
-        raise InvalidInput("authentication.nonce is required", field="authentication.nonce")
-    session = (
-        WorkflowSession.objects.select_for_update(of=("self",))
-        .filter(
-            nonce=nonce, tenant=actor.tenant, used_at__isnull=True, expires_at__gt=timezone.now()
-        )
-        .first()
-    )
-    if session is None:
-        raise InvalidInput(
-            "authentication.nonce is not a valid, unused session nonce",
-            field="authentication.nonce",
-        )
-    WorkflowSession.objects.filter(pk=session.pk).update(used_at=timezone.now())
-    run_as = (
-        f"user:{session.user.get_username()}"
-        if session.user is not None
-        else f"key:{session.api_key.prefix}"
-        if session.api_key is not None
-        else actor.label
-    )
-    return {"run_as": run_as, "nonce_session": session.pk}
 
 
 # --- API keys -----------------------------------------------------------------------------------
@@ -441,20 +351,15 @@ def revoke_api_key(actor: Actor, key_id: str) -> ApiKey:
 
 
 def why_not_retryable(actor: Actor, kind: str, obj: Model) -> str | None:
-    rule = kinds.rule(kind)
-    if not actor.can(rule.PERMISSION):
-        return (
-            "Read-only role"
-            if not any(actor.can(p) for p in _retry_permissions())
-            else (f"Needs permission {rule.PERMISSION}")
-        )
-    if kind == Kind.JOB and not actor.can(rule.operation_permission(obj.operation_type)):
-        return f"Needs permission {rule.operation_permission(obj.operation_type)}"
-    return rule.reason(obj)
-
-
-def _retry_permissions() -> list[str]:
-    return [kinds.rule(k).PERMISSION for k in KINDS]
+    spec = kinds.get(kind)
+    if not actor.can(spec.permission):
+        if not any(actor.can(k.permission) for k in kinds.KINDS):
+            return "Read-only role"
+        return f"Needs permission {spec.permission}"
+    needs = spec.needs(obj)
+    if needs and not actor.can(needs):
+        return f"Needs permission {needs}"
+    return spec.rule.reason(obj)
 
 
 # --- bulk ---------------------------------------------------------------------------------------
@@ -467,19 +372,18 @@ def _querysets(actor: Actor, selection: dict) -> dict[str, Any]:
             raise InvalidInput("ids must map a kind to a list of ids", field="ids")
         out = {}
         for kind, values in ids.items():
-            if kind not in KINDS:
-                raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="ids")
+            spec = _kind(kind, "ids")
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise InvalidInput(f"ids.{kind} must be a list of strings", field=f"ids.{kind}")
-            pks = _valid_pks(kind, values)
+            pks = _valid_pks(spec, values)
             if len(pks) != len(values):
                 # A selection names ids someone copied: a malformed one is a mistake to report,
                 # not an item to skip silently.
-                index = next(i for i, v in enumerate(values) if not _valid_pks(kind, [v]))
+                index = next(i for i, v in enumerate(values) if not _valid_pks(spec, [v]))
                 raise InvalidInput(
                     f"ids.{kind}[{index}] is not a valid {kind} id", field=f"ids.{kind}"
                 )
-            out[kind] = KINDS[kind].model.objects.filter(tenant=actor.tenant, pk__in=pks)
+            out[kind] = spec.model.objects.filter(tenant=actor.tenant, pk__in=pks)
         return out
     flt = selection.get("filter")
     if isinstance(flt, dict):
@@ -489,9 +393,9 @@ def _querysets(actor: Actor, selection: dict) -> dict[str, Any]:
     return flt.querysets(actor.tenant)
 
 
-def _valid_pks(kind: str, values: list[str]) -> list[str]:
+def _valid_pks(spec: KindSpec, values: list[str]) -> list[str]:
     """Drop ids that cannot be primary keys of this kind (they simply match nothing)."""
-    field = KINDS[kind].model._meta.pk
+    field = spec.model._meta.pk
     out = []
     for value in values:
         try:
@@ -512,20 +416,20 @@ def _preview(actor: Actor, selection: dict, keys: dict[str, list[str]] | None = 
     plan of a bulk retry), and the preview counts those: plan and preview agree."""
     result: dict[str, Any] = {"total": 0, "will_retry": 0, "not_retryable": 0, "kinds": {}}
     for kind, qs in _querysets(actor, selection).items():
-        rule = kinds.rule(kind)
-        if not actor.can(rule.PERMISSION):
+        spec = kinds.get(kind)
+        if not actor.can(spec.permission):
             n = qs.count()
             entry = {
                 "will_retry": 0,
-                "not_retryable": {f"needs permission {rule.PERMISSION}": n} if n else {},
+                "not_retryable": {f"needs permission {spec.permission}": n} if n else {},
             }
         else:
-            retryable = rule.retryable(qs, actor)
+            retryable = spec.rule.retryable(qs, actor)
             if keys is not None:
                 keys[kind] = _keys(retryable)
             entry = {
                 "will_retry": len(keys[kind]) if keys is not None else retryable.count(),
-                "not_retryable": rule.not_retryable(qs, actor),
+                "not_retryable": spec.rule.not_retryable(qs, actor),
             }
         skipped = sum(entry["not_retryable"].values())
         result["kinds"][kind] = entry
@@ -584,9 +488,9 @@ def _plan_now(actor: Actor, bulk: BulkRetry, selection: dict) -> dict[str, list[
     """The plan of a bulk that has none (planned by an earlier version, or made by hand): the
     selection as it is now, then fixed like any other plan."""
     keys = {
-        kind: _keys(kinds.rule(kind).retryable(qs, actor))
+        kind: _keys(kinds.get(kind).rule.retryable(qs, actor))
         for kind, qs in _querysets(actor, selection).items()
-        if actor.can(kinds.rule(kind).PERMISSION)
+        if actor.can(kinds.get(kind).permission)
     }
     _save_plan(bulk, keys)
     return keys
@@ -617,9 +521,7 @@ def start_bulk_retry(
         bulk = plan_bulk_retry(actor, selection)
         if idempotency is not None:
             idempotency_store.record_outcome(idempotency, kind="bulk", new_id=bulk.pk)
-        from .tasks import run_bulk_retry
-
-        engine.enqueue_on_commit(run_bulk_retry, str(bulk.pk))
+        enqueue_on_commit(bulk_retry_task, str(bulk.pk))
     return bulk
 
 
@@ -640,7 +542,7 @@ class _Batch(NamedTuple):
 class _BatchSize:
     """How many keys the next batch of one kind takes. A cancel lands when the batches under way
     end, so a batch should take about BATCH_SECONDS: the first one of a kind is the kind's
-    FIRST_BATCH if it names one (a kind known to be fast), else FIRST_BATCH (its pace is unknown
+    first_batch if it names one (a kind known to be fast), else FIRST_BATCH (its pace is unknown
     until then), each next one as many as BATCH_SECONDS allow at the pace of the last, up to
     BULK_BATCH (fewer, larger statements are what makes a bulk fast)."""
 
@@ -711,10 +613,10 @@ def retry_many(
     for kind, keys in plan.items():
         counts = per_kind.setdefault(kind, {"retried": 0, "failed": 0})
         if kind in already:  # compared as values (SQLite's uuid text has no dashes)
-            to_python = KINDS[kind].model._meta.pk.to_python
+            to_python = kinds.get(kind).model._meta.pk.to_python
             done_here = {str(to_python(pk)) for pk in already[kind]}
             keys = [pk for pk in keys if str(to_python(pk)) not in done_here]
-        permission = kinds.rule(kind).PERMISSION
+        permission = kinds.get(kind).permission
         if not actor.can(permission):  # taken away since the bulk was planned
             counts["failed"] += len(keys)
             failed += len(keys)
@@ -722,9 +624,7 @@ def retry_many(
             _report(failures, kind, [(pk, reason) for pk in keys])
             continue
         todo[kind] = keys
-    sizes = {
-        kind: _BatchSize(getattr(kinds.rule(kind), "FIRST_BATCH", FIRST_BATCH)) for kind in todo
-    }
+    sizes = {kind: _BatchSize(kinds.get(kind).first_batch or FIRST_BATCH) for kind in todo}
     cancelled = False
 
     def stop(batch: _Batch) -> bool:
@@ -782,7 +682,8 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
     keys that were not; None: not retryable any more, the reason is looked up after)."""
     try:
         with transaction.atomic(durable=True):
-            retried = _retry_audited(actor, kind, keys, {}, bulk=bulk)
+            audit = _audit_constants(actor, kind, bulk_id=bulk.pk)
+            retried = _retry_audited(actor, kinds.get(kind), keys, {}, audit)
     except IntegrityError:
         # A concurrent retry of one of these items committed while this batch waited for its
         # row lock: the batch re-checked that row, but not the row that records the retry (a
@@ -803,14 +704,14 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
         return 0, [(key, BATCH_ERROR) for key in keys]
     if len(retried) == len(keys):
         return len(retried), []
-    to_python = KINDS[kind].model._meta.pk.to_python
+    to_python = kinds.get(kind).model._meta.pk.to_python
     got = {str(to_python(r.target_id)) for r in retried}
     return len(retried), [(key, None) for key in keys if str(to_python(key)) not in got]
 
 
 def _report(failures: list[dict], kind: str, not_retried: list[tuple[str, str]]) -> None:
     """Add items that were not retried to the summary's list, up to MAX_REPORTED_FAILURES."""
-    to_python = KINDS[kind].model._meta.pk.to_python
+    to_python = kinds.get(kind).model._meta.pk.to_python
     for key, reason in not_retried[: max(0, MAX_REPORTED_FAILURES - len(failures))]:
         failures.append({"kind": kind, "id": str(to_python(key)), "reason": reason})
 
@@ -821,7 +722,7 @@ def _with_reasons(actor: Actor, kind: str, not_retried: list) -> list[tuple[str,
     unknown = [key for key, reason in not_retried if reason is None][:MAX_REPORTED_FAILURES]
     if not unknown:
         return not_retried
-    model = KINDS[kind].model
+    model = kinds.get(kind).model
     to_python = model._meta.pk.to_python
     rows = {str(o.pk): o for o in model.objects.filter(tenant=actor.tenant, pk__in=unknown)}
     reasons = {}
@@ -884,3 +785,8 @@ def _deserialise(selection: dict) -> dict:
     if "filter" in selection:
         return {"filter": filters.parse(selection["filter"])}
     return selection
+
+
+@worker_task
+def bulk_retry_task(bulk_id: str) -> None:
+    run_bulk_retry(bulk_id)

@@ -12,8 +12,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 
+from . import permissions as roles
 from .errors import NotFound, PermissionDenied
-from .models import ROLE_PERMISSIONS, ApiKey, Membership, Tenant
+from .models import ApiKey, Membership, Tenant
 
 # Where the console keeps the tenant chosen with its switcher; the API's session auth reads it too.
 SESSION_TENANT = "redrive_tenant_id"
@@ -71,7 +72,7 @@ class Actor:
             raise NotFound("Tenant not found")
         return cls(
             tenant=tenant,
-            permissions=ROLE_PERMISSIONS[membership.role],
+            permissions=roles.of_role(membership.role),
             source=source,
             user=user,
             **kwargs,
@@ -81,7 +82,7 @@ class Actor:
     def for_api_key(cls, key: ApiKey, *, source: str = "api", **kwargs) -> Actor:
         return cls(
             tenant=key.tenant,
-            permissions=key.effective_permissions(),
+            permissions=roles.of_key(key),
             source=source,
             user=key.user,
             api_key=key,

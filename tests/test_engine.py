@@ -10,7 +10,11 @@ import pytest
 from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 
-from executions import engine
+from executions.kinds.automations import run as automations_run
+from executions.kinds.functions import run as functions_run
+from executions.kinds.jobs import run as jobs_run
+from executions.kinds.runs import run as runs_run
+from executions.kinds.workflows import run as workflows_run
 from executions.models import (
     AutomationExecution,
     AutomationRule,
@@ -45,7 +49,7 @@ def tasks_of(execution: WorkflowExecution) -> dict:
 def test_a_function_runs_in_the_worker_and_succeeds(tenant, run_worker):
     function = Function.objects.create(tenant=tenant, name="echo", handler="echo")
     with transaction.atomic():
-        execution = engine.invoke_function(function, {"order": 42}, queued=True)
+        execution = functions_run.invoke_function(function, {"order": 42}, queued=True)
     assert FunctionExecution.objects.get(pk=execution.pk).result is None  # not run in-process
 
     run_worker()
@@ -67,8 +71,8 @@ def test_a_failing_function_records_error_stack_and_logs(tenant, run_worker):
         tenant=tenant, name="slow", handler="sleep", params={"seconds": 3}, timeout_ms=300
     )
     with transaction.atomic():
-        failed = engine.invoke_function(failing, {"amount": 7250}, queued=True)
-        timed_out = engine.invoke_function(slow, {}, queued=True)
+        failed = functions_run.invoke_function(failing, {"amount": 7250}, queued=True)
+        timed_out = functions_run.invoke_function(slow, {}, queued=True)
 
     run_worker()
 
@@ -100,7 +104,7 @@ def test_automation_actions_run_in_order_and_complete(tenant, run_worker):
         ],
     )
     with transaction.atomic():
-        execution = engine.start_automation(rule, {"user": "u-1"})
+        execution = automations_run.start_automation(rule, {"user": "u-1"})
     assert execution.status == "pending"
 
     run_worker()
@@ -134,7 +138,7 @@ def test_a_failing_automation_action_stops_the_execution(tenant, run_worker):
         ],
     )
     with transaction.atomic():
-        execution = engine.start_automation(rule, {})
+        execution = automations_run.start_automation(rule, {})
 
     run_worker()
 
@@ -159,8 +163,8 @@ def test_a_failing_automation_action_stops_the_execution(tenant, run_worker):
 
 def test_a_job_runs_and_every_transition_bumps_revision_with_an_event(tenant, run_worker):
     with transaction.atomic():
-        done = engine.create_job(tenant, {"type": "backup.run", "data": {}})
-        failed = engine.create_job(
+        done = jobs_run.create_job(tenant, {"type": "backup.run", "data": {}})
+        failed = jobs_run.create_job(
             tenant, {"type": "command.exec", "data": {"command": "systemctl restart nginx"}}
         )
 
@@ -184,8 +188,8 @@ def test_a_job_runs_and_every_transition_bumps_revision_with_an_event(tenant, ru
 
 def test_a_job_is_taken_only_by_a_worker_for_its_host(tenant, run_worker):
     with transaction.atomic():
-        for_web1 = engine.create_job(tenant, {"type": "cert.renew", "data": {}}, "web-1")
-        for_any = engine.create_job(tenant, {"type": "cert.renew", "data": {}})
+        for_web1 = jobs_run.create_job(tenant, {"type": "cert.renew", "data": {}}, "web-1")
+        for_any = jobs_run.create_job(tenant, {"type": "cert.renew", "data": {}})
 
     run_worker(hostname="web-2")
 
@@ -216,12 +220,12 @@ def test_an_unknown_handler_fails_the_execution_with_a_clear_error(tenant, run_w
         tasks=[{"externalId": "a", "handler": "nope"}],
     )
     with transaction.atomic():
-        fn_exec = engine.invoke_function(function, {}, queued=True)
-        auto_exec = engine.start_automation(rule, {})
-        job = engine.create_job(tenant, {"type": "backup.run", "data": {"handler": "nope"}})
-        bad_type = engine.create_job(tenant, {"type": "rm.rf", "data": {}})
-        wf_exec = engine.start_workflow(workflow)
-        run = engine.start_run(
+        fn_exec = functions_run.invoke_function(function, {}, queued=True)
+        auto_exec = automations_run.start_automation(rule, {})
+        job = jobs_run.create_job(tenant, {"type": "backup.run", "data": {"handler": "nope"}})
+        bad_type = jobs_run.create_job(tenant, {"type": "rm.rf", "data": {}})
+        wf_exec = workflows_run.start_workflow(workflow)
+        run = runs_run.start_run(
             tenant,
             {"nodes": {"root": {}, "a": {"handler": "nope", "dependsOn": ["root"]}}},
             workflow_id="wf-gone",
@@ -285,7 +289,7 @@ def test_a_workflow_honours_dependencies_optional_tasks_and_retries(tenant, run_
         ],
     )
     with transaction.atomic():
-        execution = engine.start_workflow(workflow, {"day": "2026-11-01"})
+        execution = workflows_run.start_workflow(workflow, {"day": "2026-11-01"})
 
     run_worker()
 
@@ -325,7 +329,7 @@ def test_a_task_without_retries_fails_the_workflow_and_blocks_downstream(tenant,
         ],
     )
     with transaction.atomic():
-        execution = engine.start_workflow(workflow)
+        execution = workflows_run.start_workflow(workflow)
 
     run_worker()
 
@@ -356,7 +360,7 @@ def test_a_task_that_overruns_its_timeout_times_the_workflow_out(tenant, run_wor
         ],
     )
     with transaction.atomic():
-        execution = engine.start_workflow(workflow)
+        execution = workflows_run.start_workflow(workflow)
 
     run_worker()
 
@@ -379,7 +383,7 @@ def test_terminating_a_running_workflow_ends_it_terminated(tenant, worker_proces
         ],
     )
     with transaction.atomic():
-        execution = engine.start_workflow(workflow)
+        execution = workflows_run.start_workflow(workflow)
     worker = worker_process()
     wait_until(
         lambda: execution.task_executions.filter(
@@ -388,7 +392,7 @@ def test_terminating_a_running_workflow_ends_it_terminated(tenant, worker_proces
         message="the task to start",
     )
 
-    assert engine.terminate_workflow(str(execution.pk)) is True
+    assert workflows_run.terminate_workflow(str(execution.pk)) is True
 
     # The worker finishes its sleep; its late result must not bring the execution back.
     wait_until(
@@ -433,11 +437,11 @@ def test_runs_record_node_outputs_and_end_success_partial_or_failure(tenant, run
         report={"handler": "noop", "dependsOn": ["store"]},
     )
     with transaction.atomic():
-        ok = engine.start_run(tenant, success_graph, workflow_id="wf-1", prop_values=props)
-        partial = engine.start_run(tenant, partial_graph, workflow_id="wf-2", prop_values=props)
-        failure = engine.start_run(tenant, failure_graph, workflow_id="wf-3", prop_values=props)
-        cancelled = engine.start_run(tenant, success_graph, workflow_id="wf-4")
-    assert engine.cancel_run(cancelled.pk) is True
+        ok = runs_run.start_run(tenant, success_graph, workflow_id="wf-1", prop_values=props)
+        partial = runs_run.start_run(tenant, partial_graph, workflow_id="wf-2", prop_values=props)
+        failure = runs_run.start_run(tenant, failure_graph, workflow_id="wf-3", prop_values=props)
+        cancelled = runs_run.start_run(tenant, success_graph, workflow_id="wf-4")
+    assert runs_run.cancel_run(cancelled.pk) is True
 
     run_worker()
 

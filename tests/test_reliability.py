@@ -17,10 +17,10 @@ from django_tasks_db.models import DBTaskResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executions import filters, heartbeats, services
+from executions import filters, heartbeats, kinds, services
 from executions.errors import InvalidInput
 from executions.fingerprints import fingerprint, normalise
-from executions.kinds import automations
+from executions.kinds.automations import retry as automations_retry
 from executions.models import (
     Attempt,
     AuditEvent,
@@ -75,7 +75,7 @@ def test_draining_while_workers_are_killed_loses_nothing(
         ],
     )
     # Tasks of 25 executions (not 250): 80 tasks, work for every kill below to cut short.
-    monkeypatch.setattr(automations, "TASK_BATCH", 25)
+    monkeypatch.setattr(automations_retry, "TASK_BATCH", 25)
     services.retry_many(actor, {"filter": filters.parse({"kind": "automation"})})
 
     keeper = worker_process(lease_seconds=2)  # never killed: its reaper fails what the killed lose
@@ -251,15 +251,15 @@ def test_a_retry_runs_end_to_end_on_the_rq_backend(acme, redis_url):
 # Kills the work-horse once, as its task starts, before the task claimed anything.
 DIE_ONCE_AS_THE_TASK_STARTS = """
 import pathlib
-from executions import engine
+from executions.kinds.automations import run as automations_run
 marker = pathlib.Path(os.environ["REDRIVE_TEST_MARKER"])
-run = engine.run_automation_executions
+run = automations_run.execute
 def die_once(ids):
     if not marker.exists():
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
     return run(ids)
-engine.run_automation_executions = die_once
+automations_run.execute = die_once
 """
 
 
@@ -328,7 +328,7 @@ def test_the_filter_parser_gives_a_filter_or_a_clear_error(data):
     except InvalidInput as exc:
         assert exc.field and exc.message
     else:
-        assert set(flt.kinds) <= set(filters.KINDS)
+        assert set(flt.kinds) <= set(kinds.names())
 
 
 def test_filter_parser_rejects_non_objects():

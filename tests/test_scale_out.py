@@ -23,7 +23,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from executions import engine, heartbeats
+from executions import heartbeats
+from executions.kinds.jobs import run as jobs_run
 from executions.middleware import NoEmptyTraceback
 from executions.models import Job, JobEvent, Membership, Tenant, WorkerHeartbeat
 from tests.call_counter import HandlerCalls
@@ -241,7 +242,7 @@ def test_the_reaper_fails_only_jobs_whose_host_has_had_no_live_worker_for_the_ti
 
     def job(host: str, created_at=long_ago, status: str = "unprocessed") -> Job:
         with transaction.atomic():
-            job = engine.create_job(tenant, OPERATION, host)
+            job = jobs_run.create_job(tenant, OPERATION, host)
         Job.objects.filter(pk=job.pk).update(created_at=created_at, status=status)
         return job
 
@@ -253,7 +254,7 @@ def test_the_reaper_fails_only_jobs_whose_host_has_had_no_live_worker_for_the_ti
     just_queued = job("web-gone", created_at=now)  # its host gets the time from now on
     processing = job("web-gone", status="processing")
 
-    assert engine.fail_jobs_of_gone_hosts() == 2
+    assert jobs_run.fail_jobs_of_gone_hosts() == 2
     status = dict(Job.objects.values_list("pk", "status"))
     assert [status[j.pk] for j in (gone, never_seen)] == ["failed", "failed"]
     assert {status[j.pk] for j in (live, lost_a_while, any_host, just_queued)} == {"unprocessed"}
@@ -264,7 +265,7 @@ def test_the_reaper_fails_only_jobs_whose_host_has_had_no_live_worker_for_the_ti
     assert JobEvent.objects.filter(job=failed, type="failed").get().data == {
         "error": "no live worker for host web-typo"
     }
-    assert engine.fail_jobs_of_gone_hosts() == 0  # each job fails once
+    assert jobs_run.fail_jobs_of_gone_hosts() == 0  # each job fails once
     # What the console and the API read: hosts without a live worker right now.
     hosts = ["web-live", "web-lost", "web-gone", "_any"]
     assert heartbeats.hosts_without_live_worker(hosts) == {"web-lost", "web-gone"}

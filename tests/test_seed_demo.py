@@ -21,11 +21,10 @@ from django.db.models import Count
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from executions import demo, handlers, tokens
+from executions import demo, handlers, permissions, tokens
 from executions.demo import exemplars
 from executions.fingerprints import fingerprint
 from executions.models import (
-    ROLE_PERMISSIONS,
     ApiKey,
     AutomationExecution,
     Function,
@@ -184,7 +183,7 @@ def test_api_keys_authenticate_to_the_users_tenant_with_the_roles_permissions(
         api_key = ApiKey.objects.get_from_key(key)
         assert api_key.tenant.slug == info["tenant"]
         assert api_key.user.username == username
-        assert api_key.permissions == sorted(ROLE_PERMISSIONS[info["role"]])
+        assert api_key.permissions == sorted(permissions.of_role(info["role"]))
     assert (
         "command:execute"
         not in ApiKey.objects.get_from_key(manifest["api_keys"]["dave"]).permissions

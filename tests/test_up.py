@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.db import transaction
 
-from executions import engine
+from executions.kinds.functions import run as functions_run
 from executions.models import Function, FunctionExecution, Tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,7 +75,7 @@ def test_up_seeds_serves_works_and_stops_cleanly(tmp_path, process_env, wait_unt
             tenant=Tenant.objects.get(slug="acme"), name="up-check", handler="noop"
         )
         with transaction.atomic():
-            execution = engine.invoke_function(function, {}, queued=True)
+            execution = functions_run.invoke_function(function, {}, queued=True)
         wait_until(
             lambda: FunctionExecution.objects.filter(pk=execution.pk, status="success").exists(),
             timeout=30,

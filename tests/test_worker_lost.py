@@ -23,7 +23,10 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from executions import engine, filters, heartbeats, leases, services
+from executions import filters, heartbeats, leases, reaper, services
+from executions.kinds.automations import run as automations_run
+from executions.kinds.functions import run as functions_run
+from executions.kinds.jobs import run as jobs_run
 from executions.models import (
     AuditEvent,
     AutomationExecution,
@@ -38,7 +41,7 @@ from executions.models import (
     WorkerHeartbeat,
     WorkflowTaskExecution,
 )
-from executions.tasks import reap_lost_attempts
+from executions.reaper import reap_lost_attempts
 from executions.tenancy import Actor
 from tests.call_counter import HandlerCalls
 from tests.locks import Background, inserts_held, lock_waiters
@@ -70,7 +73,7 @@ def test_a_sigkilled_workers_automation_is_failed_as_worker_lost(
         tenant=tenant, name="slow", actions=[{"handler": "sleep", "params": {"seconds": 30}}]
     )
     with transaction.atomic():
-        execution = engine.start_automation(rule, {})
+        execution = automations_run.start_automation(rule, {})
     worker = worker_process(lease_seconds=LEASE_SECONDS)
 
     running = wait_until(
@@ -95,11 +98,11 @@ def test_a_sigkilled_workers_automation_is_failed_as_worker_lost(
     # Renewed a moment ago, its lease has not expired yet: a reaper must leave the attempt alone.
     expires = AutomationExecution.objects.get(pk=execution.pk).lease_expires_at
     assert expires > timezone.now()
-    assert engine.reap()["automation"] == 0
+    assert reaper.reap()["automation"] == 0
     assert AutomationExecution.objects.get(pk=execution.pk).status == "running"
 
     time.sleep(max((expires - timezone.now()).total_seconds(), 0) + 0.2)
-    counts = {str(kind): n for kind, n in engine.reap().items()}
+    counts = {str(kind): n for kind, n in reaper.reap().items()}
 
     execution.refresh_from_db()
     print(
@@ -133,12 +136,12 @@ def test_a_sigkilled_workers_automation_is_failed_as_worker_lost(
         0,
     )
     # A second reap finds nothing more to do.
-    assert not any(engine.reap().values())
+    assert not any(reaper.reap().values())
 
 
 def test_a_second_workers_reaper_fails_the_lost_job(tenant, worker_process, wait_until):
     with transaction.atomic():
-        job = engine.create_job(
+        job = jobs_run.create_job(
             tenant, {"type": "service.restart", "data": {"handler": "sleep", "seconds": 30}}
         )
     first = worker_process(hostname="web-1", lease_seconds=LEASE_SECONDS)
@@ -172,7 +175,7 @@ def lost_job(tenant: Tenant) -> tuple[Job, int]:
     """A job a worker took (fencing token 1) whose lease has expired: the worker stopped
     renewing it, dead or stalled."""
     with transaction.atomic():
-        job = engine.create_job(tenant, {"type": "service.restart", "data": {"handler": "noop"}})
+        job = jobs_run.create_job(tenant, {"type": "service.restart", "data": {"handler": "noop"}})
     Job.objects.filter(pk=job.pk).update(
         status="processing",
         revision=2,
@@ -190,17 +193,17 @@ def test_a_job_that_finishes_while_the_reaper_waits_for_it_keeps_its_result(tena
         # Its stalled worker finishes after all: the fenced finish has updated the job and
         # waits (holding the job's row) to write its event.
         finish = Background(
-            lambda: engine.job_transition(
+            lambda: jobs_run.job_transition(
                 job.pk, token, event="completed", status="completed", finished_at=timezone.now()
             ),
             name="finish",
         )
         wait_until(lambda: lock_waiters() == 1, timeout=30, message="the finish to wait")
         # The reaper read the job as processing with an expired lease; it waits for the row.
-        reaper = Background(engine.reap, name="reaper")
+        reaping = Background(reaper.reap, name="reaper")
         wait_until(lambda: lock_waiters() == 2, timeout=30, message="the reaper to wait")
     assert finish.result() is True
-    assert reaper.result()["job"] == 0
+    assert reaping.result()["job"] == 0
 
     job.refresh_from_db()
     assert (job.status, job.error_message, job.revision) == ("completed", None, 3)
@@ -212,10 +215,10 @@ def test_two_reapers_racing_fail_a_lost_job_once_with_one_event(tenant, wait_unt
     job, _ = lost_job(tenant)
     with inserts_held(JobEvent):
         # The first reaper has failed the job and waits (holding its row) to write the event.
-        first = Background(engine.reap, name="first reaper")
+        first = Background(reaper.reap, name="first reaper")
         wait_until(lambda: lock_waiters() == 1, timeout=30, message="the first reaper to wait")
         # The second read the job as still lost; it waits for the row.
-        second = Background(engine.reap, name="second reaper")
+        second = Background(reaper.reap, name="second reaper")
         wait_until(lambda: lock_waiters() == 2, timeout=30, message="the second reaper to wait")
     assert sorted([first.result()["job"], second.result()["job"]]) == [0, 1]
 
@@ -272,7 +275,7 @@ def counted_automations(tenant: Tenant, n: int) -> list[AutomationExecution]:
         tenant=tenant, name="count", actions=[{"handler": "counter"}]
     )
     with transaction.atomic():  # one task each, enqueued on commit
-        return [engine.start_automation(rule, {}) for _ in range(n)]
+        return [automations_run.start_automation(rule, {}) for _ in range(n)]
 
 
 def ran_once_each(handler_calls: HandlerCalls, executions: list[AutomationExecution]) -> bool:
@@ -488,8 +491,8 @@ import os
 import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django.setup()
-from executions import engine
-engine.execute_function = lambda execution_id: os._exit(17)
+from executions.kinds.functions import run as functions_run
+functions_run.execute = lambda execution_id: os._exit(17)
 from django.core.management import call_command
 call_command("retry", "function", {pk!r}, tenant="acme", user="alice")
 """
@@ -509,7 +512,7 @@ def test_a_function_retry_whose_process_dies_before_it_starts_is_failed_as_worke
     function = Function.objects.create(
         tenant=tenant, name="always fails", handler="fail", timeout_ms=1000
     )
-    original = engine.invoke_function(function, {"order": 7}, queued=False)
+    original = functions_run.invoke_function(function, {"order": 7}, queued=False)
     assert original.status == "failed"
 
     died = subprocess.run(
@@ -528,14 +531,14 @@ def test_a_function_retry_whose_process_dies_before_it_starts_is_failed_as_worke
     assert (retry.status, retry.lease_token) == ("running", 0)
     assert retry.lease_expires_at is not None
     wait_until(
-        lambda: engine.reap()["function"],
+        lambda: reaper.reap()["function"],
         timeout=30,
         message="the reaper to fail the unclaimed retry",
     )
     retry.refresh_from_db()
     assert (retry.status, retry.error_message) == ("failed", leases.WORKER_LOST)
     # It reaches the inbox as a failure that can be retried, and so can its original again.
-    rule = kinds.rule("function")
+    rule = kinds.get("function").rule
     original.refresh_from_db()
     assert rule.reason(retry) is None and rule.reason(original) is None
     actor = Actor.for_user(alice, tenant, source="cli")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from executions.filters import KINDS
+from executions import kinds
 from executions.selectors.chart import Series
 
 WIDTH, HEIGHT = 1000, 160
@@ -52,7 +52,7 @@ def chart(series: Series) -> dict:
     for i, bucket in enumerate(series.buckets):
         y = PAD_TOP + plot_h
         segments = []
-        for kind in KINDS:
+        for kind in kinds.BY_NAME:
             count = bucket.counts.get(kind, 0)
             if not count:
                 continue
@@ -95,5 +95,5 @@ def chart(series: Series) -> dict:
         "total": series.total,
         "start": series.start,
         "end": series.end,
-        "kinds": list(KINDS),
+        "kinds": list(kinds.names()),
     }

@@ -12,9 +12,9 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from executions import permissions
 from executions.client_ip import client_ip
 from executions.errors import NotFound, PermissionDenied
-from executions.models import RETRY_PERMISSIONS
 from executions.tenancy import Actor, current_membership
 
 
@@ -39,7 +39,7 @@ def console_view(permission: str | None = None) -> Callable:
                 request_id=getattr(request, "request_id", ""),
                 ip=client_ip(request),
             )
-            request.can_retry = any(request.actor.can(p) for p in RETRY_PERMISSIONS)
+            request.can_retry = any(request.actor.can(p) for p in permissions.retry())
             if permission and not request.actor.can(permission):
                 raise DjangoPermissionDenied(f"Missing permission {permission}")
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from executions.models import ALL_PERMISSIONS, READ_PERMISSIONS
+from executions import permissions
 
 
 class ApiKeyForm(forms.Form):
@@ -12,12 +12,11 @@ class ApiKeyForm(forms.Form):
         max_length=50, help_text="Say what uses it, e.g. “nightly retry script”."
     )
     permissions = forms.MultipleChoiceField(
-        choices=[(p, p) for p in ALL_PERMISSIONS],
         widget=forms.CheckboxSelectMultiple,
-        initial=list(READ_PERMISSIONS),
     )
 
     def __init__(self, *args, allowed: frozenset[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Nobody hands out a permission they do not hold themselves.
-        self.fields["permissions"].choices = [(p, p) for p in ALL_PERMISSIONS if p in allowed]
+        self.fields["permissions"].choices = [(p, p) for p in permissions.every() if p in allowed]
+        self.fields["permissions"].initial = list(permissions.read())

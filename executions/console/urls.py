@@ -5,7 +5,7 @@ from django.urls import path, re_path
 
 from . import views
 
-KIND = r"(?P<kind>function|automation|job|workflow|run)"
+KIND = r"(?P<kind>[a-z_]{1,32})"
 ID = r"(?P<object_id>[A-Za-z0-9_-]{1,64})"
 
 urlpatterns = [

@@ -19,14 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from executions import filters, selectors, services, validation
+from executions import filters, kinds, selectors, services, validation
 from executions.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidInput,
     NotRetryable,
 )
-from executions.filters import KINDS, FailureFilter
+from executions.filters import FailureFilter
 from executions.models import ApiKey, AuditEvent, BulkRetry
 from executions.tenancy import SESSION_TENANT, get_for_tenant
 
@@ -36,7 +36,7 @@ from .forms import ApiKeyForm
 
 PAGE_SIZE = 50
 STOP_POLLING = 286  # htmx stops polling an element that answers 286
-FAILED_STATUSES = sorted({s for meta in KINDS.values() for s in meta.failed_statuses})
+FAILED_STATUSES = sorted({s for meta in kinds.BY_NAME.values() for s in meta.failed_statuses})
 RANGE_CHOICES = [("", "Any time"), ("1h", "Last hour"), ("24h", "Last 24 h"), ("7d", "Last 7 days")]
 
 
@@ -104,7 +104,7 @@ def _filter_context(request: HttpRequest, flt: FailureFilter, error: InvalidInpu
     return {
         "flt": flt,
         "filter_error": error,
-        "kinds": list(KINDS),
+        "kinds": list(kinds.names()),
         "failed_statuses": FAILED_STATUSES,
         "ranges": RANGE_CHOICES,
         "current": {
@@ -194,7 +194,7 @@ def groups(request: HttpRequest) -> HttpResponse:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
+    if kind not in kinds.BY_NAME:
         raise Http404("Unknown kind")
 
 
@@ -207,7 +207,7 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     item = selectors.detail(request.tenant, kind, object_id, with_audit=can_read_audit)
     row = _prepare(request, [selectors.Row(kind, item.obj)])[0]
     obj = item.obj
-    shown = selectors.SHOWN[kind]
+    shown = kinds.get(kind).shown
     context: dict[str, Any] = {
         "d": item,
         "row": row,
@@ -260,13 +260,13 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     _check_kind(kind)
     options: dict[str, Any] = {}
-    if selectors.SHOWN[kind].asks_host:
+    if kinds.get(kind).shown.asks_host:
         options["target_hostname"] = request.POST.get("target_hostname", "").strip() or "_any"
     # One per rendered Retry button: a double click or a resent form retries once.
     key = request.POST.get("idempotency_key", "")
     try:
         outcome = services.retry_one(request.actor, kind, object_id, idempotency_key=key, **options)
-        message = ("success", selectors.SHOWN[kind].retried_message(outcome))
+        message = ("success", kinds.get(kind).shown.retried_message(outcome))
     except (NotRetryable, IdempotencyKeyInFlight) as exc:
         message = ("warning", f"Not retried: {exc.message}")
     except (InvalidInput, IdempotencyKeyReused) as exc:
@@ -302,7 +302,7 @@ def _selection(data) -> tuple[dict, dict]:
     picked = data.getlist("sel")
     for value in picked:
         kind, _, pk = value.partition(":")
-        if kind not in KINDS or not pk:
+        if kind not in kinds.BY_NAME or not pk:
             raise InvalidInput(f"sel {value!r} is not kind:id", field="sel")
         ids.setdefault(kind, []).append(pk)
     if not ids:
@@ -468,7 +468,7 @@ def audit(request: HttpRequest) -> HttpResponse:
         {
             "events": events,
             "next_before": next_before,
-            "kinds": list(KINDS),
+            "kinds": list(kinds.names()),
             "sources": AuditEvent.Source.values,
             "current": current,
             "filter_query": _query_without(request, "before"),
@@ -485,8 +485,8 @@ _ID_BOUND = 2**63 - 1  # audit ids are 64-bit: a larger `before` is not an id th
 def _audit_query(get) -> dict[str, Any]:
     """The audit page's filters, checked: an InvalidInput names the first bad one."""
     kind = get.get("kind", "")
-    if kind and kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
+    if kind and kind not in kinds.BY_NAME:
+        raise InvalidInput(f"kind must be one of {', '.join(kinds.names())}", field="kind")
     source = get.get("source", "")
     if source and source not in AuditEvent.Source.values:
         raise InvalidInput(

@@ -9,7 +9,11 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from executions import engine
+from executions.kinds.automations import run as automations_run
+from executions.kinds.functions import run as functions_run
+from executions.kinds.jobs import run as jobs_run
+from executions.kinds.runs import run as runs_run
+from executions.kinds.workflows import run as workflows_run
 from executions.models import (
     AutomationExecution,
     AutomationRule,
@@ -19,8 +23,6 @@ from executions.models import (
     JobEvent,
     Tenant,
     Workflow,
-    WorkflowExecution,
-    WorkflowTaskExecution,
 )
 
 from .cast import Org
@@ -107,7 +109,7 @@ def _definitions(tenant: Tenant, org: Org) -> Definitions:
 
 def _function_execution(defs: Definitions, name: str, n: int) -> FunctionExecution:
     fn, spec = defs.functions[name]
-    return engine.invoke_function(fn, _fill(spec["payload"], n), queued=False)
+    return functions_run.invoke_function(fn, _fill(spec["payload"], n), queued=False)
 
 
 def _retry_function_execution(original: FunctionExecution) -> FunctionExecution:
@@ -123,10 +125,10 @@ def _retry_function_execution(original: FunctionExecution) -> FunctionExecution:
         invoked_by="manual",
         retry_count=original.retry_count + 1,
         retry_of=original,
-        **engine.unclaimed_lease(original.timeout_ms),
+        **functions_run.unclaimed_lease(original.timeout_ms),
     )
     FunctionExecution.objects.filter(pk=original.pk).update(retried_by=execution)
-    engine.execute_function(execution.pk)
+    functions_run.execute(execution.pk)
     execution.refresh_from_db()
     return execution
 
@@ -144,7 +146,7 @@ def _automation_executions(defs: Definitions, items: list[tuple[str, int]]) -> l
         for rule, spec, n in ((*defs.rules[name], n) for name, n in items)
     )
     ids = [str(e.pk) for e in executions]
-    engine.run_automation_executions(ids)
+    automations_run.execute(ids)
     return ids
 
 
@@ -164,7 +166,7 @@ def _new_job(defs: Definitions, key: str, n: int) -> Job:
 
 def _job(defs: Definitions, key: str, n: int) -> str:
     job = _new_job(defs, key, n)
-    engine.run_job(str(job.pk), job.target_hostname)
+    jobs_run.execute(str(job.pk), job.target_hostname)
     return str(job.pk)
 
 
@@ -190,32 +192,14 @@ def _processing_job(defs: Definitions, n: int) -> str:
 
 def _workflow_execution(defs: Definitions, external_id: str, n: int) -> str:
     workflow, spec = defs.workflows[external_id]
-    now = timezone.now()
-    execution = WorkflowExecution.objects.create(
-        tenant=defs.tenant,
-        workflow=workflow,
-        input=_fill(spec["input"], n),
-        metadata={"source": "demo"},
-        start_time=now,
-        created_time=now,
-        updated_at=now,
-    )
-    WorkflowTaskExecution.objects.bulk_create(
-        WorkflowTaskExecution(
-            execution=execution,
-            task_external_id=t["externalId"],
-            is_optional=bool(t.get("isOptional")),
-            max_attempts=int(t.get("retries", 0)) + 1,
-        )
-        for t in workflow.tasks
-    )
-    engine.advance_workflow(str(execution.pk))
+    execution = workflows_run.new_execution(workflow, _fill(spec["input"], n), {"source": "demo"})
+    workflows_run.execute(str(execution.pk))
     return str(execution.pk)
 
 
 def _run(defs: Definitions, workflow_id: str, n: int, user: str = "") -> str:
     spec = defs.runs[workflow_id]
-    run = engine.new_run(
+    run = runs_run.new_run(
         defs.tenant,
         spec["definition"],
         workflow_id=workflow_id,
@@ -224,5 +208,5 @@ def _run(defs: Definitions, workflow_id: str, n: int, user: str = "") -> str:
         owner=user,
     )
     run.save(force_insert=True)
-    engine.execute_run(run.pk)
+    runs_run.execute(run.pk)
     return run.pk

@@ -9,8 +9,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 
-from executions import tokens
-from executions.models import ROLE_PERMISSIONS, ApiKey, Membership, Tenant
+from executions import permissions, tokens
+from executions.models import ApiKey, Membership, Tenant
 
 from .cast import ORGS, USERS, Org, _password_hash, demo_password
 from .copies import _clone, _Plan, _plan
@@ -115,7 +115,7 @@ def seed() -> dict:
                 name=f"demo: {username} ({role})",
                 tenant=tenant,
                 user=user,
-                permissions=sorted(ROLE_PERMISSIONS[role]),
+                permissions=sorted(permissions.of_role(role)),
             )
             manifest["users"][username] = {
                 "password": demo_password(username),

@@ -3,7 +3,7 @@
 
 Field names follow the seed each kind comes from (snake_case here, the seed's own spelling in the
 API serializers). State changes do not live here: they are conditional UPDATEs in
-`executions/engine.py` (running the work) and `executions/kinds/` (retrying it).
+`executions/kinds/` (running the work and retrying it).
 
 Every model is re-exported here, so `from executions.models import X` is the one import path.
 """
@@ -23,12 +23,6 @@ from .functions import Function, FunctionExecution
 from .jobs import Job, JobEvent
 from .runs import Run
 from .tenancy import (
-    ADMIN_PERMISSIONS,
-    ALL_PERMISSIONS,
-    COMMAND_PERMISSION,
-    READ_PERMISSIONS,
-    RETRY_PERMISSIONS,
-    ROLE_PERMISSIONS,
     ApiKey,
     ApiKeyManager,
     Membership,
@@ -39,12 +33,6 @@ from .tenancy import (
 from .workflows import Workflow, WorkflowExecution, WorkflowTaskExecution
 
 __all__ = [
-    "ADMIN_PERMISSIONS",
-    "ALL_PERMISSIONS",
-    "COMMAND_PERMISSION",
-    "READ_PERMISSIONS",
-    "RETRY_PERMISSIONS",
-    "ROLE_PERMISSIONS",
     "ApiKey",
     "ApiKeyManager",
     "Attempt",

@@ -13,36 +13,11 @@ from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 from .. import sets
 from .base import object_id
 
-READ_PERMISSIONS = (
-    "functions:read",
-    "automation:read",
-    "jobs:read",
-    "workflowOrchestrationACL:READ",
-    "runs:read",
-)
-RETRY_PERMISSIONS = (
-    "functions:retry",
-    "automation:execute",
-    "jobs:write",
-    "workflowOrchestrationACL:WRITE",
-    "runs:write",
-)
-COMMAND_PERMISSION = "command:execute"
-ADMIN_PERMISSIONS = ("apikeys:manage", "audit:read")
-ALL_PERMISSIONS = READ_PERMISSIONS + RETRY_PERMISSIONS + (COMMAND_PERMISSION,) + ADMIN_PERMISSIONS
-
 
 class Role(models.TextChoices):
     ADMIN = "admin"
     OPERATOR = "operator"
     VIEWER = "viewer"
-
-
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.ADMIN: frozenset(ALL_PERMISSIONS),
-    Role.OPERATOR: frozenset(READ_PERMISSIONS + RETRY_PERMISSIONS + ("audit:read",)),
-    Role.VIEWER: frozenset(READ_PERMISSIONS),
-}
 
 
 class Tenant(models.Model):
@@ -72,10 +47,6 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant} ({self.role})"
-
-    @property
-    def permissions(self) -> frozenset[str]:
-        return ROLE_PERMISSIONS[self.role]
 
 
 class ApiKeyManager(BaseAPIKeyManager):
@@ -107,7 +78,7 @@ class ApiKey(AbstractAPIKey):
 
     A key made for a user speaks for that user: it dies with them (CASCADE; SET_NULL would leave a
     user-less key with the key's full permissions), works only while they are active and members
-    of the key's tenant, and never with more than their role there now (effective_permissions).
+    of the key's tenant, and never with more than their role there now (permissions.of_key).
     A key without a user stands for a script and has exactly its own permissions."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
@@ -131,14 +102,6 @@ class ApiKey(AbstractAPIKey):
                 .first()
             )
         return self.owner_role
-
-    def effective_permissions(self) -> frozenset[str]:
-        """The key's permissions, cut down to its user's current role (none if they left)."""
-        own = frozenset(self.permissions)
-        if self.user_id is None:
-            return own
-        role = self.owner_membership_role()
-        return own & ROLE_PERMISSIONS[role] if role in ROLE_PERMISSIONS else frozenset()
 
 
 @functools.cache

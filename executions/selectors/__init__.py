@@ -1,11 +1,11 @@
 """The read side, by concept: the inbox (rows, the cross-kind merge, its cursor, counts), the
 groups by error fingerprint, the chart of failures over time, the detail page and the audit.
 The console and `GET /api/failures` both read through these; writes live in `services`. What
-each kind shows is in `shown` (one class per kind, the mapping SHOWN)."""
+each kind shows is its package's (executions/kinds/<kind>/shown.py)."""
 
 from __future__ import annotations
 
-from executions.filters import KINDS
+from executions.kinds.shown import Shown, log_lines, pretty
 
 from .audit import audit_events
 from .chart import MAX_DAYS, Bucket, Series, failures_over_time
@@ -25,14 +25,11 @@ from .inbox import (
     row,
     waiting_for_host,
 )
-from .shown import SHOWN, Shown, log_lines, pretty
 
 __all__ = [
     "COUNT_CAP",
-    "KINDS",
     "MAX_DAYS",
     "MAX_LIMIT",
-    "SHOWN",
     "Bucket",
     "Cursor",
     "Detail",

@@ -9,7 +9,8 @@ from django.db.models import Count, Sum, Value
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from executions.filters import KINDS, FailureFilter
+from executions import kinds
+from executions.filters import FailureFilter
 from executions.models import Tenant
 
 from . import rollup
@@ -82,7 +83,7 @@ def _counts_over_time(tenant: Tenant, flt: FailureFilter, unit: str):
             yield r["kind"], r["when"], r["total"]
     per_edge = [
         qs.order_by()
-        .annotate(k=Value(kind), when=Trunc(KINDS[kind].time_field, unit, tzinfo=timezone.UTC))
+        .annotate(k=Value(kind), when=Trunc(kinds.get(kind).time_field, unit, tzinfo=timezone.UTC))
         .values("k", "when")
         .annotate(total=Count("pk"))
         for edge in edges

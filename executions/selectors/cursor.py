@@ -13,9 +13,8 @@ from datetime import datetime
 from django.db.models import F, Model, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 
-from executions import validation
+from executions import kinds, validation
 from executions.errors import InvalidInput
-from executions.filters import KINDS
 
 _BAD = "cursor is not a cursor this server gave out"
 
@@ -51,7 +50,7 @@ class Cursor:
         if when is None or kind not in fields or fields[kind] != field or not pk or "\x00" in pk:
             raise InvalidInput(_BAD, field="cursor")
         try:
-            KINDS[kind].model._meta.pk.to_python(pk)
+            kinds.get(kind).model._meta.pk.to_python(pk)
         except Exception:  # a tampered pk is a bad cursor, never a 500
             raise InvalidInput(_BAD, field="cursor") from None
         return cls(when, kind, pk, field)

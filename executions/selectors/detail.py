@@ -10,13 +10,14 @@ from typing import Any
 from django.db import connection
 from django.db.models import Model
 
+from executions import kinds
 from executions.errors import InvalidInput
-from executions.filters import KINDS
+from executions.kinds.shown import log_lines
 from executions.models import Attempt, AuditEvent, Tenant
 from executions.tenancy import get_for_tenant
 
 from .inbox import is_active, retried_by
-from .shown import HEAVY, SHOWN, finished, log_lines, started
+from .shown import HEAVY, finished, started
 
 
 @dataclass
@@ -55,11 +56,11 @@ class Detail:
 
     @property
     def error_message(self) -> str:
-        return SHOWN[self.kind].error(self.obj)
+        return kinds.get(self.kind).shown.error(self.obj)
 
     @property
     def when(self) -> datetime:
-        return getattr(self.obj, KINDS[self.kind].time_field)
+        return getattr(self.obj, kinds.get(self.kind).time_field)
 
 
 def _entry(kind: str, item: Model, number: int, current: bool) -> TimelineEntry:
@@ -67,11 +68,11 @@ def _entry(kind: str, item: Model, number: int, current: bool) -> TimelineEntry:
     return TimelineEntry(
         number=number,
         status=item.status,
-        error_message=SHOWN[kind].error(item),
+        error_message=kinds.get(kind).shown.error(item),
         error_stack=item.error_stack,
         started_at=started(kind, item),
         finished_at=finished(kind, item),
-        logs=SHOWN[kind].logs(item),
+        logs=kinds.get(kind).shown.logs(item),
         kind=kind,
         object_id=str(item.pk),
         current=current,
@@ -82,11 +83,14 @@ def _entry(kind: str, item: Model, number: int, current: bool) -> TimelineEntry:
 def detail(tenant: Tenant, kind: str, object_id: str, *, with_audit: bool = True) -> Detail:
     """Everything a detail page shows, in a fixed handful of queries (the audit rows only
     `with_audit`: for callers who may read the audit)."""
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
-    shown = SHOWN[kind]
+    if kind not in kinds.BY_NAME:
+        raise InvalidInput(f"kind must be one of {', '.join(kinds.names())}", field="kind")
+    shown = kinds.get(kind).shown
+    items = kinds.get(kind).model.objects.all()
+    if shown.detail_related:  # select_related() without fields follows every relation
+        items = items.select_related(*shown.detail_related)
     obj = get_for_tenant(
-        KINDS[kind].model.objects.select_related(*shown.detail_related),
+        items,
         tenant,
         "Not found",
         pk=object_id,
@@ -139,10 +143,10 @@ def detail(tenant: Tenant, kind: str, object_id: str, *, with_audit: bool = True
 def _chain(kind: str, obj: Model) -> list[Model]:
     """The item's retry chain, oldest first: its ancestors, itself and its retries (an item
     retried again has several, in the order they were made)."""
-    model = KINDS[kind].model
+    model = kinds.get(kind).model
     table = model._meta.db_table
     pk_col = model._meta.pk.column
-    parent_col = model._meta.get_field(SHOWN[kind].clone_parent).column
+    parent_col = model._meta.get_field(kinds.get(kind).shown.clone_parent).column
     sql = f"""
         WITH RECURSIVE up(id, parent, depth) AS (
             SELECT {pk_col}, {parent_col}, 0 FROM {table} WHERE {pk_col} = %s
@@ -169,5 +173,5 @@ def _chain(kind: str, obj: Model) -> list[Model]:
             *(f.name for f in model._meta.concrete_fields if f.name in HEAVY)
         )
     }
-    made = SHOWN[kind].started_field
+    made = kinds.get(kind).shown.started_field
     return sorted(items.values(), key=lambda item: (depths[str(item.pk)], getattr(item, made)))

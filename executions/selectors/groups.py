@@ -10,7 +10,8 @@ from django.db.models import Count, Max, Min, Q, Sum, TextField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from executions.filters import KINDS, FailureFilter
+from executions import kinds
+from executions.filters import FailureFilter
 from executions.models import Tenant
 
 from . import rollup
@@ -79,10 +80,10 @@ def group_by_fingerprint(
         .values("k", "fingerprint")
         .annotate(
             total=Count("pk"),
-            first=Min(KINDS[kind].time_field),
-            last=Max(KINDS[kind].time_field),
+            first=Min(kinds.get(kind).time_field),
+            last=Max(kinds.get(kind).time_field),
             sample_text=Max("error_message"),
-            name=Cast(Max(KINDS[kind].name_field), TextField()),
+            name=Cast(Max(kinds.get(kind).name_field), TextField()),
         )
         for edge in edges
         for kind, qs in edge.querysets(tenant).items()

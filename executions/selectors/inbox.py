@@ -16,25 +16,23 @@ from typing import Any
 
 from django.db.models import Model, QuerySet, Sum, Value
 
-from executions import heartbeats
+from executions import heartbeats, kinds
 from executions.errors import InvalidInput
-from executions.filters import KINDS, FailureFilter
+from executions.filters import FailureFilter
 from executions.models import Tenant
 from executions.tenancy import get_for_tenant
 
 from . import rollup
 from .cursor import Cursor
-from .shown import SHOWN, row_fields
+from .shown import row_fields
 
-KIND_ORDER: tuple[str, ...] = tuple(KINDS)
-TIME_FIELDS = {kind: meta.time_field for kind, meta in KINDS.items()}
 COUNT_CAP = 1_000
 MAX_LIMIT = 200
 
 
 def retried_by(kind: str, obj: Model) -> Model | None:
     """The item a clone-kind item was retried as (cached when selected with select_related)."""
-    if SHOWN[kind].clone_parent is None:
+    if kinds.get(kind).shown.clone_parent is None:
         return None
     try:
         return obj.retried_by
@@ -43,7 +41,7 @@ def retried_by(kind: str, obj: Model) -> Model | None:
 
 
 def is_active(kind: str, status: str) -> bool:
-    return status in SHOWN[kind].active_statuses
+    return status in kinds.get(kind).shown.active_statuses
 
 
 @dataclass
@@ -59,7 +57,7 @@ class Row:
 
     @property
     def shown(self):
-        return SHOWN[self.kind]
+        return kinds.get(self.kind).shown
 
     @property
     def id(self) -> str:
@@ -67,7 +65,7 @@ class Row:
 
     @property
     def name(self) -> str:
-        return SHOWN[self.kind].name(self.obj)
+        return kinds.get(self.kind).shown.name(self.obj)
 
     @property
     def status(self) -> str:
@@ -75,7 +73,7 @@ class Row:
 
     @property
     def error_message(self) -> str:
-        return SHOWN[self.kind].error(self.obj)
+        return kinds.get(self.kind).shown.error(self.obj)
 
     @property
     def fingerprint(self) -> str:
@@ -83,7 +81,7 @@ class Row:
 
     @property
     def when(self) -> datetime:
-        return getattr(self.obj, KINDS[self.kind].time_field)
+        return getattr(self.obj, kinds.get(self.kind).time_field)
 
     @property
     def new_attempt(self) -> Model | None:
@@ -113,10 +111,15 @@ class Page:
     limit: int
 
 
+def _time_fields() -> dict[str, str]:
+    """The field each kind's inbox rows are ordered by (its cursors name it)."""
+    return {kind.name: kind.time_field for kind in kinds.KINDS}
+
+
 def _after(kind: str, qs: QuerySet, cursor: Cursor) -> QuerySet:
     """Rows of `kind` that come after `cursor` in the order (time DESC, kind, pk DESC)."""
-    time_field = KINDS[kind].time_field
-    mine, theirs = KIND_ORDER.index(kind), KIND_ORDER.index(cursor.kind)
+    time_field = kinds.get(kind).time_field
+    mine, theirs = kinds.names().index(kind), kinds.names().index(cursor.kind)
     if mine < theirs:
         return qs.filter(**{f"{time_field}__lt": cursor.when})
     if mine > theirs:
@@ -126,13 +129,15 @@ def _after(kind: str, qs: QuerySet, cursor: Cursor) -> QuerySet:
 
 def _newest_first(kind: str, qs: QuerySet) -> QuerySet:
     """The inbox's order within a kind (what a Cursor continues from): time, then pk, descending."""
-    meta = KINDS[kind]
+    meta = kinds.get(kind)
     return qs.order_by(f"-{meta.time_field}", f"-{meta.model._meta.pk.name}")
 
 
 def _rows_queryset(kind: str, qs: QuerySet) -> QuerySet:
-    related = SHOWN[kind].row_related
-    return _newest_first(kind, qs.select_related(*related).only(*row_fields(kind)))
+    related = kinds.get(kind).shown.row_related
+    if related:  # select_related() without fields is deprecated (it follows every relation)
+        qs = qs.select_related(*related)
+    return _newest_first(kind, qs.only(*row_fields(kind)))
 
 
 def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: int = 50) -> Page:
@@ -140,7 +145,7 @@ def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: 
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     # Any kind's cursor: one from a page of other kinds continues by time alone.
-    after = Cursor.decode(cursor, TIME_FIELDS) if cursor else None
+    after = Cursor.decode(cursor, _time_fields()) if cursor else None
     # First the page's keys: (time, pk) of the newest limit + 1 per kind, merged here; then the
     # rows themselves, only for the keys on the page (no model instances for the rest).
     keys: list[list[tuple[tuple[float, int], str, Any]]] = []
@@ -149,8 +154,8 @@ def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: 
         if after is not None:
             qs = _after(kind, qs, after)
         querysets[kind] = qs
-        order = KIND_ORDER.index(kind)
-        newest = _newest_first(kind, qs).values_list(KINDS[kind].time_field, "pk")
+        order = kinds.names().index(kind)
+        newest = _newest_first(kind, qs).values_list(kinds.get(kind).time_field, "pk")
         keys.append([((-when.timestamp(), order), kind, pk) for when, pk in newest[: limit + 1]])
     # Ties keep each kind's own order (pk descending), which the cursor continues from.
     page = list(itertools.islice(heapq.merge(*keys, key=operator.itemgetter(0)), limit + 1))
@@ -167,7 +172,9 @@ def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: 
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = Cursor.after_row(last.kind, TIME_FIELDS[last.kind], last.obj).encode()
+        next_cursor = Cursor.after_row(
+            last.kind, kinds.get(last.kind).time_field, last.obj
+        ).encode()
     fill_attempts(rows)
     return Page(rows=rows, next_cursor=next_cursor, limit=limit)
 
@@ -197,7 +204,7 @@ def fill_attempts(rows: list[Row]) -> None:
             row.attempts = 1
     for kind, kind_rows in chained.items():
         depths = _ancestor_counts(
-            KINDS[kind].model, SHOWN[kind].clone_parent, [r.obj for r in kind_rows]
+            kinds.get(kind).model, kinds.get(kind).shown.clone_parent, [r.obj for r in kind_rows]
         )
         for row in kind_rows:
             row.attempts = depths[row.obj.pk] + 1
@@ -249,9 +256,9 @@ def matching_count(tenant: Tenant, flt: FailureFilter, cap: int = COUNT_CAP) -> 
 
 def row(tenant: Tenant, kind: str, object_id: str) -> Row:
     """One item as an inbox row (any status): what a console row shows and polls."""
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
-    qs = _rows_queryset(kind, KINDS[kind].model.objects.all())
+    if kind not in kinds.BY_NAME:
+        raise InvalidInput(f"kind must be one of {', '.join(kinds.names())}", field="kind")
+    qs = _rows_queryset(kind, kinds.get(kind).model.objects.all())
     result = Row(kind, get_for_tenant(qs, tenant, "Not found", pk=object_id))
     fill_attempts([result])
     return result

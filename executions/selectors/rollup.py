@@ -12,11 +12,9 @@ from functools import reduce
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from executions import failure_counts
-from executions.filters import KINDS, FailureFilter
+from executions import failure_counts, kinds
+from executions.filters import FailureFilter
 from executions.models import FailureCount, Tenant
-
-from .shown import SHOWN
 
 HOUR = timedelta(hours=1)
 
@@ -30,7 +28,7 @@ def counted(tenant: Tenant, flt: FailureFilter) -> tuple[QuerySet | None, list[F
         return None, [flt]
     per_kind: list[Q] = []
     for kind in flt.kinds:
-        meta = KINDS[kind]
+        meta = kinds.get(kind)
         statuses = [s for s in flt.statuses if s in meta.all_statuses]
         if flt.statuses and not statuses:
             continue  # none of the asked statuses is one of this kind's
@@ -68,7 +66,7 @@ def ceil_hour(when: datetime) -> datetime:
 
 
 def _sources_named(tenant: Tenant, kind: str, name: str) -> list[str]:
-    lookup = SHOWN[kind].name_lookup()
+    lookup = kinds.get(kind).shown.name_lookup()
     if lookup is None:
         return [name]
     model, attr = lookup
@@ -85,7 +83,7 @@ def source_names(rows: list[dict]) -> dict[tuple[str, str], str]:
         wanted.setdefault(r["kind"], set()).add(r["source"])
     names: dict[tuple[str, str], str] = {}
     for kind, sources in wanted.items():
-        lookup = SHOWN[kind].name_lookup()
+        lookup = kinds.get(kind).shown.name_lookup()
         if lookup is None:
             names.update({(kind, source): source for source in sources})
             continue

@@ -11,7 +11,7 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from executions.selectors.shown import SHOWN
+from executions import kinds
 
 register = template.Library()
 
@@ -95,8 +95,8 @@ def status_class(status: str) -> str:
 
 @register.filter
 def kind_label(kind: str) -> str:
-    shown = SHOWN.get(kind)
-    return shown.short if shown else kind
+    found = kinds.BY_NAME.get(kind)
+    return found.shown.short if found else kind
 
 
 @register.simple_tag

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
+from executions import permissions as roles
 from executions import tokens
 from executions.models import ApiKey, AuditEvent, Membership, Role, Tenant
 
@@ -108,7 +109,7 @@ def test_the_key_lookup_reads_the_users_role_in_the_same_statement(
     user, key = frank
     with django_assert_num_queries(1):
         found = ApiKey.objects.usable_with_owner(key.split(".")[0])
-        permissions = found.effective_permissions()
+        permissions = roles.of_key(found)
     assert found.user == user and found.owner_role == "operator"
     assert "command:execute" not in permissions and "runs:write" in permissions
 

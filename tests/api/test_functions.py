@@ -194,7 +194,7 @@ def _retry_in_flight(manifest: dict, execution_id: str) -> str:
     alice = get_user_model().objects.get(username="alice")
     actor = Actor.for_user(alice, Tenant.objects.get(slug="acme"), source="api")
     with transaction.atomic():
-        [retried] = functions.retry(actor, [execution_id])
+        [retried] = functions.KIND.rule.retry(actor, [execution_id])
     return str(retried.new_id)
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from executions import engine
+from executions.kinds.jobs import run as jobs_run
 from executions.models import Job, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +141,7 @@ def test_a_job_whose_clone_failed_is_cloned_again_to_another_host(api, manifest)
     cert = Job.objects.filter(tenant__slug="acme", operation_type="cert.renew", status="failed")
     pk = str(cert.filter(retried_by=None).first().pk)
     first = api.post(f"/job/{pk}/retry").json()["job_id"]
-    engine.run_job(first, "worker-9")  # the `fail` handler: the clone fails too
+    jobs_run.execute(first, "worker-9")  # the `fail` handler: the clone fails too
     assert Job.objects.get(pk=first).status == "failed"
 
     r = api.post(f"/job/{pk}/retry", {"target_hostname": "web-01"})

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from executions import engine
+from executions.kinds.jobs import run as jobs_run
 from executions.models import FunctionExecution, Job, Run
 
 from .conftest import fn_base, wf_base
@@ -84,7 +84,7 @@ def test_racing_retries_of_a_job_cloned_before_make_one_new_clone(manifest):
     # retries at once still make one clone.
     key, pk = manifest["api_keys"]["alice"], manifest["acme"]["jobs"]["failed"]
     first = post(key, f"/job/{pk}/retry")().json()["job_id"]
-    engine.run_job(first, "worker-9")
+    jobs_run.execute(first, "worker-9")
     assert Job.objects.get(pk=first).status in ("completed", "failed")
     path = f"/job/{pk}/retry"
     results = race([post(key, path, {"target_hostname": "web-01"}) for _ in range(2)])

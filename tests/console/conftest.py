@@ -10,7 +10,11 @@ from dataclasses import dataclass
 import pytest
 from django.contrib.auth import get_user_model
 
-from executions import engine
+from executions.kinds.automations import run as automations_run
+from executions.kinds.functions import run as functions_run
+from executions.kinds.jobs import run as jobs_run
+from executions.kinds.runs import run as runs_run
+from executions.kinds.workflows import run as workflows_run
 from executions.models import (
     AutomationExecution,
     AutomationRule,
@@ -74,7 +78,7 @@ def make_user(username: str, memberships: list[tuple[Tenant, str]]):
 
 def failed_function(tenant: Tenant, name: str = "sync-inventory", handler: str = "flaky"):
     fn = Function.objects.create(tenant=tenant, name=name, handler=handler, params={})
-    return engine.invoke_function(fn, {"sku": "SKU-1"}, queued=False)
+    return functions_run.invoke_function(fn, {"sku": "SKU-1"}, queued=False)
 
 
 def failed_automation(tenant: Tenant, name: str = "Sync CRM contact") -> AutomationExecution:
@@ -88,17 +92,17 @@ def failed_automation(tenant: Tenant, name: str = "Sync CRM contact") -> Automat
             {"name": "notify", "handler": "send_email", "params": {"to": "crm@example.com"}},
         ],
     )
-    execution = engine.start_automation(rule, {"contactId": "c_1"})
-    engine.run_automation_executions([str(execution.pk)])
+    execution = automations_run.start_automation(rule, {"contactId": "c_1"})
+    automations_run.execute([str(execution.pk)])
     execution.refresh_from_db()
     return execution
 
 
 def failed_job(tenant: Tenant, op_type: str = "package.install", host: str = "web-1") -> Job:
-    job = engine.create_job(
+    job = jobs_run.create_job(
         tenant, {"type": op_type, "data": {"handler": "flaky", "package": "nginx"}}, host
     )
-    engine.run_job(str(job.pk), host)
+    jobs_run.execute(str(job.pk), host)
     job.refresh_from_db()
     return job
 
@@ -114,8 +118,8 @@ def failed_workflow(tenant: Tenant) -> WorkflowExecution:
             {"externalId": "ship", "handler": "noop", "dependsOn": ["reserve"], "retries": 0},
         ],
     )
-    execution = engine.start_workflow(workflow, {"orderId": "ord_1"})
-    engine.advance_workflow(str(execution.pk))
+    execution = workflows_run.start_workflow(workflow, {"orderId": "ord_1"})
+    workflows_run.execute(str(execution.pk))
     execution.refresh_from_db()
     return execution
 
@@ -131,8 +135,8 @@ def failed_run(tenant: Tenant) -> Run:
         "inputSchema": [],
         "variableDefs": [],
     }
-    run = engine.start_run(tenant, definition, workflow_id="wf_lead_enrichment")
-    engine.execute_run(run.pk)
+    run = runs_run.start_run(tenant, definition, workflow_id="wf_lead_enrichment")
+    runs_run.execute(run.pk)
     run.refresh_from_db()
     return run
 

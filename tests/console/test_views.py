@@ -14,7 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from executions import filters, selectors, services
+from executions import filters, kinds, selectors, services
+from executions.kinds.jobs import run as jobs_run
+from executions.kinds.runs import run as runs_run
 from executions.models import (
     ApiKey,
     AuditEvent,
@@ -243,24 +245,25 @@ def test_every_page_and_api_list_answers_after_retried_jobs_and_runs_fail_again(
 ) -> None:
     """A job and a run retried twice, each new attempt failing again: the inbox counts the
     chain (the clone of a clone is attempt 3), and no page or list of any kind answers 500."""
-    from executions import engine
     from executions.models import Run
     from executions.tenancy import Actor
 
-    job = engine.create_job(cast.acme, {"type": "backup.run", "data": {"handler": "fail"}}, "web-1")
-    engine.run_job(str(job.pk), "web-1")
+    job = jobs_run.create_job(
+        cast.acme, {"type": "backup.run", "data": {"handler": "fail"}}, "web-1"
+    )
+    jobs_run.execute(str(job.pk), "web-1")
     nodes = {"root": {"dependsOn": []}, "boom": {"handler": "fail", "dependsOn": ["root"]}}
-    run = engine.start_run(
+    run = runs_run.start_run(
         cast.acme, {"nodes": nodes, "triggerNodeIds": ["root"]}, workflow_id="wf_always_fails"
     )
-    engine.execute_run(run.pk)
+    runs_run.execute(run.pk)
     alice = Actor.for_user(cast.users["alice"], cast.acme, source="console")
     newest = {"job": str(job.pk), "run": str(run.pk)}
     for _ in range(2):
         newest["job"] = services.retry_one(alice, "job", newest["job"]).new_id
-        engine.run_job(newest["job"], "web-1")
+        jobs_run.execute(newest["job"], "web-1")
         newest["run"] = services.retry_one(alice, "run", newest["run"]).new_id
-        engine.execute_run(newest["run"])
+        runs_run.execute(newest["run"])
     assert Job.objects.get(pk=newest["job"]).status == "failed"
     assert Run.objects.get(pk=newest["run"]).status == "failure"
 
@@ -363,10 +366,9 @@ def test_the_inbox_query_count_does_not_grow_with_rows(
     client.post(retry_url("function", cast.function.pk))
     for job in Job.objects.filter(status="failed")[:3]:
         client.post(retry_url("job", job.pk))
-    from executions import engine
 
     for job in Job.objects.filter(status="unprocessed"):
-        engine.run_job(str(job.pk), job.target_hostname)  # fails again: flaky, new chain
+        jobs_run.execute(str(job.pk), job.target_hostname)  # fails again: flaky, new chain
     with django_assert_max_num_queries(queries + 2):
         page = client.get(reverse("inbox")).content.decode()
     assert len(row_ids(page)) == 6 + 4 * 8
@@ -391,7 +393,7 @@ def test_the_chart_follows_the_filter_and_counts_in_a_few_queries(
         everything = client.get(reverse("chart")).content.decode()
     failed = sum(
         meta.model.objects.filter(tenant=cast.acme, status__in=meta.failed_statuses).count()
-        for meta in filters.KINDS.values()
+        for meta in kinds.KINDS
     )
     assert failed > 2
     assert f"<strong>{failed}</strong> failures per hour" in everything

@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from executions import engine
+from executions.kinds.automations import run as automations_run
+from executions.kinds.functions import run as functions_run
+from executions.kinds.jobs import run as jobs_run
+from executions.kinds.runs import run as runs_run
+from executions.kinds.workflows import run as workflows_run
 from executions.models import (
     AutomationExecution,
     AutomationRule,
@@ -54,7 +58,7 @@ class Items:
         function = Function.objects.create(
             tenant=self.tenant, name=f"fn-{handler}", handler=handler, params=params
         )
-        return engine.invoke_function(function, {"order": 42}, queued=False).pk
+        return functions_run.invoke_function(function, {"order": 42}, queued=False).pk
 
     def _automation(self, handler: str, params: dict) -> str:
         actions = [{"handler": "noop"}, {"handler": handler, "params": params}]
@@ -68,7 +72,7 @@ class Items:
             actions_total=2,
             execution_context={"actions": actions},
         )
-        engine.run_automation_executions([str(execution.pk)])
+        automations_run.execute([str(execution.pk)])
         return str(execution.pk)
 
     def _job(self, handler: str, params: dict, op_type: str = "package.install") -> str:
@@ -78,7 +82,7 @@ class Items:
             operation={"type": op_type, "data": {"handler": handler, **params}},
         )
         JobEvent.objects.create(job=job, revision=1, type="created")
-        engine.run_job(str(job.pk), "test-host")
+        jobs_run.execute(str(job.pk), "test-host")
         return str(job.pk)
 
     def command_job(self) -> str:
@@ -111,7 +115,7 @@ class Items:
             )
             for t in workflow.tasks
         )
-        engine.advance_workflow(str(execution.pk))
+        workflows_run.execute(str(execution.pk))
         return str(execution.pk)
 
     def workflow(self, tasks: list) -> str:
@@ -130,11 +134,11 @@ class Items:
             "inputSchema": [{"key": "account", "type": "string", "required": True}],
             "variableDefs": [],
         }
-        run = engine.new_run(
+        run = runs_run.new_run(
             self.tenant, definition, workflow_id="wf_demo", prop_values={"account": "acct-1"}
         )
         run.save(force_insert=True)
-        engine.execute_run(run.pk)
+        runs_run.execute(run.pk)
         return run.pk
 
 

@@ -62,7 +62,10 @@ def test_one_retry_is_one_statement_and_its_task_and_writes_everything_a_retry_w
     assert DBTaskResult.objects.count() == tasks_before + 1
     task = DBTaskResult.objects.order_by("-enqueued_at").first()
     assert task.args_kwargs == {"args": [[item]], "kwargs": {}}
-    assert (task.status, task.task_path) == ("READY", "executions.tasks.run_automation_executions")
+    assert (task.status, task.task_path) == (
+        "READY",
+        "executions.kinds.automations.run.run_automation_executions",
+    )
     assert task.task.func.__name__ == "run_automation_executions"
 
 

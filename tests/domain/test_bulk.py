@@ -3,15 +3,16 @@ batches with nothing half-done, and the background task path through a real work
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 
 import pytest
 from django.utils import timezone
 
-from executions import filters, services
+from executions import filters, kinds, services
 from executions.fingerprints import fingerprint
-from executions.kinds import automations
+from executions.kinds.jobs import run as jobs_run
 from executions.models import (
     Attempt,
     AuditEvent,
@@ -163,17 +164,17 @@ def test_a_bulk_retry_retries_again_what_a_final_retry_left_and_skips_retries_in
     # retried again; one whose retry is still in flight is skipped, and said why.
     from django.db import transaction
 
-    from executions import engine, kinds
+    from executions import kinds
 
     again, busy = {}, {}
     for kind in ("function", "job"):
         again[kind], busy[kind] = items.failed(kind, "fail"), items.failed(kind, "fail")
         first = services.retry_one(admin, kind, again[kind])  # a function's runs now
         if kind == "job":
-            engine.run_job(first.new_id, "test-host")
+            jobs_run.execute(first.new_id, "test-host")
         assert MODELS[kind].objects.get(pk=first.new_id).status == "failed"
         with transaction.atomic():  # queued, never run: in flight
-            kinds.rule(kind).retry(admin, [busy[kind]])
+            kinds.get(kind).rule.retry(admin, [busy[kind]])
     selection = {"ids": {kind: [again[kind], busy[kind]] for kind in again}}
 
     preview = services.preview_retry(admin, selection)
@@ -226,7 +227,9 @@ def test_ten_thousand_mixed_items_retry_through_retry_many(tenant, admin, capsys
 
 @pytest.mark.django_db
 def test_cancel_stops_between_batches_with_nothing_half_done(tenant, admin, monkeypatch):
-    monkeypatch.setattr(automations, "FIRST_BATCH", services.FIRST_BATCH)
+    # Every kind's first batch the same size, automations' too.
+    same = tuple(dataclasses.replace(kind, first_batch=None) for kind in kinds.KINDS)
+    monkeypatch.setattr(kinds, "KINDS", same)
     failed_rows(tenant, "automation", 4 * services.FIRST_BATCH)
     bulk = BulkRetry.objects.create(tenant=tenant, actor=admin.label, source="api")
     answers = []

@@ -12,7 +12,7 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast, Trunc
 from django.utils import timezone
 
-from executions import demo, failure_counts, filters, selectors, services
+from executions import demo, failure_counts, filters, kinds, selectors, services
 from executions.models import (
     AutomationExecution,
     FailureCount,
@@ -39,7 +39,7 @@ def counted_rows() -> Counter:
     """What the rollup should hold: the failed rows grouped by its key, counted one by one."""
     expected: Counter = Counter()
     for kind, (model, source) in SOURCES.items():
-        meta = filters.KINDS[kind]
+        meta = kinds.get(kind)
         rows = (
             model.objects.filter(status__in=meta.failed_statuses)
             .annotate(
@@ -179,16 +179,16 @@ def test_a_tenant_sees_only_its_own_counts(alice) -> None:
     mine = selectors.group_by_fingerprint(alice.tenant, filters.parse({}), limit=1000)
     theirs = selectors.group_by_fingerprint(globex, filters.parse({}), limit=1000)
     assert sum(g.count for g in mine) == sum(
-        selectors.KINDS[k]
-        .model.objects.filter(tenant=alice.tenant, status__in=selectors.KINDS[k].failed_statuses)
+        kinds.get(k)
+        .model.objects.filter(tenant=alice.tenant, status__in=kinds.get(k).failed_statuses)
         .count()
-        for k in selectors.KINDS
+        for k in kinds.names()
     )
     assert sum(g.count for g in theirs) == sum(
-        selectors.KINDS[k]
-        .model.objects.filter(tenant=globex, status__in=selectors.KINDS[k].failed_statuses)
+        kinds.get(k)
+        .model.objects.filter(tenant=globex, status__in=kinds.get(k).failed_statuses)
         .count()
-        for k in selectors.KINDS
+        for k in kinds.names()
     )
 
 

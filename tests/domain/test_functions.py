@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from executions import engine, services
+from executions import services
 from executions.errors import NotFound, NotRetryable
+from executions.kinds.functions import run as functions_run
 from executions.models import Function, FunctionExecution
 
 
@@ -22,7 +23,7 @@ def run_at(function: Function, minutes_ago: int, handler: str | None = None) -> 
     if handler:
         Function.objects.filter(pk=function.pk).update(handler=handler)
         function.refresh_from_db()
-    execution = engine.invoke_function(function, {"n": minutes_ago}, queued=False)
+    execution = functions_run.invoke_function(function, {"n": minutes_ago}, queued=False)
     FunctionExecution.objects.filter(pk=execution.pk).update(
         executed_at=timezone.now() - timedelta(minutes=minutes_ago)
     )
@@ -116,7 +117,7 @@ def test_a_bad_index_a_foreign_function_and_a_wrong_project_are_not_found(
     with pytest.raises(NotFound, match="Execution not found"):
         retry_index(admin, function, 7)
     foreign = Function.objects.create(tenant=other_tenant, name="theirs", handler="flaky")
-    engine.invoke_function(foreign, {}, queued=False)
+    functions_run.invoke_function(foreign, {}, queued=False)
     with pytest.raises(NotFound, match="Function not found"):
         services.retry_function(
             admin, project_id=other_tenant.functions_project_id, function_id=foreign.pk, index=0

@@ -31,7 +31,7 @@ FINAL_SUCCESS = {
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_retried_item_really_runs_again_and_succeeds(kind, items, admin, run_worker):
     item = items.failed(kind)
-    assert MODELS[kind].objects.get(pk=item).status in kinds.rule(kind).RETRYABLE
+    assert MODELS[kind].objects.get(pk=item).status in kinds.get(kind).retryable_statuses
 
     outcome = services.retry_one(admin, kind, item, **options(admin, kind))
     run_worker()
@@ -40,7 +40,7 @@ def test_a_retried_item_really_runs_again_and_succeeds(kind, items, admin, run_w
     assert new.status == FINAL_SUCCESS[kind]
     if kind in ("function", "job", "run"):
         assert outcome.new_id != outcome.target_id  # appended, the original kept as it was
-        assert MODELS[kind].objects.get(pk=item).status in kinds.rule(kind).RETRYABLE
+        assert MODELS[kind].objects.get(pk=item).status in kinds.get(kind).retryable_statuses
     else:
         assert outcome.new_id == outcome.target_id  # the same execution, resumed
 
@@ -175,7 +175,7 @@ def test_a_rolled_back_retry_queues_nothing_and_publishes_nothing(kind, items, a
 
     try:
         with pytest.raises(Boom), transaction.atomic():
-            retried = kinds.rule(kind).retry(admin, [item])  # inside an outer transaction
+            retried = kinds.get(kind).rule.retry(admin, [item])  # inside an outer transaction
             assert len(retried) == 1
             raise Boom
     finally:

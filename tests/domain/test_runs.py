@@ -7,6 +7,7 @@ import pytest
 
 from executions import services
 from executions.errors import NotRetryable
+from executions.kinds.runs import run as runs_run
 from executions.models import Run
 
 
@@ -63,11 +64,10 @@ def test_cancelled_and_partial_runs_are_retryable_and_successful_ones_are_not(it
 @pytest.mark.django_db
 def test_a_run_stays_retried_once_even_after_its_retry_failed(items, admin):
     # Unlike function executions and jobs (issue 16.3), seed 004 retries a run once.
-    from executions import engine
 
     run_id = items.failed("run", handler="fail")
     first = services.retry_run(admin, run_id)
-    engine.execute_run(first.new_id)
+    runs_run.execute(first.new_id)
     assert Run.objects.get(pk=first.new_id).status == "failure"
 
     with pytest.raises(NotRetryable) as conflict:

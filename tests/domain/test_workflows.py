@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from executions import services
 from executions.errors import InvalidInput, NotFound
+from executions.kinds.workflows import run as workflows_run
 from executions.models import Attempt, WorkflowExecution, WorkflowSession
 
 TASKS = [
@@ -77,12 +78,11 @@ def test_a_task_that_used_up_its_retries_gets_exactly_one_more_attempt_per_retry
     assert tasks_of(execution_id) == {"sync": ("FAILED", 2)}
 
     retry(admin, execution_id)
-    from executions import engine
 
-    engine.advance_workflow(execution_id)
+    workflows_run.execute(execution_id)
     assert tasks_of(execution_id) == {"sync": ("FAILED", 3)}
     retry(admin, execution_id)
-    engine.advance_workflow(execution_id)
+    workflows_run.execute(execution_id)
     assert tasks_of(execution_id) == {"sync": ("FAILED", 4)}
     assert Attempt.objects.filter(object_id=execution_id).count() == 2
 
@@ -138,7 +138,6 @@ def test_another_project_is_not_found(items, admin):
 
 @pytest.mark.django_db
 def test_a_terminated_execution_resumes_its_canceled_task(items, admin):
-    from executions import engine
 
     execution_id = items.workflow(
         [
@@ -150,11 +149,11 @@ def test_a_terminated_execution_resumes_its_canceled_task(items, admin):
     execution = WorkflowExecution.objects.get(pk=execution_id)
     WorkflowExecution.objects.filter(pk=execution_id).update(status="RUNNING")
     execution.task_executions.filter(task_external_id="b").update(status="IN_PROGRESS", attempts=1)
-    assert engine.terminate_workflow(execution_id)
+    assert workflows_run.terminate_workflow(execution_id)
     assert tasks_of(execution_id)["b"] == ("CANCELED", 1)
 
     retry(admin, execution_id)
-    engine.advance_workflow(execution_id)
+    workflows_run.execute(execution_id)
 
     assert WorkflowExecution.objects.get(pk=execution_id).status == "COMPLETED"
     assert tasks_of(execution_id) == {"a": ("COMPLETED", 1), "b": ("COMPLETED", 2)}

@@ -30,7 +30,7 @@ from django.urls import URLResolver, get_resolver, resolve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from executions import filters, services
+from executions import filters, kinds, services
 from executions.models import (
     ApiKey,
     AutomationRule,
@@ -76,8 +76,8 @@ NUMBERS = st.one_of(
 )
 KNOWN = st.sampled_from(
     [
-        *filters.KINDS,
-        *{s for meta in filters.KINDS.values() for s in meta.all_statuses},
+        *kinds.names(),
+        *{s for meta in kinds.KINDS for s in meta.all_statuses},
         *filters.RANGES,
         "fingerprint",
         "filter",
@@ -103,10 +103,10 @@ ORDERED_BY = st.one_of(
 )
 CURSORS = st.one_of(
     # well-shaped (a time, a kind, a field, a key) with hostile parts
-    st.tuples(DATES, st.sampled_from(list(filters.KINDS)), ORDERED_BY, PK).map(
+    st.tuples(DATES, st.sampled_from(list(kinds.names())), ORDERED_BY, PK).map(
         lambda p: _b64("|".join(p))
     ),
-    st.tuples(DATES, st.sampled_from(list(filters.KINDS)), PK).map(lambda p: _b64(json.dumps(p))),
+    st.tuples(DATES, st.sampled_from(list(kinds.names())), PK).map(lambda p: _b64(json.dumps(p))),
     st.tuples(DATES, PK).map(lambda p: _b64(json.dumps(p))),
     # and anything at all
     st.lists(st.one_of(DATES, KNOWN, st.text()), max_size=4).map(lambda p: _b64("|".join(p))),
@@ -163,12 +163,12 @@ def shaped(spec: Any, name: str | None = None) -> st.SearchStrategy:
 # What each field takes when it is well-formed: a hostile value in one field then meets
 # well-formed ones in the others, instead of a page refusing the first bad field it reads.
 PLAIN = st.text(alphabet=string.ascii_letters + string.digits + " -_:,", max_size=12)
-STATUSES = sorted({s for meta in filters.KINDS.values() for s in meta.all_statuses})
+STATUSES = sorted({s for meta in kinds.KINDS for s in meta.all_statuses})
 GOOD_DATES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(
     lambda d: d.isoformat()
 )
 VALID = {
-    "kind": st.sampled_from([*filters.KINDS, "job,run"]),
+    "kind": st.sampled_from([*kinds.names(), "job,run"]),
     "status": st.sampled_from(STATUSES),
     "range": st.sampled_from(list(filters.RANGES)),
     "since": GOOD_DATES,
@@ -436,7 +436,7 @@ ENDPOINTS = (
         "/api/failures/retry",
         ("POST",),
         body={
-            "ids": {kind: [None] for kind in filters.KINDS},
+            "ids": {kind: [None] for kind in kinds.names()},
             "filter": FILTER_BODY,
             "dry_run": None,
         },
@@ -476,7 +476,7 @@ def real_ids(manifest: dict) -> dict[str, list[str]]:
         *FunctionExecution.objects.values_list("pk", flat=True)[:2],
     ]
     return {
-        "kind": list(filters.KINDS),
+        "kind": list(kinds.names()),
         "item": [str(pk) for pk in items],
         "project": [acme["functions"]["project_id"], globex["functions"]["project_id"]],
         "function": [acme["functions"]["function_id"], globex["functions"]["function_id"]],

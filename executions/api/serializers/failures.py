@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from executions import filters
+from executions import kinds as registry
 
 from .common import Input, ObjectField, Param, invalid, invalid_at
 
@@ -104,8 +105,9 @@ class IdsParam(Param):
             raise invalid(f"{self.path} must map a kind to a list of ids")
         total = 0
         for kind, values in ids.items():
-            if kind not in filters.KINDS:
-                raise invalid(f"ids: kind must be one of {', '.join(filters.KINDS)}; got {kind!r}")
+            if kind not in registry.BY_NAME:
+                known = ", ".join(registry.names())
+                raise invalid(f"ids: kind must be one of {known}; got {kind!r}")
             if not isinstance(values, list) or not all(
                 isinstance(v, str) and 0 < len(v) <= 64 for v in values
             ):

@@ -15,9 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from executions import filters, selectors, services
+from executions import kinds as registry
 from executions.errors import InvalidInput, PermissionDenied
 from executions.idempotency import Claim
-from executions.models import BulkRetry, Kind
+from executions.models import BulkRetry
 from executions.tenancy import Actor, get_for_tenant
 
 from ..base import ApiView, query_int, valid_uuid
@@ -27,30 +28,15 @@ from ..throttling import BulkRetryThrottle
 
 TAG = ["failures (Redrive)"]
 
-READ_PERMISSION = {
-    Kind.FUNCTION: "functions:read",
-    Kind.AUTOMATION: "automation:read",
-    Kind.JOB: "jobs:read",
-    Kind.WORKFLOW: "workflowOrchestrationACL:READ",
-    Kind.RUN: "runs:read",
-}
-RETRY_PERMISSION = {
-    Kind.FUNCTION: "functions:retry",
-    Kind.AUTOMATION: "automation:execute",
-    Kind.JOB: "jobs:write",
-    Kind.WORKFLOW: "workflowOrchestrationACL:WRITE",
-    Kind.RUN: "runs:write",
-}
-
 
 def readable_kinds(actor: Actor, flt: filters.FailureFilter, explicit: bool) -> list[str]:
     if explicit:
         for kind in flt.kinds:
-            actor.require(READ_PERMISSION[kind])
+            actor.require(registry.get(kind).read_permission)
         return list(flt.kinds)
-    kinds = [k for k in flt.kinds if actor.can(READ_PERMISSION[k])]
+    kinds = [k for k in flt.kinds if actor.can(registry.get(k).read_permission)]
     if not kinds:
-        raise PermissionDenied(READ_PERMISSION[flt.kinds[0]])
+        raise PermissionDenied(registry.get(flt.kinds[0]).read_permission)
     return kinds
 
 
@@ -192,8 +178,8 @@ class FailureRetryApi(ApiView):
         body = fl.FailuresRetryRequestSerializer.check(request.data)
         dry_run, selection = body["dry_run"], body["selection"]
         kinds = selected_kinds(selection)
-        if not any(self.actor.can(RETRY_PERMISSION[k]) for k in kinds):
-            raise PermissionDenied(RETRY_PERMISSION[kinds[0]])
+        if not any(self.actor.can(registry.get(k).permission) for k in kinds):
+            raise PermissionDenied(registry.get(kinds[0]).permission)
         if dry_run:
             preview = services.preview_retry(self.actor, selection)
             return Response(fl.PreviewSerializer({"dry_run": True, **preview}).data)

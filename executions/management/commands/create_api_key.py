@@ -13,8 +13,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from executions import permissions as known
 from executions import services
-from executions.models import ALL_PERMISSIONS, ROLE_PERMISSIONS, Membership, Role, Tenant
+from executions.models import Membership, Role, Tenant
 
 
 class Command(BaseCommand):
@@ -46,13 +47,13 @@ class Command(BaseCommand):
         if not name.strip() or len(name) > 50:
             raise CommandError("--name must be 1 to 50 characters")
         if role:
-            perms = sorted(ROLE_PERMISSIONS[role])
+            perms = sorted(known.of_role(role))
         else:
             perms = sorted({p.strip() for p in (permissions or "").split(",") if p.strip()})
-            unknown = [p for p in perms if p not in ALL_PERMISSIONS]
+            unknown = [p for p in perms if p not in known.every()]
             if unknown or not perms:
                 problem = f"Unknown permission {unknown[0]!r}" if unknown else "No permissions"
-                raise CommandError(f"{problem}; known: {', '.join(ALL_PERMISSIONS)}")
+                raise CommandError(f"{problem}; known: {', '.join(known.every())}")
         owner = None
         if user:
             owner = get_user_model().objects.filter(username=user).first()

@@ -12,9 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.http import QueryDict
 
-from executions import filters, services
+from executions import filters, kinds, services
 from executions.errors import RedriveError
-from executions.filters import KINDS
 from executions.models import Tenant
 from executions.tenancy import Actor
 
@@ -23,7 +22,7 @@ class Command(BaseCommand):
     help = "Retry executions by id, or every failure matching a filter (with a progress bar)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("kind", nargs="?", choices=list(KINDS))
+        parser.add_argument("kind", nargs="?", choices=kinds.names())
         parser.add_argument("ids", nargs="*")
         parser.add_argument("--tenant", required=True, help="tenant slug")
         parser.add_argument("--user", required=True, help="who retries (their role applies)")
@@ -57,8 +56,9 @@ class Command(BaseCommand):
 
     def _each(self, actor: Actor, kind: str, ids: list[str], target_hostname: str | None) -> None:
         failures = 0
+        # A kind's retry takes the options it knows and ignores the others.
+        options = {"target_hostname": target_hostname} if target_hostname else {}
         for object_id in ids:
-            options = {"target_hostname": target_hostname} if kind == "job" else {}
             try:
                 outcome = services.retry_one(actor, kind, object_id, **options)
             except RedriveError as exc:

@@ -19,7 +19,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connections
 
-from executions import engine, failure_counts, heartbeats, leases
+from executions import failure_counts, heartbeats, leases, queueing, reaper
+from executions.kinds.jobs.run import ANY_HOST, fail_jobs_of_gone_hosts
 from executions.validation import HOSTNAME_RE
 from executions.work import command
 
@@ -27,14 +28,14 @@ log = logging.getLogger("redrive.worker")
 
 
 def reaper_round(queues: list[str]) -> None:
-    engine.reap()
+    reaper.reap()
     if settings.REDRIVE_TASKS == "rq":
         from executions import rq_backend
 
         rq_backend.give_back_abandoned_jobs(queues)
     else:
         heartbeats.redeliver_lost_tasks()
-    engine.fail_jobs_of_gone_hosts()
+    fail_jobs_of_gone_hosts()
     heartbeats.prune()
     failure_counts.fold()  # keep the console's pending counts short
 
@@ -77,7 +78,7 @@ class Command(BaseCommand):
             raise CommandError(f"--hostname {hostname!r} is not a valid hostname")
         command.configure(allowed=options["allow_commands"], env_names=options["command_env"])
         os.environ["REDRIVE_WORKER_HOSTNAME"] = hostname
-        queues = ["default", engine.host_queue(engine.ANY_HOST), engine.host_queue(hostname)]
+        queues = ["default", queueing.host_queue(ANY_HOST), queueing.host_queue(hostname)]
         if not no_reaper and not batch:
             leases.run_every(leases.renewal_seconds(), partial(reaper_round, queues), "reaper")
         self.stdout.write(

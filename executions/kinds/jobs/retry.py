@@ -13,16 +13,21 @@ the clone as its latest retry (`retried_by`). Two racing retries: as for functio
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
-from .. import engine, handlers
-from ..errors import InvalidInput
-from ..models import Job, Kind
-from ..tenancy import Actor
-from ..validation import HOSTNAME_RE
-from . import ANY, Retried, retry_in_flight, without_retry_in_flight
+from ... import handlers
+from ...errors import InvalidInput
+from ...models import Job
+from ...validation import HOSTNAME_RE
+from .. import base
+from ..base import ANY, Retried, Rule
+from .run import create_jobs, mark_jobs
 
-KIND = Kind.JOB
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 PERMISSION = "jobs:write"
 RETRYABLE = ("completed", "failed")
 IN_FLIGHT = Job.IN_FLIGHT
@@ -42,16 +47,10 @@ def _forbidden_types(actor: Actor) -> list[str]:
 def reason(obj: Job) -> str | None:
     if obj.status not in RETRYABLE:
         return f"Job is still in flight (status {obj.status})"
-    # The latest clone: no query when the caller selected it (the console's inbox does).
-    clone = obj.retried_by
-    if clone is not None and clone.status in IN_FLIGHT:
-        return f"Job was already retried as {clone.pk}, which is still {clone.status}"
-    return None
+    return base.latest_retry_in_flight(obj, "Job")
 
 
-def retried_meanwhile(obj: Job) -> str:
-    """Why a retry that raced another one (and lost) retried nothing."""
-    return f"Job was already retried as {obj.retried_by_id} by a concurrent request"
+retried_meanwhile = base.retried_meanwhile("Job")
 
 
 def retryable(qs: QuerySet, actor: Actor) -> QuerySet:
@@ -98,21 +97,21 @@ def retry(
         .filter(pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE)
         .exclude(operation_type__in=_forbidden_types(actor))
     )
-    originals = without_retry_in_flight(originals)
+    originals = base.without_retry_in_flight(originals)
     if seen_retry is not ANY:
         originals = [o for o in originals if o.retried_by_id == seen_retry]
     if not originals:
         return []
-    clones = engine.create_jobs(
+    clones = create_jobs(
         actor.tenant, [(o.operation, o) for o in originals], target_hostname=target
     )
-    engine.mark_jobs(
+    mark_jobs(
         {
             o.pk: {"new_job_id": str(c.pk), "by": actor.label}
             for o, c in zip(originals, clones, strict=True)
         },
         "retried",
-        retried_by=retry_in_flight(Job),
+        retried_by=base.retry_in_flight(Job),
     )
     return [
         Retried(
@@ -123,3 +122,6 @@ def retry(
         )
         for o, c in zip(originals, clones, strict=True)
     ]
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

@@ -12,17 +12,19 @@ not retried. The retried tasks run as the identity of the session whose nonce au
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from .. import engine
-from ..models import Attempt, Kind, WorkflowExecution, WorkflowTaskExecution
-from ..tenancy import Actor
-from . import Retried, by_status
+from ...models import Kind, WorkflowExecution, WorkflowTaskExecution
+from ...queueing import enqueue_on_commit
+from ..base import Retried, Rule, by_status, copy_to_history
+from .run import advance_workflow
 
-KIND = Kind.WORKFLOW
-PERMISSION = "workflowOrchestrationACL:WRITE"
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 RETRYABLE = ("FAILED", "TIMED_OUT", "TERMINATED")
 
 
@@ -71,27 +73,20 @@ def retry(
             {k: t[k] for k in ("task_external_id", "status", "attempts", "error_message")}
         )
     now = timezone.now()
-    Attempt.objects.bulk_create(
-        Attempt(
-            tenant=actor.tenant,
-            kind=KIND,
-            object_id=str(r["pk"]),
-            number=r["attempt"],
-            status=r["status"],
-            error_message=r["error_message"],
-            error_stack=r["error_stack"],
-            started_at=r["start_time"],
-            finished_at=r["end_time"],
-            recorded_at=now,
-            details={
-                "reasonForIncompletion": r["reason_for_incompletion"],
-                "tasks": tasks[r["pk"]],
-                "retriedBy": actor.label,
-                "runAs": run_as or actor.label,
-                "session": nonce_session,
-            },
-        )
-        for r in rows
+    copy_to_history(
+        actor,
+        Kind.WORKFLOW,
+        rows,
+        now,
+        started_at=lambda r: r["start_time"],
+        finished_at=lambda r: r["end_time"],
+        details=lambda r: {
+            "reasonForIncompletion": r["reason_for_incompletion"],
+            "tasks": tasks[r["pk"]],
+            "retriedBy": actor.label,
+            "runAs": run_as or actor.label,
+            "session": nonce_session,
+        },
     )
     WorkflowExecution.objects.filter(pk__in=locked, status__in=RETRYABLE).update(
         status="RUNNING",
@@ -112,10 +107,8 @@ def retry(
         lease_owner="",
         lease_expires_at=None,
     )
-    from ..tasks import advance_workflow
-
     for pk in locked:
-        engine.enqueue_on_commit(advance_workflow, str(pk))
+        enqueue_on_commit(advance_workflow, str(pk))
     return [
         Retried(
             target_id=str(r["pk"]),
@@ -125,3 +118,6 @@ def retry(
         )
         for r in rows
     ]
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

@@ -9,15 +9,17 @@ executed again; failed and never-run nodes run.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
-from .. import engine
-from ..models import Kind, Run
-from ..tenancy import Actor
-from . import Retried
+from ...models import Run
+from ..base import Retried, Rule
+from .run import enqueue_runs, new_run
 
-KIND = Kind.RUN
-PERMISSION = "runs:write"
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 RETRYABLE = Run.RETRYABLE
 
 
@@ -54,7 +56,7 @@ def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
         )
     )
     new = Run.objects.bulk_create(
-        engine.new_run(
+        new_run(
             actor.tenant,
             o.workflow_definition,
             workflow_id=o.workflow_id,
@@ -72,8 +74,11 @@ def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
         )
         for o in originals
     )
-    engine.enqueue_runs(new)
+    enqueue_runs(new)
     return [
         Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
         for o, n in zip(originals, new, strict=True)
     ]
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

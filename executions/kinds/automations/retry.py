@@ -8,7 +8,7 @@ the Attempt history (error, stack, logs, counters), the execution is queued for 
 On PostgreSQL the lock, the history copy, the reset, the audit rows (when the caller hands them
 over) and the outbox rows are one statement per call (a data-modifying CTE, see
 _retry_postgresql). The workers' tasks, one per TASK_BATCH items, are then enqueued through
-django.tasks like any other task (engine.enqueue_on_commit). Elsewhere (SQLite) the same steps run
+django.tasks like any other task (enqueue_on_commit). Elsewhere (SQLite) the same steps run
 as ORM statements.
 """
 
@@ -17,27 +17,28 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 
-from .. import engine, events, sets
-from ..models import Attempt, AuditEvent, AutomationExecution, Kind
-from ..tenancy import Actor
-from . import Retried, by_status, write_audit
+from ... import events, sets
+from ...models import Attempt, AuditEvent, AutomationExecution, Kind
+from ...queueing import enqueue_on_commit
+from ..base import Retried, Rule, by_status, copy_to_history, write_audit
+from .run import run_automation_executions
 
-KIND = Kind.AUTOMATION
-PERMISSION = "automation:execute"
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 RETRYABLE = ("failed",)
 # Worker batches: one django.tasks task runs this many executions (claimed in one UPDATE).
 TASK_BATCH = 250
 # A bulk retry's first batch (services._BatchSize): automations are fast enough to skip the
 # 100-item probe of a kind's pace, which bench/bulk_retry.py's ramp-up paid for.
 FIRST_BATCH = 2500
-# services writes the audit rows through retry(audit=...), in the same statement on PostgreSQL.
-WRITES_AUDIT = True
 EVENT = "automation.execution.retried"
 
 
@@ -73,10 +74,8 @@ def retry(
             objs = {str(o.pk): o for o in AutomationExecution.objects.filter(pk__in=locked)}
     if not locked:
         return []
-    from ..tasks import run_automation_executions
-
     for start in range(0, len(locked), TASK_BATCH):
-        engine.enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
+        enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
     if rows:
         retried = [Retried(pk, pk, "failed", "pending", objs[pk]) for pk in locked]
     else:
@@ -90,8 +89,6 @@ def one_statement(n: int) -> bool:
     """Whether retry() of n items writes in a single statement (so needs no transaction around
     it): on PostgreSQL when the tasks go to another backend (Redis), after the commit. The
     database backend writes each task's row in the retry's transaction, so it needs one."""
-    from ..tasks import run_automation_executions
-
     return sets.is_postgresql() and not isinstance(
         run_automation_executions.get_backend(), DatabaseBackend
     )
@@ -113,22 +110,10 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
     if not locked:
         return []
     rows = AutomationExecution.objects.filter(pk__in=locked)
-    Attempt.objects.bulk_create(
-        Attempt(
-            tenant=actor.tenant,
-            kind=KIND,
-            object_id=str(r["pk"]),
-            number=r["attempt"],
-            status=r["status"],
-            error_message=r["error_message"],
-            error_stack=r["error_stack"],
-            logs=r["logs"],
-            started_at=r["started_at"],
-            finished_at=r["completed_at"],
-            recorded_at=now,
-            details={k: r[k] for k in COUNTERS},
-        )
-        for r in rows.values(
+    copy_to_history(
+        actor,
+        Kind.AUTOMATION,
+        rows.values(
             "pk",
             "status",
             "attempt",
@@ -138,7 +123,11 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
             "started_at",
             "completed_at",
             *COUNTERS,
-        )
+        ),
+        now,
+        started_at=lambda r: r["started_at"],
+        finished_at=lambda r: r["completed_at"],
+        details=lambda r: {k: r[k] for k in COUNTERS},
     )
     rows.update(
         status="pending",
@@ -209,7 +198,7 @@ def _retry_postgresql(
     params += [now, now]
     history, history_params = sets.insert_from(
         Attempt,
-        {"tenant_id": actor.tenant.pk, "kind": KIND, "recorded_at": now},
+        {"tenant_id": actor.tenant.pk, "kind": Kind.AUTOMATION, "recorded_at": now},
         {
             "object_id": "old.execution_id::text",
             "number": "old.attempt",
@@ -302,3 +291,6 @@ COUNTERS = (
     "actions_failed",
     "failed_action_index",
 )
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

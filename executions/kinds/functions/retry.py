@@ -16,15 +16,19 @@ executions for the workers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
-from .. import engine
-from ..models import FunctionExecution, Kind
-from ..tenancy import Actor
-from . import ANY, Retried, retry_in_flight, without_retry_in_flight
+from ...models import FunctionExecution
+from ...queueing import enqueue_on_commit
+from .. import base
+from ..base import ANY, Retried, Rule
+from .run import run_function_execution, unclaimed_lease
 
-KIND = Kind.FUNCTION
-PERMISSION = "functions:retry"
+if TYPE_CHECKING:
+    from ...tenancy import Actor
+
 RETRYABLE = ("failed", "timeout")
 IN_FLIGHT = FunctionExecution.IN_FLIGHT
 
@@ -34,16 +38,10 @@ def reason(obj: FunctionExecution) -> str | None:
         return "Cannot retry successful execution"
     if obj.status in IN_FLIGHT:
         return "Cannot retry an execution that is still running"
-    # The latest retry: no query when the caller selected it (the console's inbox does).
-    retry = obj.retried_by
-    if retry is not None and retry.status in IN_FLIGHT:
-        return f"Execution was already retried as {retry.pk}, which is still running"
-    return None
+    return base.latest_retry_in_flight(obj, "Execution")
 
 
-def retried_meanwhile(obj: FunctionExecution) -> str:
-    """Why a retry that raced another one (and lost) retried nothing."""
-    return f"Execution was already retried as {obj.retried_by_id} by a concurrent request"
+retried_meanwhile = base.retried_meanwhile("Execution")
 
 
 def retryable(qs: QuerySet, actor: Actor) -> QuerySet:
@@ -78,7 +76,7 @@ def retry(
         .filter(pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE)
         .select_related("function")
     )
-    originals = without_retry_in_flight(originals)
+    originals = base.without_retry_in_flight(originals)
     if seen_retry is not ANY:
         originals = [o for o in originals if o.retried_by_id == seen_retry]
     if not originals:
@@ -95,18 +93,16 @@ def retry(
             retry_of=o,
             **definition,
             # Run right after the commit, not queued: held from here until its claim.
-            **({} if queued else engine.unclaimed_lease(definition["timeout_ms"])),
+            **({} if queued else unclaimed_lease(definition["timeout_ms"])),
         )
         for o, definition in zip(originals, definitions, strict=True)
     )
     FunctionExecution.objects.filter(pk__in=[o.pk for o in originals]).update(
-        retried_by=retry_in_flight(FunctionExecution)
+        retried_by=base.retry_in_flight(FunctionExecution)
     )
     if queued:
-        from ..tasks import run_function_execution
-
         for execution in new:
-            engine.enqueue_on_commit(run_function_execution, execution.pk)
+            enqueue_on_commit(run_function_execution, execution.pk)
     return [
         Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
         for o, n in zip(originals, new, strict=True)
@@ -122,3 +118,6 @@ def _definition(o: FunctionExecution, current: bool) -> dict:
         "function_version": source.version if current else o.function_version,
         "timeout_ms": source.timeout_ms,
     }
+
+
+RULE = Rule(reason, retryable, not_retryable, retry)

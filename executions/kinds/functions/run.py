@@ -1,0 +1,102 @@
+"""Running a function execution (seed 000): in a worker (queued), or right in its caller (a single
+retry answers with its result). Claim (conditional UPDATE + lease) -> run the handler outside any
+transaction -> fenced finishing UPDATE."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.utils import timezone
+
+from ... import handlers, leases
+from ...models import Function, FunctionExecution, Kind
+from ...queueing import enqueue_on_commit, worker_task
+from ..base import failure, worker_lost
+
+
+def unclaimed_lease(timeout_ms: int) -> dict[str, Any]:
+    """The lease of a new function execution that its creator runs right after the commit (not
+    queued), held until execute() claims it: if the creator dies in between, the reaper
+    fails it as "worker lost" once it expires. (A queued one is its task's: the task, written in
+    the same transaction with the database backend, runs it however long it waits.)"""
+    return {
+        "lease_owner": leases.worker_name()[:64],
+        "lease_expires_at": leases.lease_expiry(timeout_ms / 1000),
+    }
+
+
+def invoke_function(
+    function: Function, payload: Any, *, invoked_by: str = "manual", queued: bool = True
+) -> FunctionExecution:
+    """Record a new execution of `function` and run it: in a worker (queued) or right here."""
+    execution = FunctionExecution.objects.create(
+        tenant_id=function.tenant_id,
+        function=function,
+        handler=function.handler,
+        params=function.params,
+        function_version=function.version,
+        timeout_ms=function.timeout_ms,
+        payload=payload,
+        invoked_by=invoked_by,
+        **({} if queued else unclaimed_lease(function.timeout_ms)),
+    )
+    if queued:
+        enqueue_on_commit(run_function_execution, execution.pk)
+    else:
+        execute(execution.pk)
+        execution.refresh_from_db()
+    return execution
+
+
+def execute(execution_id: str) -> None:
+    owner = leases.new_owner()
+    qs = FunctionExecution.objects.filter(pk=execution_id, status="running", lease_token=0)
+    execution = FunctionExecution.objects.filter(pk=execution_id).first()
+    if execution is None:
+        return
+    # A function's timeout bounds the attempt; the lease covers it even without renewal.
+    won = leases.claim(
+        qs, to_status="running", owner=owner, grace_seconds=execution.timeout_ms / 1000
+    )
+    if execution_id not in won:
+        return
+    ctx = handlers.HandlerContext(
+        params=execution.params,
+        payload=execution.payload,
+        attempt=execution.retry_count + 1,
+        key=str(execution.retry_of_id or execution.pk),
+    )
+    started = time.monotonic()
+    values: dict[str, Any]
+    try:
+        result = handlers.call(execution.handler, ctx, timeout_s=execution.timeout_ms / 1000)
+        values = {
+            "status": "success",
+            "result": result if isinstance(result, dict) else {"value": result},
+        }
+    except handlers.HandlerTimeout as exc:
+        values = {"status": "timeout", **failure(Kind.FUNCTION, execution.handler, exc)}
+    except Exception as exc:
+        values = {"status": "failed", **failure(Kind.FUNCTION, execution.handler, exc)}
+    leases.finish(
+        FunctionExecution,
+        execution_id,
+        won[execution_id],
+        running_status="running",
+        execution_time=int((time.monotonic() - started) * 1000),
+        finished_at=timezone.now(),
+        logs=ctx.logs,
+        **values,
+    )
+
+
+@worker_task
+def run_function_execution(execution_id: str) -> None:
+    execute(execution_id)
+
+
+def reap(now) -> int:
+    return FunctionExecution.objects.filter(lease_expires_at__lt=now, status="running").update(
+        status="failed", finished_at=now, **worker_lost(Kind.FUNCTION)
+    )

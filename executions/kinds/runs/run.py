@@ -1,0 +1,201 @@
+"""Running a workflow run (seed 004): its definition's nodes in dependency order, a node whose
+upstream did not succeed skipped, outputs carried over from the run it retries not executed again;
+progress is written as it goes, fenced like the finish."""
+
+from __future__ import annotations
+
+from django.db.models import F
+from django.utils import timezone
+
+from ... import handlers, leases
+from ...models import Kind, Run, Tenant
+from ...queueing import enqueue_on_commit, worker_task
+from ..base import chain_depth, failure, worker_lost
+
+
+def new_run(
+    tenant: Tenant,
+    definition: dict,
+    *,
+    workflow_id: str,
+    workflow_version: int = 1,
+    prop_values: dict | None = None,
+    triggered_by: str = "",
+    trigger_source: str = "manual",
+    owner: str = "",
+    source_run: Run | None = None,
+    carried: dict | None = None,
+) -> Run:
+    """An unsaved run of `definition` (a snapshot). `carried` = outputs of nodes that already
+    succeeded in `source_run`; they are not executed again."""
+    carried = carried or {}
+    return Run(
+        tenant=tenant,
+        workflow_id=workflow_id,
+        workflow_version=workflow_version,
+        workflow_definition=definition,
+        prop_values=prop_values or {},
+        source_run=source_run,
+        triggered_by=triggered_by,
+        trigger_source=trigger_source,
+        workflow_owner_user_id=owner,
+        trigger_node_id=(definition.get("triggerNodeIds") or [""])[0],
+        execution_state=dict(carried),
+        node_states={n: {"status": "success", "carriedOver": True} for n in carried},
+        progress={"done": len(carried), "total": len(definition.get("nodes", {}))},
+    )
+
+
+def enqueue_runs(runs: list[Run]) -> None:
+    for run in runs:
+        enqueue_on_commit(execute_run, run.pk)
+
+
+def start_run(tenant: Tenant, definition: dict, **kwargs) -> Run:
+    run = new_run(tenant, definition, **kwargs)
+    run.save(force_insert=True)
+    enqueue_runs([run])
+    return run
+
+
+def _topological(nodes: dict, triggers: list[str]) -> list[str]:
+    order, seen = [], set()
+
+    def visit(node_id: str, stack: tuple = ()) -> None:
+        if node_id in seen or node_id in stack or node_id not in nodes:
+            return
+        for dep in nodes[node_id].get("dependsOn", []):
+            visit(dep, (*stack, node_id))
+        seen.add(node_id)
+        order.append(node_id)
+
+    for node_id in list(triggers) + sorted(nodes):
+        visit(node_id)
+    return order
+
+
+def execute(run_id: str) -> None:
+    owner = leases.new_owner()
+    won = leases.claim(
+        Run.objects.filter(pk=run_id, status="running", lease_token=0),
+        to_status="running",
+        owner=owner,
+    )
+    if run_id not in won:
+        return
+    token = won[run_id]
+    run = Run.objects.get(pk=run_id)
+    definition = run.workflow_definition
+    nodes: dict = definition.get("nodes", {})
+    triggers = definition.get("triggerNodeIds") or ["root"]
+    state, node_states = dict(run.execution_state), dict(run.node_states)
+    attempt = 1 + chain_depth(Run, run, "source_run_id")
+    first_error: dict | None = None
+    for node_id in _topological(nodes, triggers):
+        node = nodes[node_id]
+        if node_states.get(node_id, {}).get("status") == "success":
+            continue  # carried over from the run this one retries: not executed again
+        deps = node.get("dependsOn", [])
+        blocked = [
+            d
+            for d in deps
+            if node_states.get(d, {}).get("status") != "success"
+            and not (
+                nodes.get(d, {}).get("optional")
+                and node_states.get(d, {}).get("status") == "failure"
+            )
+        ]
+        if blocked:
+            node_states[node_id] = {
+                "status": "skipped",
+                "reason": f"upstream {blocked[0]} did not succeed",
+            }
+            continue
+        started = timezone.now()
+        if node_id in triggers and not node.get("handler"):
+            state[node_id] = run.prop_values
+            node_states[node_id] = {
+                "status": "success",
+                "startedAt": started.isoformat(),
+                "finishedAt": timezone.now().isoformat(),
+            }
+        else:
+            name = node.get("handler", "")
+            ctx = handlers.HandlerContext(
+                params=node.get("params", {}),
+                payload={d: state.get(d) for d in deps},
+                attempt=attempt,
+                key=f"{run.source_run_id or run.pk}:{node_id}",
+            )
+            try:
+                output = handlers.call(name, ctx, timeout_s=node.get("timeout"))
+                state[node_id] = output
+                node_states[node_id] = {
+                    "status": "success",
+                    "startedAt": started.isoformat(),
+                    "finishedAt": timezone.now().isoformat(),
+                    "logs": ctx.logs,
+                }
+            except Exception as exc:
+                failed = failure(Kind.RUN, name, exc)
+                node_states[node_id] = {
+                    "status": "failure",
+                    "error": failed["error_message"],
+                    "startedAt": started.isoformat(),
+                    "finishedAt": timezone.now().isoformat(),
+                    "logs": ctx.logs,
+                }
+                if not node.get("optional") and first_error is None:
+                    first_error = failed
+        done = sum(
+            1 for s in node_states.values() if s.get("status") in ("success", "failure", "skipped")
+        )
+        # Progress for the console; fenced like the finish, so a reaped run stops writing.
+        if not Run.objects.filter(pk=run_id, lease_token=token, status="running").update(
+            execution_state=state,
+            node_states=node_states,
+            progress={"done": done, "total": len(nodes)},
+        ):
+            return
+    failed_optional = any(s.get("status") == "failure" for s in node_states.values())
+    if first_error:
+        values = {"status": "failure", "summary": first_error["error_message"], **first_error}
+    elif failed_optional:
+        values = {"status": "partial", "summary": "Some optional nodes failed"}
+    else:
+        values = {"status": "success", "summary": f"{len(nodes)} nodes succeeded"}
+    leases.finish(
+        Run,
+        run_id,
+        token,
+        running_status="running",
+        finished_at=timezone.now(),
+        execution_state=state,
+        node_states=node_states,
+        **values,
+    )
+
+
+def cancel_run(run_id: str) -> bool:
+    return bool(
+        Run.objects.filter(pk=run_id, status__in=["running", "waiting"]).update(
+            status="cancelled",
+            finished_at=timezone.now(),
+            summary="Cancelled by user",
+            error_message="Cancelled by user",
+            lease_owner="",
+            lease_expires_at=None,
+            lease_token=F("lease_token") + 1,
+        )
+    )
+
+
+@worker_task
+def execute_run(run_id: str) -> None:
+    execute(run_id)
+
+
+def reap(now) -> int:
+    return Run.objects.filter(lease_expires_at__lt=now, status="running").update(
+        status="failure", finished_at=now, summary=leases.WORKER_LOST, **worker_lost(Kind.RUN)
+    )

@@ -1,0 +1,49 @@
+"""What runs show in the console and link to in the API (kinds/shown.py)."""
+
+from __future__ import annotations
+
+from ..shown import Shown, log_lines, pretty
+
+
+class RunShown(Shown):
+    short = "Run"
+    clone_parent = "source_run"
+    row_fields = ("id", "started_at", "summary", "workflow_id", "source_run_id")
+    row_related = ("retried_by",)
+    detail_related = ("source_run", "retried_by")
+    started_field = "started_at"
+    input_label, output_label = "Inputs", "Node outputs (execution state)"
+    input_field = "prop_values"
+    output_field = "execution_state"
+    retried_text = "Retried as run {outcome.new_id}"
+    api_url_names = ("api-run", "api-run-retry")
+
+    def error(self, obj):
+        return obj.error_message or obj.summary or ""
+
+    def extras(self, obj):
+        definition = obj.workflow_definition or {}
+        nodes: dict = definition.get("nodes") or {}
+        states = obj.node_states or {}
+        outputs = obj.execution_state or {}
+        triggers = definition.get("triggerNodeIds") or []
+        order = [n for n in triggers if n in nodes] + [n for n in nodes if n not in triggers]
+        out = []
+        for node_id in order:
+            node = nodes.get(node_id) or {}
+            handler = node.get("handler", "") or ("trigger" if node_id in triggers else "")
+            state = states.get(node_id) or {}
+            out.append(
+                {
+                    "id": node_id,
+                    "handler": handler,
+                    "depends_on": node.get("dependsOn", []),
+                    "optional": bool(node.get("optional")),
+                    "status": state.get("status", "not run"),
+                    "carried_over": bool(state.get("carriedOver")),
+                    "error": state.get("error") or state.get("reason") or "",
+                    "output": pretty(outputs[node_id]) if node_id in outputs else "",
+                    "logs": log_lines(state.get("logs") or []),
+                }
+            )
+        return {"nodes": out}

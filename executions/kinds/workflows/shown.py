@@ -1,0 +1,51 @@
+"""What workflows show in the console and link to in the API (kinds/shown.py)."""
+
+from __future__ import annotations
+
+from ..shown import Shown, log_lines, pretty
+
+
+class WorkflowShown(Shown):
+    short = "Workflow"
+    row_fields = ("id", "updated_at", "reason_for_incompletion", "attempt")
+    row_fields += ("workflow__id", "workflow__external_id", "workflow__version")
+    row_related = ("workflow",)
+    detail_related = ("workflow",)
+    started_field, finished_field = "start_time", "end_time"
+    no_output_note = " at execution level; see each task's output above"
+    input_field = "input"
+    retried_text = "Workflow resumed from its failure points"
+    api_url_names = ("api-workflow-execution", "api-workflow-retry")
+
+    def api_args(self, tenant, obj):
+        return [tenant.workflows_project, str(obj.pk)]
+
+    def error(self, obj):
+        return obj.error_message or obj.reason_for_incompletion or ""
+
+    def attempts(self, obj):
+        return obj.attempt
+
+    def extras(self, obj):
+        runs = {t.task_external_id: t for t in obj.task_executions.all()}
+        out = []
+        for definition in obj.workflow.tasks or []:
+            external_id = definition.get("externalId", "")
+            task = runs.get(external_id)
+            out.append(
+                {
+                    "external_id": external_id,
+                    "handler": definition.get("handler", ""),
+                    "depends_on": definition.get("dependsOn", []),
+                    "optional": bool(definition.get("isOptional")),
+                    "status": task.status if task else "SCHEDULED",
+                    "attempts": task.attempts if task else 0,
+                    "max_attempts": task.max_attempts if task else 0,
+                    "output": pretty(task.output) if task and task.output is not None else "",
+                    "error_message": task.error_message if task else None,
+                    "error_stack": task.error_stack if task else None,
+                    "logs": log_lines(task.logs) if task else [],
+                    "run_as": task.run_as if task else "",
+                }
+            )
+        return {"tasks": out}
