@@ -4,6 +4,7 @@ nothing when rolled back, and honours idempotency keys."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -63,17 +64,30 @@ def test_a_non_retryable_item_gives_the_state_error_and_changes_nothing(kind, it
 @pytest.mark.pg_only
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("kind", KINDS)
-def test_two_racing_retries_from_two_connections_make_exactly_one_retry(kind, items, admin):
+def test_two_racing_retries_from_two_connections_make_exactly_one_retry(
+    kind, items, admin, monkeypatch
+):
     item = items.failed(kind)
     count_before = MODELS[kind].objects.count()
-    barrier = threading.Barrier(2)
     results: list[object] = []
+
+    # Racing means both callers looked the item up before either retried it: each waits here,
+    # past its look-up and inside its transaction, for the other. (Without it, a function's
+    # retry could end before the other caller even looked, and retrying it again is then right.)
+    looked_up = threading.Barrier(2, timeout=10)
+    spec = kinds.get(kind)
+
+    def retry_once_both_looked(*args, **kwargs):
+        looked_up.wait()
+        return spec.rule.retry(*args, **kwargs)
+
+    racing = dataclasses.replace(spec, rule=spec.rule._replace(retry=retry_once_both_looked))
+    monkeypatch.setattr(kinds, "KINDS", tuple(racing if k is spec else k for k in kinds.KINDS))
 
     opts = [options(admin, kind), options(admin, kind)]  # two callers, two sessions
 
     def attempt(i: int) -> None:
         try:
-            barrier.wait()
             results.append(services.retry_one(admin, kind, item, **opts[i]))
         except NotRetryable as exc:
             results.append(exc)
