@@ -112,8 +112,8 @@ ANY = object()
 
 
 class Retried(NamedTuple):
-    """One retried item. A tuple: a bulk retry makes 100,000 of them (a frozen dataclass cost
-    0.2 s of CPU there)."""
+    """One retried item. A tuple, not a dataclass: a bulk retry makes 100,000 of them
+    (bench/bulk_retry.py)."""
 
     target_id: Any
     new_id: Any
