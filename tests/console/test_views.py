@@ -844,3 +844,10 @@ def test_the_audit_trail_is_shown_to_those_who_may_open_the_audit_page_only(logi
         assert ("user:dave" in detail) is sees, who
         assert audit.status_code == (200 if sees else 403), who
         assert ("user:dave" in audit.content.decode()) is sees, who
+
+
+def test_a_browser_asking_for_favicon_ico_gets_the_consoles_icon(client) -> None:
+    # A page without <head> (an HTMX fragment opened alone) makes the browser ask /favicon.ico.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("console/favicon.svg")
