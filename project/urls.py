@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views import defaults
-from django.views.generic import RedirectView
+
+FAVICON = "console/favicon.svg"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico where a page names no icon (an HTMX fragment opened alone).
-    path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg"), permanent=True)),
+    path(
+        "favicon.ico", lambda request: HttpResponsePermanentRedirect(static("console/favicon.svg"))
+    ),
     path("", include("executions.api.urls")),
     path("", include("executions.console.urls")),
 ]
