@@ -160,6 +160,12 @@ def test_an_idle_worker_runs_the_job_a_dead_worker_took_a_lease_after_the_death(
         assert "gave back task" in output
         # The dead worker's task failed as lost, replaced by the task web-2 ran.
         assert DBTaskResult.objects.get(status="FAILED").worker_ids == [dead_worker]
+        # The library marks the task done after the job's own commit: wait for that too.
+        wait_until(
+            lambda: DBTaskResult.objects.filter(status="SUCCESSFUL").exists(),
+            timeout=30,
+            message="the survivor's task to be marked successful",
+        )
         assert DBTaskResult.objects.get(status="SUCCESSFUL").worker_ids[0] != dead_worker
         return
     assert killed + recovered < rq_gives_up_at - 30  # not by RQ's own expiry of the job
