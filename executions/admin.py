@@ -31,7 +31,7 @@ from . import handlers, kinds, permissions, services
 from .adminsite import admin_tenant_ids
 from .client_ip import client_ip
 from .errors import NotFound, NotRetryable, PermissionDenied
-from .kinds.functions.forms import FunctionForm, masked_environment
+from .kinds.functions.forms import FunctionForm, audit_change, masked_environment
 from .models import (
     ApiKey,
     Attempt,
@@ -441,6 +441,11 @@ class FunctionAdmin(TenantScopedAdmin):
     list_filter = ("handler", "tenant")
     search_fields = ("id", "name", "handler")
     list_select_related = ("tenant",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            audit_change(form, request.user, client_ip(request))
 
 
 @admin.register(AutomationRule)

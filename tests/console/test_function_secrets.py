@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from executions.kinds.functions import run as functions_run
-from executions.models import Function, FunctionExecution
+from executions.models import AuditEvent, Function, FunctionExecution
 from executions.work import secrets
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +90,12 @@ def test_the_admin_function_form_masks_secrets_and_keeps_them_when_saved_masked(
     assert root.post(url, form).status_code == 302
     function.refresh_from_db()
     assert function.environment == {"API_KEY": {"value": "new-secret-value", "secret": True}}
+
+    # The audit names what changed, secrets by name only.
+    audits = list(
+        AuditEvent.objects.filter(action="function_changed", target_id=function.pk).order_by("id")
+    )
+    assert [a.details["secrets"] for a in audits] == [[], ["env.API_KEY"]]
+    assert "environment" in audits[0].details["fields"]
+    assert SECRET not in str([a.details for a in audits])
+    assert "new-secret-value" not in str([a.details for a in audits])
