@@ -31,6 +31,7 @@ from . import handlers, kinds, permissions, services
 from .adminsite import admin_tenant_ids
 from .client_ip import client_ip
 from .errors import NotFound, NotRetryable, PermissionDenied
+from .kinds.functions.forms import FunctionForm, audit_change, masked_environment
 from .models import (
     ApiKey,
     Attempt,
@@ -316,6 +317,14 @@ class FunctionExecutionAdmin(ExecutionAdmin):
     list_select_related = ("function", "tenant")
     raw_id_fields = ("function", "retry_of", "retried_by")
     ordering = ("-executed_at", "-id")
+    exclude = (*ExecutionAdmin.exclude, "environment")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("environment_masked", *super().get_readonly_fields(request, obj))
+
+    @admin.display(description="Environment (secrets masked)")
+    def environment_masked(self, obj: Any) -> str:
+        return format_html("<pre>{}</pre>", masked_environment(obj.environment))
 
 
 @admin.register(AutomationExecution)
@@ -425,12 +434,18 @@ class ApiKeyAdmin(TenantScopedAdmin, APIKeyModelAdmin):
 
 @admin.register(Function)
 class FunctionAdmin(TenantScopedAdmin):
+    form = FunctionForm
     tenant_admins_edit = True
     ordering = ("-created_at",)
     list_display = ("name", "tenant", "handler", "version", "timeout_ms", "created_at")
     list_filter = ("handler", "tenant")
     search_fields = ("id", "name", "handler")
     list_select_related = ("tenant",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            audit_change(form, request.user, client_ip(request))
 
 
 @admin.register(AutomationRule)

@@ -14,8 +14,13 @@ class Function(models.Model):
     id = models.CharField(primary_key=True, max_length=24, default=object_id, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="functions")
     name = models.CharField(max_length=200)
-    handler = models.CharField(max_length=100)
+    # A function runs its JavaScript `code` when it has some, else its Python `handler`.
+    handler = models.CharField(max_length=100, blank=True)
     params = models.JSONField(default=dict, blank=True)
+    code = models.TextField(blank=True, default="")
+    # Name -> "value" or {"value": "...", "secret": true} (executions/work/secrets.py).
+    environment = models.JSONField(default=dict, blank=True)
+    memory_mb = models.PositiveIntegerField(null=True, blank=True)  # None: REDRIVE_JS_MEMORY_MB
     timeout_ms = models.PositiveIntegerField(default=30_000)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
@@ -44,8 +49,11 @@ class FunctionExecution(Leased, Failure):
         Function, on_delete=models.CASCADE, related_name="executions", db_index=False
     )
     # The definition that ran, so a retry runs the same version even if the function changed since.
-    handler = models.CharField(max_length=100)
+    handler = models.CharField(max_length=100, blank=True)
     params = models.JSONField(default=dict, blank=True)
+    code = models.TextField(blank=True, default="")
+    environment = models.JSONField(default=dict, blank=True)
+    memory_mb = models.PositiveIntegerField(null=True, blank=True)
     function_version = models.PositiveIntegerField(default=1)
     timeout_ms = models.PositiveIntegerField(default=30_000)
     payload = models.JSONField(null=True, blank=True)
@@ -66,6 +74,11 @@ class FunctionExecution(Leased, Failure):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     logs = models.JSONField(default=list, blank=True)
+    # JavaScript's error class (its stack starts with the message, not the class) and whether its
+    # captured logs were cut, out of how many bytes logged.
+    error_class = models.CharField(max_length=100, blank=True, default="")
+    logs_truncated = models.BooleanField(default=False)
+    logs_bytes = models.PositiveIntegerField(default=0)
 
     IN_FLIGHT = ("running",)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from executions.models import FunctionExecution
+from executions.kinds.functions import run as functions_run
+from executions.models import Function, FunctionExecution
 
 from .conftest import fn_base
 
@@ -230,3 +231,29 @@ def test_an_execution_is_refused_while_a_retry_of_it_is_running(api, manifest):
             "error": f"Execution was already retried as {running}, which is still running",
         }
     assert FunctionExecution.objects.filter(retry_of=failed["_id"]).count() == 1
+
+
+def test_a_javascript_execution_shows_its_error_class_logs_and_masked_environment(api, manifest):
+    items = manifest["acme"]
+    secret = "sk_live_0123456789abcdef"
+    function = Function.objects.get(pk=items["functions"]["function_id"])
+    function.code = "console.log('hi'); console.warn('careful'); throw new RangeError('too far')"
+    function.environment = {"REGION": "eu", "API_KEY": {"value": secret, "secret": True}}
+    function.save()
+    execution = functions_run.invoke_function(function, {}, queued=False)
+
+    r = api.get(f"{fn_base(items)}/executions/{execution.pk}")
+
+    assert r.status_code == 200
+    data = r.json()["data"]
+    assert data["status"] == "failed" and data["error"] == "too far"
+    assert data["errorClass"] == "RangeError" and "function.js:1" in data["errorStack"]
+    assert data["logs"]["stdout"].endswith("[INFO] hi")
+    assert data["logs"]["stderr"].splitlines()[0].endswith("[WARN] careful")
+    assert data["logs"]["truncated"] is False and data["logs"]["bytes"] > 0
+    assert data["code"] == function.code
+    assert data["environment"] == {
+        "REGION": "eu",
+        "API_KEY": {"secret": True, "value": "********cdef"},
+    }
+    assert secret not in r.content.decode()

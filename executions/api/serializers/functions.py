@@ -9,6 +9,7 @@ from rest_framework import serializers
 from executions.models import (
     FunctionExecution,
 )
+from executions.work import Logs, secrets
 
 from .common import (
     ChoiceParam,
@@ -108,26 +109,29 @@ class FunctionExecutionDetailSerializer(serializers.Serializer):
     retryOf = serializers.CharField(source="retry_of_id", allow_null=True)
     retriedBy = serializers.SerializerMethodField()
     functionVersion = serializers.IntegerField(source="function_version")
+    code = serializers.CharField()
+    environment = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_environment(self, obj: FunctionExecution) -> dict:
+        """The environment that ran, each secret value masked."""
+        return secrets.masked_values(obj.environment or {})
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_errorClass(self, obj: FunctionExecution) -> str | None:
-        return error_class(obj.error_stack)
+        return obj.error_class or error_class(obj.error_stack)
 
     @extend_schema_field(CapturedLogsSerializer)
     def get_logs(self, obj: FunctionExecution) -> dict:
-        entries = [log_entry(e) for e in obj.logs or []]
-        stdout = "\n".join(
-            f"[{e['level']}] {e['message']}" for e in entries if e["level"] != "error"
-        )
-        stderr = "\n".join(e["message"] for e in entries if e["level"] == "error")
+        """Mudbase's shape (work.Logs.stdio), the error's stack last on stderr."""
+        logs = Logs(
+            entries=[log_entry(e) for e in obj.logs or []],
+            truncated=obj.logs_truncated,
+            bytes=obj.logs_bytes,
+        ).stdio()
         if obj.error_stack:
-            stderr = f"{stderr}\n{obj.error_stack}".strip()
-        return {
-            "stdout": stdout,
-            "stderr": stderr,
-            "truncated": False,
-            "bytes": len(stdout.encode()) + len(stderr.encode()),
-        }
+            logs["stderr"] = f"{logs['stderr']}\n{obj.error_stack}".strip()
+        return logs
 
     @extend_schema_field(LogEntrySerializer(many=True))
     def get_logEntries(self, obj: FunctionExecution) -> list[dict]:

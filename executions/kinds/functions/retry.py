@@ -3,8 +3,9 @@
 Retryable: the execution did not succeed, is not still running, and no earlier retry of it is
 still running: a failed execution may be retried again later, each retry appending a new
 execution. A retry appends a NEW execution with the original payload and the definition that ran
-first (handler, params, version, timeout), `retryCount` + 1 and `retry_of` = the original, which
-then names it as its latest retry (`retried_by`); the original is kept.
+first (handler or code, params, environment, memory, version, timeout), `retryCount` + 1 and
+`retry_of` = the original, which then names it as its latest retry (`retried_by`); the original
+is kept.
 
 Two racing retries of one execution: the first locks it and retries; the second gets the lock
 once the first has committed, finds its retry running and retries nothing (the partial unique
@@ -115,6 +116,9 @@ def _definition(o: FunctionExecution, current: bool) -> dict:
     return {
         "handler": source.handler,
         "params": source.params,
+        "code": source.code,
+        "environment": source.environment,
+        "memory_mb": source.memory_mb,
         "function_version": source.version if current else o.function_version,
         "timeout_ms": source.timeout_ms,
     }

@@ -9,9 +9,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from ... import handlers, leases
+from ... import handlers, leases, work
+from ...fingerprints import fingerprint
 from ...models import Function, FunctionExecution, Kind
 from ...queueing import enqueue_on_commit, worker_task
+from ...work import secrets
 from ..base import failure, worker_lost
 
 
@@ -35,6 +37,9 @@ def invoke_function(
         function=function,
         handler=function.handler,
         params=function.params,
+        code=function.code,
+        environment=function.environment,
+        memory_mb=function.memory_mb,
         function_version=function.version,
         timeout_ms=function.timeout_ms,
         payload=payload,
@@ -61,13 +66,26 @@ def execute(execution_id: str) -> None:
     )
     if execution_id not in won:
         return
+    started = time.monotonic()
+    values = run_code(execution) if execution.code else run_handler(execution)
+    leases.finish(
+        FunctionExecution,
+        execution_id,
+        won[execution_id],
+        running_status="running",
+        execution_time=int((time.monotonic() - started) * 1000),
+        finished_at=timezone.now(),
+        **values,
+    )
+
+
+def run_handler(execution: FunctionExecution) -> dict[str, Any]:
     ctx = handlers.HandlerContext(
         params=execution.params,
         payload=execution.payload,
         attempt=execution.retry_count + 1,
         key=str(execution.retry_of_id or execution.pk),
     )
-    started = time.monotonic()
     values: dict[str, Any]
     try:
         result = handlers.call(execution.handler, ctx, timeout_s=execution.timeout_ms / 1000)
@@ -79,16 +97,58 @@ def execute(execution_id: str) -> None:
         values = {"status": "timeout", **failure(Kind.FUNCTION, execution.handler, exc)}
     except Exception as exc:
         values = {"status": "failed", **failure(Kind.FUNCTION, execution.handler, exc)}
-    leases.finish(
-        FunctionExecution,
-        execution_id,
-        won[execution_id],
-        running_status="running",
-        execution_time=int((time.monotonic() - started) * 1000),
-        finished_at=timezone.now(),
-        logs=ctx.logs,
-        **values,
+    return {**values, **_logs(work.Logs.of(ctx.logs))}
+
+
+def run_code(execution: FunctionExecution) -> dict[str, Any]:
+    """The function's JavaScript in V8 (executions/work/javascript.py), in this worker's sandbox
+    host process: the result, or the thrown error with its class and stack; and the console."""
+    attempt = execution.retry_count + 1
+    unit = {
+        "code": execution.code,
+        "env": execution.environment or {},
+        "limits": {
+            "timeout": execution.timeout_ms,
+            **({"memoryMb": execution.memory_mb} if execution.memory_mb else {}),
+        },
+    }
+    ctx = work.WorkContext(
+        payload=execution.payload,
+        context={
+            "executionId": execution.pk,
+            "functionId": execution.function_id,
+            "functionVersion": execution.function_version,
+            "attempt": attempt,
+            "retryOf": execution.retry_of_id,
+        },
+        attempt=attempt,
+        key=str(execution.retry_of_id or execution.pk),
     )
+    try:
+        outcome = work.run(unit, ctx)
+    except work.WorkFailed as exc:
+        hidden = secrets.secret_values(unit)
+        message = secrets.redact(exc.message, hidden)
+        return {
+            "status": "timeout" if isinstance(exc, work.WorkTimeout) else "failed",
+            "error_message": message,
+            "error_class": exc.error_class[:100],
+            "error_stack": secrets.redact(exc.stack, hidden) or None,
+            "fingerprint": fingerprint(Kind.FUNCTION, "", exc.error_class, message),
+            **_logs(exc.logs),
+        }
+    except Exception as exc:  # invalid code or environment, saved before it was checked
+        return {"status": "failed", **failure(Kind.FUNCTION, "", exc)}
+    result = outcome.result
+    return {
+        "status": "success",
+        "result": result if isinstance(result, dict) else {"value": result},
+        **_logs(outcome.logs),
+    }
+
+
+def _logs(logs: work.Logs) -> dict[str, Any]:
+    return {"logs": logs.entries, "logs_truncated": logs.truncated, "logs_bytes": logs.bytes}
 
 
 @worker_task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...work import secrets
 from ..shown import Shown
 
 
@@ -21,6 +22,10 @@ class FunctionShown(Shown):
 
     def api_args(self, tenant, obj):
         return [tenant.functions_project_id, obj.function_id, str(obj.pk)]
+
+    def extras(self, obj):
+        """The JavaScript that ran and its environment, each secret value masked."""
+        return {"environment": secrets.masked_values(obj.environment or {})}
 
     def attempts(self, obj):
         return obj.retry_count + 1
