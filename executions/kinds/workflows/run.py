@@ -197,8 +197,9 @@ def terminate_workflow(execution_id: str, reason: str = "Terminated by user") ->
     return True
 
 
-# Redrive's extension task types: `handler` (handler, params) and `http` (these keys).
-HTTP_TASK_KEYS = ("url", "method", "headers", "body", "json", "timeout", "expectStatus")
+# Redrive's extension task types: `handler` (handler, params) and `http` (these keys; the
+# task's own `timeout` bounds either, as the context's outer limit).
+HTTP_TASK_KEYS = ("url", "method", "headers", "body", "json", "expectStatus")
 
 
 def _unit(definition: dict) -> dict:
