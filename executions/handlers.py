@@ -132,14 +132,15 @@ def call(name: str, ctx: HandlerContext, timeout_s: float | None = None) -> Any:
 @dataclass(frozen=True)
 class Operation:
     """A job operation type: the permission a caller needs to run (or re-run) it, and the handler
-    that carries it out (data.handler overrides it, for demo jobs)."""
+    that carries it out (data.handler overrides it, for demo jobs). `command.exec` has none: it
+    runs its command (executions.work.command) on workers started with --allow-commands."""
 
     permission: str
-    handler: str
+    handler: str = ""
 
 
 OPERATIONS: dict[str, Operation] = {
-    "command.exec": Operation(permission="command:execute", handler="fail"),
+    "command.exec": Operation(permission="command:execute"),
     "package.install": Operation(permission="jobs:write", handler="noop"),
     "backup.run": Operation(permission="jobs:write", handler="noop"),
     "cert.renew": Operation(permission="jobs:write", handler="noop"),

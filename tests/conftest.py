@@ -136,10 +136,10 @@ def wait_until() -> Callable[..., object]:
 
 @pytest.fixture
 def run_worker(transactional_db: None) -> Callable[..., str]:
-    """`run_worker(hostname=None, timeout=60, lease_seconds=None, env=None, hook="")`: run a
-    real `manage.py worker --batch` (after the Python code `hook`, if given) on the test
-    database until the queue is empty; asserts it exited 0 and returns its output (stdout +
-    stderr)."""
+    """`run_worker(hostname=None, timeout=60, lease_seconds=None, env=None, hook="", args=())`:
+    run a real `manage.py worker --batch` (with `args`, after the Python code `hook`, if given)
+    on the test database until the queue is empty; asserts it exited 0 and returns its output
+    (stdout + stderr)."""
 
     def run(
         hostname: str | None = None,
@@ -147,9 +147,10 @@ def run_worker(transactional_db: None) -> Callable[..., str]:
         lease_seconds: int | None = None,
         env: dict[str, str] | None = None,
         hook: str = "",
+        args: tuple[str, ...] = (),
     ) -> str:
         done = subprocess.run(
-            worker_command(hostname, "--batch", hook=hook),
+            worker_command(hostname, "--batch", *args, hook=hook),
             cwd=ROOT,
             env=worker_env(lease_seconds, env),
             stdout=subprocess.PIPE,

@@ -165,7 +165,8 @@ def test_a_job_runs_and_every_transition_bumps_revision_with_an_event(tenant, ru
     with transaction.atomic():
         done = jobs_run.create_job(tenant, {"type": "backup.run", "data": {}})
         failed = jobs_run.create_job(
-            tenant, {"type": "command.exec", "data": {"command": "systemctl restart nginx"}}
+            tenant,
+            {"type": "command.exec", "data": {"handler": "fail", "command": "systemctl restart"}},
         )
 
     run_worker(hostname="web-1")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from .. import leases, sets
+from .. import handlers, leases, sets, work
+from ..errors import InvalidInput
 from ..fingerprints import fingerprint
 from ..models import Attempt, AuditEvent
 
@@ -221,6 +222,64 @@ def failure(kind: str, handler: str, exc: BaseException) -> dict[str, Any]:
         "error_stack": leases.format_exception(exc),
         "fingerprint": fingerprint(kind, handler, type(exc).__name__, message),
     }
+
+
+# A unit with one of these keys is real work of that kind; any other names a handler.
+WORK_KEYS = ("url", "code", "command")
+
+
+def unit_name(unit: dict) -> str:
+    """What a unit's failures are fingerprinted and logged by: its handler, else its work."""
+    if "url" in unit:
+        return f"{str(unit.get('method') or 'GET').upper()} {unit['url']}"
+    if "code" in unit:
+        return "javascript"
+    if "command" in unit:
+        return str(unit["command"])
+    return str(unit.get("handler") or "")
+
+
+class UnitFailed(Exception):
+    """A unit of work that failed: the failure columns the kind records, its logs, what there is
+    of a result, and whether it timed out (a kind with a timeout status records that)."""
+
+    def __init__(
+        self, columns: dict[str, Any], logs: list[dict], *, timed_out: bool, result: Any = None
+    ) -> None:
+        super().__init__(columns["error_message"])
+        self.columns = columns
+        self.logs = logs
+        self.timed_out = timed_out
+        self.result = result
+
+
+def run_unit(kind: str, unit: dict, ctx: work.WorkContext) -> tuple[Any, list[dict]]:
+    """Run one unit through executions.work: (result, log entries), or UnitFailed. A handler's
+    own exception is recorded as it always was (message, traceback, fingerprint by its class)."""
+    name = unit_name(unit)
+    try:
+        if not any(key in unit for key in WORK_KEYS):
+            handlers.get(unit.get("handler") or "")  # an unknown handler: "Unknown handler 'x'"
+        outcome = work.run(unit, ctx)
+    except handlers.HandlerNotFound as exc:
+        raise UnitFailed(failure(kind, name, exc), [], timed_out=False) from exc
+    except work.WorkFailed as exc:
+        cause = exc.__cause__
+        if "handler" in unit and cause is not None and not isinstance(cause, InvalidInput):
+            columns = failure(kind, name, cause)
+        else:
+            columns = {
+                "error_message": exc.message,
+                "error_stack": exc.stack or None,
+                "fingerprint": fingerprint(kind, name, exc.error_class, exc.message),
+            }
+        raise UnitFailed(
+            columns,
+            exc.logs.entries,
+            timed_out=isinstance(exc, work.WorkTimeout),
+            result=exc.result,
+        ) from exc
+    return outcome.result, outcome.logs.entries
 
 
 def worker_lost(kind: str) -> dict[str, Any]:

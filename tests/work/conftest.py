@@ -20,6 +20,7 @@ class Server:
     port: int
     requests: list[dict] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    switch: int = 503  # what /switch answers: a test sets it to 200 to make a retry succeed
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -27,7 +28,7 @@ class Server:
 
 class Handler(BaseHTTPRequestHandler):
     """Routes: /json, /echo, /status/<code>, /big, /redirect?to=<url>, /slow (answers when the
-    test ends)."""
+    test ends), /switch (answers the server's `switch` status)."""
 
     server: ThreadingHTTPServer
 
@@ -51,6 +52,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(record), "application/json")
         elif path.startswith("/status/"):
             self._send(int(path.rsplit("/", 1)[1]), "upstream says no: " + "x" * 2000, "text/plain")
+        elif path == "/switch":
+            self._send(self.server.state.switch, json.dumps({"switch": True}), "application/json")
         elif path == "/big":
             self._send(200, "y" * 200_000, "text/plain")
         elif path == "/redirect":

@@ -8,10 +8,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from ... import handlers, leases
+from ... import leases, work
 from ...models import AutomationExecution, AutomationRule, Kind
 from ...queueing import enqueue_on_commit, worker_task
-from ..base import failure, log_entry, worker_lost
+from ..base import UnitFailed, log_entry, run_unit, unit_name, worker_lost
 
 
 def start_automation(rule: AutomationRule, trigger_data: dict) -> AutomationExecution:
@@ -59,26 +59,27 @@ def _run(row: dict, token: int, finisher: leases.Finisher) -> None:
     started = time.monotonic()
     values: dict[str, Any] = {"status": "completed"}
     for index, action in enumerate(actions):
-        name = action.get("handler", "")
-        ctx = handlers.HandlerContext(
-            params=action.get("params", {}),
+        # Each action is a unit of work: a handler, an HTTP request or JavaScript.
+        name = unit_name(action)
+        ctx = work.WorkContext(
             payload=row["trigger_data"],
+            context={"executionId": str(row["pk"]), "actionIndex": index},
             attempt=row["attempt"],
             key=f"{row['pk']}:{index}",
         )
         try:
-            handlers.call(name, ctx, timeout_s=action.get("timeout"))
-        except Exception as exc:
-            logs += [dict(e, action_index=index) for e in ctx.logs]
+            _, entries = run_unit(Kind.AUTOMATION, action, ctx)
+        except UnitFailed as exc:
+            logs += [dict(e, action_index=index) for e in exc.logs]
             logs.append(_action_logged("error", index, name, f"failed: {exc}"))
             values = {
                 "status": "failed",
                 "actions_failed": 1,
                 "failed_action_index": index,
-                **failure(Kind.AUTOMATION, name, exc),
+                **exc.columns,
             }
             break
-        logs += [dict(e, action_index=index) for e in ctx.logs]
+        logs += [dict(e, action_index=index) for e in entries]
         logs.append(_action_logged("info", index, name, "succeeded"))
         successful += 1
     now = timezone.now()

@@ -13,11 +13,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ... import handlers, heartbeats, leases
+from ... import handlers, heartbeats, leases, work
 from ...fingerprints import fingerprint
 from ...models import Job, JobEvent, Kind, Tenant
 from ...queueing import enqueue_on_commit, host_queue, worker_hostname, worker_task
-from ..base import chain_depth, failure, worker_lost
+from ..base import UnitFailed, chain_depth, failure, run_unit, worker_lost
 
 log = logging.getLogger("redrive.engine")
 
@@ -137,35 +137,55 @@ def execute(job_id: str, hostname: str) -> None:
     job = Job.objects.get(pk=job_id)
     op_type = job.operation.get("type", "")
     data = job.operation.get("data") or {}
-    name = ""
     attempt = 1 + chain_depth(Job, job)
-    ctx = handlers.HandlerContext(
-        params=data, payload=data, attempt=attempt, key=str(job.retry_of_id or job.pk)
+    ctx = work.WorkContext(
+        payload=data,
+        context={"jobId": str(job.pk), "hostname": hostname},
+        attempt=attempt,
+        key=str(job.retry_of_id or job.pk),
     )
     try:
-        name = data.get("handler") or handlers.operation(op_type).handler
-        result = handlers.call(name, ctx, timeout_s=data.get("timeout"))
+        result, logs = run_unit(Kind.JOB, _unit(op_type, data), ctx)
+    except handlers.HandlerNotFound as exc:  # an unknown operation type
+        failed: dict[str, Any] = {**failure(Kind.JOB, op_type, exc), "logs": []}
+    except UnitFailed as exc:
+        failed = {**exc.columns, "logs": exc.logs, "result": exc.result}
+    else:
         job_transition(
             job_id,
             won[job_id],
             event="completed",
             status="completed",
             result=result,
-            logs=ctx.logs,
+            logs=logs,
             finished_at=timezone.now(),
         )
-    except Exception as exc:
-        lost = failure(Kind.JOB, name or op_type, exc)
-        job_transition(
-            job_id,
-            won[job_id],
-            event="failed",
-            event_data={"error": lost["error_message"]},
-            status="failed",
-            logs=ctx.logs,
-            finished_at=timezone.now(),
-            **lost,
-        )
+        return
+    job_transition(
+        job_id,
+        won[job_id],
+        event="failed",
+        event_data={"error": failed["error_message"]},
+        status="failed",
+        finished_at=timezone.now(),
+        **failed,
+    )
+
+
+def _unit(op_type: str, data: dict) -> dict:
+    """The job's operation as a unit of work: `command.exec` runs its command (on workers that
+    run commands), a type naming a registered handler runs it with the data as params; the
+    demo's types name their handler in OPERATIONS, and a demo job's data.handler overrides it."""
+    if data.get("handler"):
+        return _handler_unit(data["handler"], data)
+    if op_type == work.COMMAND_OPERATION or op_type in handlers.names():
+        return work.from_operation({"type": op_type, "data": data})
+    return _handler_unit(handlers.operation(op_type).handler, data)
+
+
+def _handler_unit(name: str, data: dict) -> dict:
+    timeout = data.get("timeout")
+    return {"handler": name, "params": data, **({"timeout": timeout} if timeout else {})}
 
 
 @worker_task

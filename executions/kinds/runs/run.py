@@ -7,10 +7,10 @@ from __future__ import annotations
 from django.db.models import F
 from django.utils import timezone
 
-from ... import handlers, leases
+from ... import leases, work
 from ...models import Kind, Run, Tenant
 from ...queueing import enqueue_on_commit, worker_task
-from ..base import chain_depth, failure, worker_lost
+from ..base import WORK_KEYS, UnitFailed, chain_depth, run_unit, worker_lost
 
 
 def new_run(
@@ -112,7 +112,7 @@ def execute(run_id: str) -> None:
             }
             continue
         started = timezone.now()
-        if node_id in triggers and not node.get("handler"):
+        if node_id in triggers and not _is_unit(node):
             state[node_id] = run.prop_values
             node_states[node_id] = {
                 "status": "success",
@@ -120,33 +120,33 @@ def execute(run_id: str) -> None:
                 "finishedAt": timezone.now().isoformat(),
             }
         else:
-            name = node.get("handler", "")
-            ctx = handlers.HandlerContext(
-                params=node.get("params", {}),
+            # A node is a unit of work: type handler, http or code (JavaScript).
+            ctx = work.WorkContext(
                 payload={d: state.get(d) for d in deps},
+                context={"runId": str(run.pk), "nodeId": node_id},
                 attempt=attempt,
                 key=f"{run.source_run_id or run.pk}:{node_id}",
             )
             try:
-                output = handlers.call(name, ctx, timeout_s=node.get("timeout"))
+                output, entries = run_unit(Kind.RUN, node, ctx)
                 state[node_id] = output
                 node_states[node_id] = {
                     "status": "success",
                     "startedAt": started.isoformat(),
                     "finishedAt": timezone.now().isoformat(),
-                    "logs": ctx.logs,
+                    "logs": entries,
                 }
-            except Exception as exc:
-                failed = failure(Kind.RUN, name, exc)
+            except UnitFailed as exc:
                 node_states[node_id] = {
                     "status": "failure",
-                    "error": failed["error_message"],
+                    "error": exc.columns["error_message"],
+                    **({"errorStack": exc.columns["error_stack"]} if "code" in node else {}),
                     "startedAt": started.isoformat(),
                     "finishedAt": timezone.now().isoformat(),
-                    "logs": ctx.logs,
+                    "logs": exc.logs,
                 }
                 if not node.get("optional") and first_error is None:
-                    first_error = failed
+                    first_error = exc.columns
         done = sum(
             1 for s in node_states.values() if s.get("status") in ("success", "failure", "skipped")
         )
@@ -188,6 +188,10 @@ def cancel_run(run_id: str) -> bool:
             lease_token=F("lease_token") + 1,
         )
     )
+
+
+def _is_unit(node: dict) -> bool:
+    return bool(node.get("handler")) or any(key in node for key in WORK_KEYS)
 
 
 @worker_task

@@ -8,10 +8,10 @@ from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from ... import handlers, leases
+from ... import leases, work
 from ...models import Kind, Workflow, WorkflowExecution, WorkflowTaskExecution
 from ...queueing import enqueue_on_commit, worker_task
-from ..base import failure, log_entry, worker_lost
+from ..base import UnitFailed, log_entry, run_unit, worker_lost
 
 
 def new_execution(
@@ -100,29 +100,28 @@ def _run_workflow_task(
     if str(task.pk) not in won:
         return
     task.refresh_from_db(fields=["attempts", "max_attempts", "logs"])
-    name = definition.get("handler", "")
     upstream = {
         t.task_external_id: t.output
         for t in execution.task_executions.all()
         if t.task_external_id in definition.get("dependsOn", [])
     }
-    ctx = handlers.HandlerContext(
-        params=definition.get("params", {}),
+    ctx = work.WorkContext(
         payload={"input": execution.input, "upstream": upstream},
+        context={"executionId": str(execution.pk), "taskExternalId": task.task_external_id},
         attempt=task.attempts,
         key=f"{execution.pk}:{task.task_external_id}",
+        timeout_s=timeout,
     )
     try:
-        output = handlers.call(name, ctx, timeout_s=timeout)
+        output, logs = run_unit(Kind.WORKFLOW, _unit(definition), ctx)
         values = {
             "status": "COMPLETED",
             "output": output if isinstance(output, dict) else {"value": output},
             "error_message": None,
         }
-    except handlers.HandlerTimeout as exc:
-        values = {"status": "TIMED_OUT", **failure(Kind.WORKFLOW, name, exc)}
-    except Exception as exc:
-        values = {"status": "FAILED", **failure(Kind.WORKFLOW, name, exc)}
+    except UnitFailed as exc:
+        logs = exc.logs
+        values = {"status": "TIMED_OUT" if exc.timed_out else "FAILED", **exc.columns}
     if values["status"] != "COMPLETED" and task.attempts < task.max_attempts:
         values["status"] = "SCHEDULED"  # the task's own retries: run it again in this pass
     entry = log_entry(
@@ -136,7 +135,7 @@ def _run_workflow_task(
         won[str(task.pk)],
         running_status="IN_PROGRESS",
         ended_at=timezone.now(),
-        logs=task.logs + ctx.logs + [entry],
+        logs=task.logs + logs + [entry],
         **values,
     )
 
@@ -196,6 +195,17 @@ def terminate_workflow(execution_id: str, reason: str = "Terminated by user") ->
             execution_id=execution_id, status__in=["SCHEDULED", "IN_PROGRESS"], attempts__gt=0
         ).update(status="CANCELED", ended_at=now, lease_owner="", lease_expires_at=None)
     return True
+
+
+# Redrive's extension task types: `handler` (handler, params) and `http` (these keys; the
+# task's own `timeout` bounds either, as the context's outer limit).
+HTTP_TASK_KEYS = ("url", "method", "headers", "body", "json", "expectStatus")
+
+
+def _unit(definition: dict) -> dict:
+    if "url" in definition:
+        return {key: definition[key] for key in HTTP_TASK_KEYS if key in definition}
+    return {"handler": definition.get("handler", ""), "params": definition.get("params", {})}
 
 
 @worker_task
