@@ -12,7 +12,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico where a page names no icon (an HTMX fragment opened alone).
     path(
-        "favicon.ico", lambda request: HttpResponsePermanentRedirect(static("console/favicon.svg"))
+        "favicon.ico",
+        lambda request: HttpResponsePermanentRedirect(static(FAVICON)),
+        name="favicon",
     ),
     path("", include("executions.api.urls")),
     path("", include("executions.console.urls")),

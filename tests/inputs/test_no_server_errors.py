@@ -453,6 +453,7 @@ ENDPOINTS = (
     ),
     Endpoint("health", "/health"),
     Endpoint("health-live", "/health/live"),
+    Endpoint("favicon", "/favicon.ico", ours=False),
     Endpoint("api-schema", "/api/schema/", params=("format", "lang", "version"), ours=False),
     Endpoint("api-docs", "/api/docs/", params=("lang", "version", "script"), ours=False),
 )
