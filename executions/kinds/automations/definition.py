@@ -19,6 +19,7 @@ from ... import work
 from ...errors import InvalidInput
 from ...models import AutomationExecution, AutomationRule, Tenant
 from ...queueing import enqueue_on_commit
+from ...validation import named
 from .retry import TASK_BATCH
 from .run import run_automation_executions
 
@@ -146,7 +147,10 @@ def clean_actions(value: Any) -> list[dict]:
         raise InvalidInput(
             f"actions must be a list of 1 to {MAX_ACTIONS} units of work", field="actions"
         )
-    return [work.validate(action, where=f"actions[{i}]") for i, action in enumerate(value)]
+    try:
+        return [work.validate(action, where=f"actions[{i}]") for i, action in enumerate(value)]
+    except InvalidInput as exc:
+        raise named(exc) from None
 
 
 def clean_enabled(value: Any) -> bool:

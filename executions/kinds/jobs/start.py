@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ... import handlers, work
 from ...errors import InvalidInput
 from ...models import Job
-from ...validation import HOSTNAME_RE
+from ...validation import HOSTNAME_RE, named
 from .retry import PERMISSION, operation_permission
 from .run import _handler_unit, create_job
 
@@ -36,6 +36,14 @@ def clean_operation(operation: Any) -> dict:
     data = operation.get("data", {})
     if not isinstance(data, dict):
         raise InvalidInput("operation.data must be an object", field="operation.data")
+    try:
+        _validate_data(op_type, data)
+    except InvalidInput as exc:
+        raise named(exc) from None
+    return {"type": op_type, "data": data}
+
+
+def _validate_data(op_type: str, data: dict) -> None:
     where = "operation.data"
     if op_type == work.COMMAND_OPERATION:
         if "command" not in data:
@@ -52,7 +60,6 @@ def clean_operation(operation: Any) -> dict:
                 field=f"{where}.handler",
             )
         work.validate(_handler_unit(op_type, data), where=where, kinds=("handler",))
-    return {"type": op_type, "data": data}
 
 
 def clean_target(target: Any) -> str:
