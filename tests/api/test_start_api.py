@@ -202,6 +202,20 @@ def test_a_rules_secret_header_is_masked_in_the_answer(api) -> None:
     r = api.post(RULES, a_rule(actions=[action]))
     assert r.status_code == 201, r.content
     assert "s3cr3t" not in r.content.decode()
+    data = r.json()["data"]
+
+    # Read back and PUT again as shown (masked): the secret is kept, not replaced by its mask.
+    shown = api.get(f"{RULES}/{data['rule_id']}").json()["data"]
+    assert "s3cr3t" not in str(shown)
+    body = {k: shown[k] for k in ("name", "trigger", "conditions", "actions", "enabled")}
+    assert put(api, f"{RULES}/{data['rule_id']}", body).status_code == 200
+    stored = AutomationRule.objects.get(pk=data["rule_id"]).actions[0]["headers"]
+    assert stored["Authorization"] == {"value": "Bearer s3cr3t", "secret": True}
+    # Nor does an execution's snapshot of the actions show it.
+    fired = api.post(EVENTS, {"type": "ticket.created", "data": {"ticket": {"priority": "urgent"}}})
+    (execution_id,) = fired.json()["data"]["execution_ids"]
+    assert "s3cr3t" not in fired.content.decode()
+    assert "s3cr3t" not in api.get(f"/api/v1/automation/executions/{execution_id}").content.decode()
 
 
 @pytest.mark.parametrize(
