@@ -8,6 +8,9 @@ from .models import ApiKey, Role
 
 COMMAND_PERMISSION = "command:execute"  # re-running a command.exec job (executions/work)
 ADMIN_PERMISSIONS = ("apikeys:manage", "audit:read")
+# Defining work (automation rules): an admin's, like managing keys; starting work is the kinds'
+# retry permission (jobs:write, automation:execute), which operators hold.
+DEFINE_PERMISSIONS = ("automation:write",)
 
 
 def read() -> tuple[str, ...]:
@@ -20,7 +23,7 @@ def retry() -> tuple[str, ...]:
 
 def every() -> tuple[str, ...]:
     """Every permission there is, in the order the console lists them."""
-    return read() + retry() + (COMMAND_PERMISSION,) + ADMIN_PERMISSIONS
+    return read() + retry() + (COMMAND_PERMISSION,) + DEFINE_PERMISSIONS + ADMIN_PERMISSIONS
 
 
 def of_role(role: str) -> frozenset[str]:

@@ -27,9 +27,22 @@ from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
 from .filters import FailureFilter
 from .idempotency import Claim
 from .kinds import functions, workflows
+from .kinds.automations import definition
 from .kinds.base import KindSpec
+from .kinds.jobs import start as jobs_start
 from .kinds.workflows.sessions import create_session  # noqa: F401 - the API's seed 003 sessions
-from .models import ApiKey, AuditEvent, BulkRetry, BulkRetryPlan, Function, FunctionExecution, Kind
+from .models import (
+    ApiKey,
+    AuditEvent,
+    AutomationExecution,
+    AutomationRule,
+    BulkRetry,
+    BulkRetryPlan,
+    Function,
+    FunctionExecution,
+    Job,
+    Kind,
+)
 from .queueing import enqueue_on_commit, worker_task
 from .tenancy import Actor, get_for_tenant
 
@@ -790,3 +803,109 @@ def _deserialise(selection: dict) -> dict:
 @worker_task
 def bulk_retry_task(bulk_id: str) -> None:
     run_bulk_retry(bulk_id)
+
+
+# --- starting work and defining it (issue 19) ---------------------------------------------------
+#
+# Each create or start writes its audit row (action: start, create, update, delete) in its own
+# transaction, and with an Idempotency-Key (the API's `claim`) records what it made there too, so
+# a request that died after its commit is answered with that, not done twice.
+
+
+def _audit_write(actor: Actor, kind: str, action: str, target_id: Any, claim: Claim | None):
+    AuditEvent.objects.create(
+        **_audit_constants(
+            actor, kind, action=action, idempotency_key=claim.key if claim is not None else ""
+        ),
+        target_id=str(target_id),
+        new_target_id=str(target_id),
+    )
+
+
+def start_job(
+    actor: Actor, operation: dict, target_hostname: str, *, idempotency: Claim | None = None
+) -> Model:
+    """Seed 002 `POST /job`: a job for `target_hostname` (or `_any`), queued after commit.
+    `operation` and the host are cleaned by kinds.jobs.start (the API does it before)."""
+    operation = jobs_start.clean_operation(operation)
+    target = jobs_start.clean_target(target_hostname)
+    jobs_start.authorise(actor, operation)
+    if idempotency is not None and idempotency.outcome is not None:
+        return Job.objects.get(pk=idempotency.outcome["new_id"], tenant=actor.tenant)
+    with transaction.atomic(durable=True):
+        job = jobs_start.start(actor, operation, target)
+        _audit_write(actor, Kind.JOB, "start", job.pk, idempotency)
+        if idempotency is not None:
+            idempotency_store.record_outcome(idempotency, kind=Kind.JOB, new_id=job.pk)
+    return job
+
+
+AUTOMATION_WRITE = "automation:write"
+AUTOMATION_EXECUTE = "automation:execute"
+RULE_NOT_FOUND = "Automation rule not found"
+
+
+def create_automation_rule(actor: Actor, body: dict, *, idempotency: Claim | None = None):
+    actor.require(AUTOMATION_WRITE)
+    clean = definition.clean_rule(body)
+    if idempotency is not None and idempotency.outcome is not None:
+        return AutomationRule.objects.get(pk=idempotency.outcome["new_id"], tenant=actor.tenant)
+    with transaction.atomic(durable=True):
+        rule = definition.create(actor.tenant, clean)
+        _audit_write(actor, Kind.AUTOMATION, "create rule", rule.pk, idempotency)
+        if idempotency is not None:
+            idempotency_store.record_outcome(idempotency, kind="rule", new_id=rule.pk)
+    return rule
+
+
+def update_automation_rule(actor: Actor, rule_id: str, body: dict):
+    actor.require(AUTOMATION_WRITE)
+    clean = definition.clean_rule(body)
+    with transaction.atomic(durable=True):
+        rule = get_for_tenant(
+            definition.live_rules(actor.tenant).select_for_update(),
+            actor.tenant,
+            RULE_NOT_FOUND,
+            pk=rule_id,
+        )
+        definition.update(rule, clean)
+        _audit_write(actor, Kind.AUTOMATION, "update rule", rule.pk, None)
+    return rule
+
+
+def delete_automation_rule(actor: Actor, rule_id: str) -> None:
+    actor.require(AUTOMATION_WRITE)
+    with transaction.atomic(durable=True):
+        rule = get_for_tenant(
+            definition.live_rules(actor.tenant).select_for_update(),
+            actor.tenant,
+            RULE_NOT_FOUND,
+            pk=rule_id,
+        )
+        definition.delete(rule)
+        _audit_write(actor, Kind.AUTOMATION, "delete rule", rule.pk, None)
+
+
+def fire_automation_event(
+    actor: Actor, event_type: Any, data: Any, *, idempotency: Claim | None = None
+) -> list:
+    """Seed 001 `POST /api/v1/automation/events`: one execution per matching enabled rule."""
+    actor.require(AUTOMATION_EXECUTE)
+    event_type = definition.clean_event_type(event_type, "type")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidInput("data must be an object", field="data")
+    if idempotency is not None and idempotency.outcome is not None:
+        ids = [i for i in idempotency.outcome.get("new_id", "").split(",") if i]
+        found = AutomationExecution.objects.filter(pk__in=ids, tenant=actor.tenant)
+        return sorted(found, key=lambda e: ids.index(str(e.pk)))
+    with transaction.atomic(durable=True):
+        executions = definition.fire(actor.tenant, event_type, data)
+        for execution in executions:
+            _audit_write(actor, Kind.AUTOMATION, "start", execution.pk, idempotency)
+        if idempotency is not None:
+            idempotency_store.record_outcome(
+                idempotency, kind=Kind.AUTOMATION, new_id=",".join(str(e.pk) for e in executions)
+            )
+    return executions

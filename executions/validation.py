@@ -60,3 +60,14 @@ def text(value: str, field: str, maximum: int) -> str:
     if "\x00" in value:
         raise InvalidInput(f"{field} must not contain NUL characters", field=field)
     return value
+
+
+def named(exc: InvalidInput) -> InvalidInput:
+    """The error with its field's full path in the message: the units' own messages say `url
+    must be ...`, and seed 001's error shape has no field of its own."""
+    if not exc.field or exc.message.startswith(exc.field):
+        return exc
+    short = exc.field.rsplit(".", 1)[-1]
+    message = exc.message.removeprefix(short).lstrip(": ") if exc.message.startswith(short) else ""
+    text = f"{exc.field} {message}" if message else f"{exc.field}: {exc.message}"
+    return InvalidInput(text, field=exc.field)

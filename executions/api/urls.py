@@ -46,6 +46,16 @@ urlpatterns = [
         name="api-automation-retry",
     ),
     path(
+        "api/v1/automation/rules",
+        automations.AutomationRuleListApi.as_view(),
+        name="api-automation-rules",
+    ),
+    path(
+        "api/v1/automation/events",
+        automations.AutomationEventApi.as_view(),
+        name="api-automation-events",
+    ),
+    path(
         "api/v1/automation/rules/<str:id>",
         automations.AutomationRuleApi.as_view(),
         name="api-automation-rule",

@@ -16,11 +16,21 @@ class AutomationRule(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="automation_rules")
     name = models.CharField(max_length=200)
+    # {"type": "event", "event": "ticket.created"} fires on that event (POST .../events); the
+    # demo's rules also have schedule and webhook triggers, which nothing fires yet.
     trigger = models.JSONField(default=dict)
-    # Ordered list of {"handler": name, "params": {...}}.
+    # All must hold of the event's data: [{"field": "ticket.priority", "operator", "value"}]
+    # (kinds/automations/definition.py).
+    conditions = models.JSONField(default=list, blank=True)
+    # Ordered units of work (executions.work): handler, http or javascript.
     actions = models.JSONField(default=list)
+    enabled = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # Deleting a rule keeps it (its executions are evidence, and their `rule` link resolves):
+    # a deleted rule never fires and cannot be changed.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

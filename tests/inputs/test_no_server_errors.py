@@ -189,6 +189,10 @@ VALID = {
     "tenant": st.sampled_from(["acme", "globex"]),
     "permissions": st.sampled_from(["jobs:read", "runs:write"]),
     "target_hostname": st.sampled_from(["_any", "web-1"]),
+    "type": st.sampled_from(["ticket.created", "command.exec", "echo", "event"]),
+    "event": st.sampled_from(["ticket.created"]),
+    "handler": st.sampled_from(["echo", "noop"]),
+    "operator": st.sampled_from(["equals", "in", "exists", "gt"]),
 }
 
 
@@ -202,6 +206,7 @@ VALID_JSON = {
     "createdTimeEnd": st.integers(0, 2 * 10**12),
     "version": st.integers(1, 3),
     "username": st.sampled_from(["alice", "bob", "carol"]),
+    "enabled": st.booleans(),
 }
 
 
@@ -247,6 +252,13 @@ FN_REAL = {"projectId": "project", "functionId": "function"}
 WF = "/api/v1/projects/{project}"
 WF_REAL = {"project": "workflow_project"}
 ITEM = {"kind": "kind", "object_id": "item"}
+RULE_BODY = {
+    "name": None,
+    "trigger": {"type": None, "event": None},
+    "conditions": [{"field": None, "operator": None, "value": None}],
+    "actions": [{"handler": None, "params": None, "url": None, "code": None, "timeout": None}],
+    "enabled": None,
+}
 
 ENDPOINTS = (
     # the console
@@ -352,9 +364,31 @@ ENDPOINTS = (
         ("POST",),
         real={"id": "automation"},
     ),
-    Endpoint("api-automation-rule", "/api/v1/automation/rules/{id}", real={"id": "rule"}),
+    Endpoint("api-automation-rules", "/api/v1/automation/rules", ("POST",), body=RULE_BODY),
+    Endpoint(
+        "api-automation-rule",
+        "/api/v1/automation/rules/{id}",
+        ("GET", "PUT", "DELETE"),
+        body=RULE_BODY,
+        real={"id": "rule"},
+    ),
+    Endpoint(
+        "api-automation-events",
+        "/api/v1/automation/events",
+        ("POST",),
+        body={"type": None, "data": {"ticket": {"priority": None}}},
+    ),
     # seed 002
-    Endpoint("api-jobs", "/job", params=("status", "operation_type", "q", "limit", "cursor")),
+    Endpoint(
+        "api-jobs",
+        "/job",
+        ("GET", "POST"),
+        params=("status", "operation_type", "q", "limit", "cursor"),
+        body={
+            "operation": {"type": None, "data": {"command": None, "args": [None]}},
+            "target_hostname": None,
+        },
+    ),
     Endpoint("api-job", "/job/{id}", real={"id": "job"}),
     Endpoint(
         "api-job-retry",
@@ -560,7 +594,7 @@ def requests(draw: Callable, endpoint: Endpoint, ids: dict[str, list[str]]) -> d
         if method == "POST" and endpoint.form:
             form = draw(pairs(endpoint.form))
             request["body"] = urlencode(form)
-    elif method == "POST":
+    elif method in ("POST", "PUT"):
         body = draw(shaped(endpoint.body) if endpoint.body else JSON)
         request["body"] = json.dumps(body)
     return request

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from executions import heartbeats
+from executions.kinds.jobs import start as jobs_start
 from executions.models import (
     Job,
 )
@@ -108,6 +109,43 @@ class JobRetryRequestSerializer(Input):
         empty_ok=False,
         default=Job.ANY_HOST,
         help_text="Host to run the clone on; defaults to _any.",
+    )
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "description": "`command.exec` (a command, on workers started with "
+                "--allow-commands) or a registered handler's name (`manage.py handlers`).",
+            },
+            "data": {
+                "type": "object",
+                "additionalProperties": {},
+                "description": "command.exec: `command`, `args`, `cwd`, `timeout`, `env`; a "
+                "handler: its params (and `timeout` in seconds).",
+            },
+        },
+    }
+)
+class OperationParam(Param):
+    """Checked as the worker will run it (kinds/jobs/start.py): its InvalidInput names the
+    field (`operation.type`, `operation.data.args`, ...)."""
+
+    def to_internal_value(self, data: Any) -> dict:
+        return jobs_start.clean_operation(data)
+
+
+class JobCreateRequestSerializer(Input):
+    body_required = True
+    operation = OperationParam(empty_ok=False, required=True)
+    target_hostname = HostnameParam(
+        empty_ok=False,
+        default=Job.ANY_HOST,
+        help_text="Host whose worker (`--hostname`) runs the job; `_any` (default): any worker.",
     )
 
 

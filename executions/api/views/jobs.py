@@ -1,4 +1,5 @@
-"""Seed 002 (jobs): retry clones a finished job (201); list and detail with the event timeline.
+"""Seed 002 (jobs): create a job for a host (201), retry clones a finished job (201); list and
+detail with the event timeline (and what an unprocessed job waits for).
 
 Errors: {"error": "...", "details": "...", "code": <int>}. A job still in flight: 400. Retrying
 needs jobs:write and the original operation's permission (command.exec -> command:execute).
@@ -6,6 +7,7 @@ needs jobs:write and the original operation's permission (command.exec -> comman
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,7 +18,7 @@ from executions.models import Job, Kind
 from executions.tenancy import get_for_tenant, scoped
 
 from ..base import ApiView, query_page, valid_uuid
-from ..docs import KEY_IN_FLIGHT, errors, retry_schema
+from ..docs import IDEMPOTENCY_KEY, KEY_IN_FLIGHT, errors, retry_schema
 from ..serializers import jobs as jb
 
 TAG = ["jobs (seed 002)"]
@@ -93,8 +95,74 @@ class JobApi(ApiView):
         return Response(data)
 
 
+CREATED_EXAMPLE = OpenApiExample(
+    "Created",
+    value={
+        "job_id": "550e8400-e29b-41d4-a716-446655440000",
+        "status": "unprocessed",
+        "revision": 1,
+        "timestamp": "2025-06-14T10:00:00Z",
+    },
+    response_only=True,
+    status_codes=["201"],
+)
+
+
 class JobListApi(ApiView):
     seed = "002"
+
+    @extend_schema(
+        operation_id="createJob",
+        summary="Create a job",
+        description="Queue an operation for the worker started with `--hostname` equal to "
+        "`target_hostname` (any worker for `_any`, the default). `operation.type` is "
+        "`command.exec` or a registered handler's name; the data is checked now (400 naming the "
+        "field). Needs `jobs:write` and the operation's own permission (`command:execute` for "
+        "`command.exec`). Answers in the retry's shape; `GET /job/{id}` then says what it waits "
+        "for (`waiting`: `no live worker for host web-01`) while its host has no live worker.",
+        tags=TAG,
+        parameters=[IDEMPOTENCY_KEY],
+        request=jb.JobCreateRequestSerializer,
+        responses={
+            201: jb.JobRetrySerializer,
+            **errors("002", 400, 401, 403, 409, 413, 415, 422, messages={409: KEY_IN_FLIGHT}),
+        },
+        examples=[
+            CREATED_EXAMPLE,
+            OpenApiExample(
+                "A command on one host",
+                value={
+                    "operation": {
+                        "type": "command.exec",
+                        "data": {"command": "systemctl", "args": ["restart", "nginx"]},
+                    },
+                    "target_hostname": "web-01",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "A handler on any worker",
+                value={
+                    "operation": {"type": "billing.charge", "data": {"invoice": "INV-1042"}},
+                    "target_hostname": "_any",
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request):
+        body = jb.JobCreateRequestSerializer.check(request.data)
+
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            job = services.start_job(
+                self.actor, body["operation"], body["target_hostname"], idempotency=claim
+            )
+            return 201, jb.JobRetrySerializer(job).data
+
+        response = self.idempotent(request, perform)
+        if response.status_code == 201:
+            response["Location"] = reverse("api-job", args=[response.data["job_id"]])
+        return response
 
     @extend_schema(
         operation_id="listJobs",
