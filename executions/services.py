@@ -52,6 +52,8 @@ log = logging.getLogger("redrive.services")
 # lands when the batches under way end; see _BatchSize).
 BULK_BATCH = 5000
 FIRST_BATCH = 100
+# The smallest batch the last ones of a bulk on several connections shrink to (_batches).
+TAIL_BATCH = 500
 BATCH_SECONDS = 0.5
 SQLITE_PAUSE = 0.1
 # The items a bulk retry could not retry that its summary names, with the reason.
@@ -567,13 +569,23 @@ class _BatchSize:
         self.size = max(1, min(BULK_BATCH, int(BATCH_SECONDS / per_item)))
 
 
-def _batches(todo: dict[str, list[str]], sizes: dict[str, _BatchSize]) -> Iterator[_Batch]:
+def _batches(
+    todo: dict[str, list[str]], sizes: dict[str, _BatchSize], connections: int = 1
+) -> Iterator[_Batch]:
+    """The bulk's batches in turn. On several connections a batch takes at most its share of
+    what is left (never below TAIL_BATCH), so the last batches shrink and the connections finish
+    together: a bulk lasts as long as its slowest connection (bench/bulk_retry.py)."""
     kinds_left = [kind for kind, keys in todo.items() if keys]
+    left = sum(len(todo[kind]) for kind in kinds_left)
     for kind in kinds_left:
         keys, start = todo[kind], 0
         while start < len(keys):
-            end = start + sizes[kind].size
+            size = sizes[kind].size
+            if connections > 1:
+                size = min(size, max(TAIL_BATCH, -(-left // connections)))
+            end = start + size
             yield _Batch(kind, keys[start:end], end >= len(keys) and kind == kinds_left[-1])
+            left -= len(keys[start:end])
             start = end
 
 
@@ -662,8 +674,9 @@ def retry_many(
             time.sleep(SQLITE_PAUSE)
         return batch.kind, retried, _with_reasons(actor, batch.kind, not_retried)
 
+    connections = _bulk_connections()
     for kind, retried, not_retried in sets.each_batch(
-        retry_batch, _batches(todo, sizes), _bulk_connections(), stop=stop
+        retry_batch, _batches(todo, sizes, connections), connections, stop=stop
     ):
         per_kind[kind]["retried"] += retried
         per_kind[kind]["failed"] += len(not_retried)

@@ -366,6 +366,32 @@ def test_batches_run_on_several_connections_and_every_item_is_retried_once(
     assert connections() == before
 
 
+def test_on_several_connections_the_last_batches_shrink_so_the_connections_finish_together(
+    monkeypatch,
+):
+    """A bulk lasts as long as its slowest connection: a full-size last batch on one connection
+    while the other has nothing left is time lost."""
+    monkeypatch.setattr(services, "TAIL_BATCH", 100)
+    todo = {"automation": [f"{i:05}" for i in range(1500)], "job": [f"{i:05}" for i in range(500)]}
+
+    def sizes(connections: int) -> list[tuple[str, int, bool]]:
+        per_kind = {kind: services._BatchSize(500) for kind in todo}
+        batches = services._batches(todo, per_kind, connections)
+        return [(b.kind, len(b.keys), b.last) for b in batches]
+
+    a, j = "automation", "job"
+    assert sizes(2) == [
+        (a, 500, False),
+        (a, 500, False),
+        (a, 500, False),
+        (j, 250, False),  # half of the 500 left
+        (j, 125, False),
+        (j, 100, False),  # never below TAIL_BATCH
+        (j, 25, True),
+    ]
+    assert sizes(1) == [(a, 500, False)] * 3 + [(j, 500, True)]
+
+
 @pytest.mark.django_db
 def test_each_batch_yields_every_started_batch_and_stops_when_asked():
     from executions import sets
