@@ -347,13 +347,14 @@ class AutomationExecutionAdmin(ExecutionAdmin):
 
 
 class OperationTypeFilter(admin.SimpleListFilter):
-    """The known operation types (a DISTINCT over every job would read the whole table)."""
+    """The operation types there may be: command.exec and the registered handlers (a DISTINCT
+    over every job would read the whole table)."""
 
     title = "operation type"
     parameter_name = "operation_type"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in sorted(handlers.OPERATIONS)]
+        return [(name, name) for name in handlers.operation_types()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(operation_type=self.value()) if self.value() else queryset

@@ -23,6 +23,7 @@ from django_tasks_db.models import DBTaskResult
 
 from executions import demo, handlers, permissions, tokens
 from executions.demo import exemplars
+from executions.demo.handlers import OPERATION_TYPES as DEMO_OPERATION_TYPES
 from executions.fingerprints import fingerprint
 from executions.models import (
     ApiKey,
@@ -236,8 +237,7 @@ def failing_handler(kind: str, obj) -> str:
     if kind == Kind.AUTOMATION:
         return obj.execution_context["actions"][obj.failed_action_index]["handler"]
     if kind == Kind.JOB:
-        data = obj.operation["data"]
-        return data.get("handler") or handlers.operation(obj.operation["type"]).handler
+        return obj.operation["type"]  # a demo type is a demo handler (its data.handler inside)
     if kind == Kind.WORKFLOW:
         definitions = {t["externalId"]: t for t in obj.workflow.tasks}
         task = next(
@@ -481,7 +481,9 @@ def test_the_web_server_and_the_worker_load_no_demo_and_no_demo_handlers() -> No
 
 
 def test_the_demo_and_its_handlers_are_loaded_where_the_demo_is() -> None:
-    demo_handlers = ["echo", "fail", "flaky", "noop", "send_email", "sleep"]
+    demo_handlers = sorted(
+        ["echo", "fail", "flaky", "noop", "send_email", "sleep", *DEMO_OPERATION_TYPES]
+    )
     # seed_demo (which up calls) loads the demo, and with it its handlers ...
     seeding = started(extra="import executions.management.commands.seed_demo")
     assert "executions.demo" in seeding["demo"]

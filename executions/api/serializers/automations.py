@@ -11,11 +11,13 @@ from executions.models import (
     AutomationExecution,
     AutomationRule,
 )
+from executions.work import secrets
 
 from .common import (
     AttemptSerializer,
     ChoiceParam,
     DateTimeParam,
+    DefinitionField,
     ListQuery,
     LogEntrySerializer,
     ObjectField,
@@ -68,7 +70,7 @@ class AutomationExecutionSerializer(serializers.Serializer):
     error_message = serializers.CharField(allow_null=True)
     error_stack = serializers.CharField(allow_null=True)
     failed_action_index = serializers.IntegerField(allow_null=True)
-    execution_context = ObjectField()
+    execution_context = DefinitionField()
     logs = serializers.SerializerMethodField()
     tenant = serializers.UUIDField(source="tenant_id")
     _links = serializers.SerializerMethodField()
@@ -117,11 +119,15 @@ class AutomationRuleSerializer(serializers.Serializer):
     rule_id = serializers.UUIDField(source="pk")
     name = serializers.CharField()
     trigger = ObjectField()
-    actions = serializers.ListField(child=serializers.DictField())
+    actions = serializers.SerializerMethodField()
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     tenant = serializers.UUIDField(source="tenant_id")
     _links = serializers.SerializerMethodField()
+
+    @extend_schema_field({"type": "array", "items": {"type": "object", "additionalProperties": {}}})
+    def get_actions(self, obj: AutomationRule) -> list:
+        return secrets.masked_deep(obj.actions if isinstance(obj.actions, list) else [])
 
     @extend_schema_field({"type": "object", "additionalProperties": {}})
     def get__links(self, obj: AutomationRule) -> dict:
