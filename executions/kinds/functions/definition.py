@@ -36,7 +36,10 @@ def validate_definition(
         else:
             work.validate({"handler": handler, "params": params or {}}, kinds=("handler",))
     except InvalidInput as exc:
-        raise InvalidInput(exc.message, field=function_field(exc.field)) from None
+        message = exc.message
+        for unit_name, name in (("limits.timeout", "timeout_ms"), ("limits.memoryMb", "memory_mb")):
+            message = message.replace(unit_name, name)
+        raise InvalidInput(message, field=function_field(exc.field)) from None
 
 
 def function_field(field: str) -> str:
