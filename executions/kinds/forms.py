@@ -35,10 +35,13 @@ class DefinitionForm(forms.ModelForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        if self.definition_field in cleaned:
-            cleaned[self.definition_field] = secrets.keep_masked(
-                cleaned[self.definition_field], self.stored
-            )
+        name = self.definition_field
+        if name in cleaned:
+            cleaned[name] = secrets.keep_masked(cleaned[name], self.stored)
+            # A mask that matched no stored secret (moved, say) would be saved as the secret.
+            lost = secrets.unmatched_masks(cleaned[name], prefix=name)
+            if lost:
+                self.add_error(name, f"{lost[0]}: a masked secret that moved must be entered again")
         return cleaned
 
 

@@ -96,6 +96,12 @@ def _secret_paths(value: Any, path: str, found: dict[str, Any]) -> dict[str, Any
     return found
 
 
+def unmatched_masks(value: Any, prefix: str = "") -> list[str]:
+    """Where a definition still holds a mask as a secret's value (what keep_masked left)."""
+    found = _secret_paths(value, prefix, {})
+    return sorted(p for p, v in found.items() if str(v.get("value", "")).startswith(MASK))
+
+
 def changed_secret_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
     """Where a secret was added, changed or removed between two versions of a definition
     (`actions[0].headers.Authorization`): what an audit row names, never the values."""

@@ -296,3 +296,20 @@ def errors(response) -> str:
     """The admin form's errors, for a failed assertion's message."""
     form = response.context["adminform"].form if response.context else None
     return str(form.errors) if form is not None else response.content.decode()[:2000]
+
+
+@pytest.mark.django_db
+def test_a_mask_that_matches_no_stored_secret_is_refused_not_saved(root, items):
+    rule = items["rule"]
+    moved = secrets.masked_deep(rule.actions)
+    moved[0]["headers"]["X-Other"] = moved[0]["headers"].pop("Authorization")
+    response = root.post(
+        reverse("admin:executions_automationrule_change", args=[rule.pk]), rule_form(rule, moved)
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["actions"]
+    assert errors == [
+        "actions[0].headers.X-Other: a masked secret that moved must be entered again"
+    ]
+    rule.refresh_from_db()
+    assert rule.actions[0]["headers"]["Authorization"]["value"] == SECRET
