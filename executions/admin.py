@@ -11,6 +11,7 @@ through TenantScopedAdmin, and models that belong to no tenant are for superuser
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -31,6 +32,7 @@ from . import handlers, kinds, permissions, services
 from .adminsite import admin_tenant_ids
 from .client_ip import client_ip
 from .errors import NotFound, NotRetryable, PermissionDenied
+from .kinds.forms import DefinitionForm, audit_definition_change
 from .kinds.functions.forms import FunctionForm, audit_change, masked_environment
 from .models import (
     ApiKey,
@@ -60,6 +62,7 @@ from .models import (
     WorkflowTaskExecution,
 )
 from .tenancy import Actor
+from .work import secrets
 
 # Above this many items the action asks for confirmation first.
 CONFIRM_OVER = 5
@@ -224,6 +227,36 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
+def masked_json(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(secrets.masked_deep(value), indent=2))
+
+
+class MaskedDefinitionsMixin:
+    """A read-only page whose JSON `masked_fields` hold units of work (an HTTP request's headers,
+    a command's env): each shown with its secret values masked, never in full."""
+
+    masked_fields: tuple[str, ...] = ()
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (*(super().get_exclude(request, obj) or ()), *self.masked_fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        shown = tuple(f"{name}_masked" for name in self.masked_fields)
+        return (*super().get_readonly_fields(request, obj), *shown)
+
+    def __getattr__(self, name: str) -> Any:
+        # `<field>_masked`: the display of a masked field (a readonly "field" the admin calls).
+        field = name.removesuffix("_masked")
+        if name.endswith("_masked") and field in type(self).masked_fields:
+
+            def shown(obj: Any) -> str:
+                return masked_json(getattr(obj, field))
+
+            shown.short_description = f"{field.replace('_', ' ')} (secrets masked)"
+            return shown
+        raise AttributeError(name)
+
+
 class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
     kind: str = ""
     actions = ["retry_selected"]
@@ -328,8 +361,9 @@ class FunctionExecutionAdmin(ExecutionAdmin):
 
 
 @admin.register(AutomationExecution)
-class AutomationExecutionAdmin(ExecutionAdmin):
+class AutomationExecutionAdmin(MaskedDefinitionsMixin, ExecutionAdmin):
     kind = Kind.AUTOMATION
+    masked_fields = ("execution_context",)
     list_display = (
         "execution_id",
         "automation_rule",
@@ -347,21 +381,23 @@ class AutomationExecutionAdmin(ExecutionAdmin):
 
 
 class OperationTypeFilter(admin.SimpleListFilter):
-    """The known operation types (a DISTINCT over every job would read the whole table)."""
+    """The operation types there may be: command.exec and the registered handlers (a DISTINCT
+    over every job would read the whole table)."""
 
     title = "operation type"
     parameter_name = "operation_type"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(name, name) for name in sorted(handlers.OPERATIONS)]
+        return [(name, name) for name in handlers.operation_types()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(operation_type=self.value()) if self.value() else queryset
 
 
 @admin.register(Job)
-class JobAdmin(ExecutionAdmin):
+class JobAdmin(MaskedDefinitionsMixin, ExecutionAdmin):
     kind = Kind.JOB
+    masked_fields = ("operation",)
     list_display = (
         "job_id",
         "operation_type",
@@ -390,8 +426,9 @@ class WorkflowExecutionAdmin(ExecutionAdmin):
 
 
 @admin.register(Run)
-class RunAdmin(ExecutionAdmin):
+class RunAdmin(MaskedDefinitionsMixin, ExecutionAdmin):
     kind = Kind.RUN
+    masked_fields = ("workflow_definition",)
     list_display = ("id", "workflow_id", "tenant", "status", "short_error", "started_at")
     list_filter = ("status", "tenant")
     search_fields = ("id", "workflow_id", "error_message", "fingerprint", "summary")
@@ -448,8 +485,25 @@ class FunctionAdmin(TenantScopedAdmin):
             audit_change(form, request.user, client_ip(request))
 
 
+class AutomationRuleForm(DefinitionForm):
+    definition_field = "actions"
+
+    class Meta:
+        model = AutomationRule
+        fields = ("tenant", "name", "trigger", "actions", "version", "created_at")
+
+
+class WorkflowForm(DefinitionForm):
+    definition_field = "tasks"
+
+    class Meta:
+        model = Workflow
+        fields = ("tenant", "external_id", "version", "tasks", "created_at")
+
+
 @admin.register(AutomationRule)
 class AutomationRuleAdmin(TenantScopedAdmin):
+    form = AutomationRuleForm
     tenant_admins_edit = True
     ordering = ("-created_at",)
     list_display = ("name", "tenant", "version", "created_at")
@@ -457,9 +511,16 @@ class AutomationRuleAdmin(TenantScopedAdmin):
     search_fields = ("id", "name")
     list_select_related = ("tenant",)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        audit_definition_change(
+            form, request.user, client_ip(request), action="rule_changed", kind=Kind.AUTOMATION
+        )
+
 
 @admin.register(Workflow)
 class WorkflowAdmin(TenantScopedAdmin):
+    form = WorkflowForm
     tenant_admins_edit = True
     ordering = ("-created_at",)
     list_display = ("external_id", "version", "tenant", "created_at")
@@ -467,12 +528,19 @@ class WorkflowAdmin(TenantScopedAdmin):
     search_fields = ("id", "external_id", "version")
     list_select_related = ("tenant",)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        audit_definition_change(
+            form, request.user, client_ip(request), action="workflow_changed", kind=Kind.WORKFLOW
+        )
+
 
 # --- the evidence trail and internals (read-only) ----------------------------------------------
 
 
 @admin.register(JobEvent)
-class JobEventAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class JobEventAdmin(MaskedDefinitionsMixin, ReadOnlyMixin, TenantScopedAdmin):
+    masked_fields = ("data",)
     tenant_path = "job__tenant"
     ordering = ("-timestamp", "-id")
     list_display = ("job", "revision", "type", "timestamp")

@@ -128,28 +128,28 @@ def call(name: str, ctx: HandlerContext, timeout_s: float | None = None) -> Any:
 
 # --- job operation types ------------------------------------------------------------------------
 
+COMMAND_OPERATION = "command.exec"
+
 
 @dataclass(frozen=True)
 class Operation:
     """A job operation type: the permission a caller needs to run (or re-run) it, and the handler
-    that carries it out (data.handler overrides it, for demo jobs). `command.exec` has none: it
-    runs its command (executions.work.command) on workers started with --allow-commands."""
+    that carries it out. A type is the built-in `command.exec` (no handler: it runs its command,
+    executions.work.command, on workers started with --allow-commands) or the name of a
+    registered handler."""
 
     permission: str
     handler: str = ""
 
 
-OPERATIONS: dict[str, Operation] = {
-    "command.exec": Operation(permission="command:execute"),
-    "package.install": Operation(permission="jobs:write", handler="noop"),
-    "backup.run": Operation(permission="jobs:write", handler="noop"),
-    "cert.renew": Operation(permission="jobs:write", handler="noop"),
-    "service.restart": Operation(permission="jobs:write", handler="noop"),
-}
-
-
 def operation(op_type: str) -> Operation:
-    try:
-        return OPERATIONS[op_type]
-    except KeyError:
-        raise HandlerNotFound(f"Unknown operation type {op_type!r}") from None
+    if op_type == COMMAND_OPERATION:
+        return Operation(permission="command:execute")
+    if op_type not in _REGISTRY:
+        raise HandlerNotFound(f"Unknown operation type {op_type!r}")
+    return Operation(permission="jobs:write", handler=op_type)
+
+
+def operation_types() -> list[str]:
+    """Every operation type a job may have now: command.exec and the registered handlers."""
+    return sorted({COMMAND_OPERATION, *_REGISTRY})

@@ -166,7 +166,7 @@ def test_a_job_runs_and_every_transition_bumps_revision_with_an_event(tenant, ru
         done = jobs_run.create_job(tenant, {"type": "backup.run", "data": {}})
         failed = jobs_run.create_job(
             tenant,
-            {"type": "command.exec", "data": {"handler": "fail", "command": "systemctl restart"}},
+            {"type": "service.restart", "data": {"handler": "fail", "service": "nginx"}},
         )
 
     run_worker(hostname="web-1")

@@ -23,6 +23,7 @@ from django_tasks_db.models import DBTaskResult
 
 from executions import demo, handlers, permissions, tokens
 from executions.demo import exemplars
+from executions.demo.handlers import OPERATION_TYPES as DEMO_OPERATION_TYPES
 from executions.fingerprints import fingerprint
 from executions.models import (
     ApiKey,
@@ -38,6 +39,7 @@ from executions.models import (
     WorkflowExecution,
     WorkflowTaskExecution,
 )
+from executions.work.command import NOT_ALLOWED
 
 # The manifest's contract is the project's own, documented in the README.
 SCHEMA = Path(settings.BASE_DIR) / "docs" / "seed_demo_manifest.schema.json"
@@ -236,8 +238,7 @@ def failing_handler(kind: str, obj) -> str:
     if kind == Kind.AUTOMATION:
         return obj.execution_context["actions"][obj.failed_action_index]["handler"]
     if kind == Kind.JOB:
-        data = obj.operation["data"]
-        return data.get("handler") or handlers.operation(obj.operation["type"]).handler
+        return obj.operation["data"].get("handler", "")  # what the demo's operation type runs
     if kind == Kind.WORKFLOW:
         definitions = {t["externalId"]: t for t in obj.workflow.tasks}
         task = next(
@@ -286,12 +287,21 @@ def test_scale_200_adds_200_real_looking_failures_of_each_kind(
         assert len({o.pk for o in copies}) == 200
         flaky = 0
         for o in copies:
-            handler = failing_handler(kind, o)
-            flaky += handler == "flaky"
-            assert o.error_message and o.error_stack
-            assert o.fingerprint == fingerprint(
-                kind, handler, error_type(o.error_stack), o.error_message
-            ), (kind, o.pk)
+            if kind == Kind.JOB and o.operation["type"] == "command.exec":
+                # The demo's command job runs a real command: the seed's process runs none.
+                assert o.error_message == NOT_ALLOWED
+                assert o.fingerprint == fingerprint(
+                    kind, "systemctl", "CommandsNotAllowed", NOT_ALLOWED
+                )
+            else:
+                handler = failing_handler(kind, o)
+                flaky += handler == "flaky"
+                assert o.error_message and o.error_stack
+                # A job's failure is grouped by its operation type (the handler it names).
+                name = o.operation["type"] if kind == Kind.JOB else handler
+                assert o.fingerprint == fingerprint(
+                    kind, name, error_type(o.error_stack), o.error_message
+                ), (kind, o.pk)
             assert now - timedelta(days=7) < getattr(o, when) < now - timedelta(minutes=4)
             # Template markers are all replaced by the copy's own time and number.
             text = json.dumps(
@@ -481,7 +491,9 @@ def test_the_web_server_and_the_worker_load_no_demo_and_no_demo_handlers() -> No
 
 
 def test_the_demo_and_its_handlers_are_loaded_where_the_demo_is() -> None:
-    demo_handlers = ["echo", "fail", "flaky", "noop", "send_email", "sleep"]
+    demo_handlers = sorted(
+        ["echo", "fail", "flaky", "noop", "send_email", "sleep", *DEMO_OPERATION_TYPES]
+    )
     # seed_demo (which up calls) loads the demo, and with it its handlers ...
     seeding = started(extra="import executions.management.commands.seed_demo")
     assert "executions.demo" in seeding["demo"]

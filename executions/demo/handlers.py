@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from executions import handlers
 from executions.handlers import HandlerContext, handler
 
 
@@ -91,6 +92,20 @@ def flaky(ctx: HandlerContext) -> dict:
         )
     ctx.log("info", f"succeeded on attempt {ctx.attempt}")
     return {"ok": True, "attempt": ctx.attempt}
+
+
+# The demo's job operation types. A demo job's data.handler says how it behaves (flaky, fail,
+# ...); without one it succeeds doing nothing.
+OPERATION_TYPES = ("package.install", "backup.run", "cert.renew", "service.restart")
+
+
+def _operation(ctx: HandlerContext) -> Any:
+    name = ctx.params.get("handler")
+    return handlers.get(name)(ctx) if name else {"ok": True}
+
+
+for _type in OPERATION_TYPES:
+    handler(_type)(_operation)
 
 
 @handler("sleep")

@@ -12,7 +12,9 @@ from django.utils import timezone
 from executions.kinds.automations import run as automations_run
 from executions.kinds.functions import run as functions_run
 from executions.kinds.jobs import run as jobs_run
+from executions.kinds.jobs.definition import validate_definition as validate_operation
 from executions.kinds.runs import run as runs_run
+from executions.kinds.runs.definition import validate_definition as validate_run_definition
 from executions.kinds.workflows import run as workflows_run
 from executions.models import (
     AutomationExecution,
@@ -59,6 +61,8 @@ def _get_or_create_all(model: type[models.Model], tenant: Tenant, wanted: dict[A
         if model is not Workflow or o.version == wanted[k]["version"]:
             found[k] = o
     missing = [model(tenant=tenant, **values) for k, values in wanted.items() if k not in found]
+    for obj in missing:
+        obj.clean()  # checked as the admin checks a definition: the demo's are valid ones
     found.update((getattr(o, key), o) for o in model.objects.bulk_create(missing))
     return found
 
@@ -104,6 +108,10 @@ def _definitions(tenant: Tenant, org: Org) -> Definitions:
     defs.workflows = {name: (workflows[name], s) for name, s in specs.items()}
     defs.jobs = {spec["key"]: spec for spec in _job_specs(org)}
     defs.runs = {spec["workflow_id"]: spec for spec in _run_specs(org)}
+    for spec in defs.jobs.values():
+        validate_operation({"type": spec["type"], "data": spec["data"]})
+    for spec in defs.runs.values():
+        validate_run_definition(spec["definition"])
     return defs
 
 

@@ -89,7 +89,7 @@ def _job_specs(o: Org) -> list[dict]:
         dict(key="backup", type="backup.run", host=db, history=3, scale=0,
              data={"database": "orders", "destination": f"s3://{o.slug}-backups/orders"}),
         dict(key="command", type="command.exec", host=web2, history=1, scale=1,
-             data={"handler": "flaky", "command": "systemctl restart nginx"}),
+             data={"command": "systemctl", "args": ["restart", "nginx"]}),
         dict(key="cert", type="cert.renew", host=web, history=2, scale=1,
              data={"handler": "fail", "error": "http_502", "domain": f"shop.{o.domain}",
                    "url": "https://acme-v02.api.letsencrypt.org/directory"}),

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 
 from ..models import Tenant
+from ..work import secrets
 
 if TYPE_CHECKING:
     from .base import KindSpec
@@ -112,7 +113,8 @@ class Shown:
         return {}
 
     def input(self, obj: Model) -> Any:
-        return getattr(obj, self.input_field)
+        # A job's operation may hold secret values (a command's env): masked like the API.
+        return secrets.masked_deep(getattr(obj, self.input_field))
 
     def output(self, obj: Model) -> Any:
         return getattr(obj, self.output_field) if self.output_field else None

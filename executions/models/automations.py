@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased
+from .base import Failure, Leased, check_definition
 from .tenancy import Tenant
 
 
@@ -34,6 +34,12 @@ class AutomationRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Refused when saved, naming the field, rather than failing when it runs.
+        from executions.kinds.automations.definition import validate_definition
+
+        check_definition(lambda: validate_definition(self.actions), "actions")
 
 
 class AutomationExecution(Leased, Failure):

@@ -3,11 +3,29 @@ it records when it fails, and the workers that hold leases."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
+from collections.abc import Callable
+from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils import timezone
+
+from executions.errors import InvalidInput
+
+
+def check_definition(validate: Callable[[], Any], field: str | None = None) -> None:
+    """For a model's clean(): `validate()` (a kind's validate_definition) refusing a definition
+    becomes a ValidationError on the model's `field` (default: the one the error names), naming
+    the field inside it (`actions[2].url: host not allowed: 127.0.0.1`)."""
+    try:
+        validate()
+    except InvalidInput as exc:
+        field = field or re.split(r"[.\[]", exc.field or "")[0] or NON_FIELD_ERRORS
+        where = f"{exc.field}: " if exc.field and exc.field != field else ""
+        raise ValidationError({field: f"{where}{exc.message}"}) from None
 
 
 def object_id() -> str:

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased, object_id
+from .base import Failure, Leased, check_definition, object_id
 from .tenancy import Tenant
 
 
@@ -27,6 +27,21 @@ class Function(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Refused when saved, naming the field, rather than failing when it runs.
+        from executions.kinds.functions.definition import validate_definition
+
+        check_definition(
+            lambda: validate_definition(
+                code=self.code,
+                environment=self.environment,
+                timeout_ms=self.timeout_ms,
+                memory_mb=self.memory_mb,
+                handler=self.handler,
+                params=self.params,
+            )
+        )
 
 
 class FunctionExecution(Leased, Failure):

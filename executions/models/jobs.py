@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased
+from .base import Failure, Leased, check_definition
 from .tenancy import Tenant
 
 
@@ -46,6 +46,12 @@ class Job(Leased, Failure):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     IN_FLIGHT = ("unprocessed", "processing")
+
+    def clean(self) -> None:
+        # Refused when saved, naming the field, rather than failing when it runs.
+        from executions.kinds.jobs.definition import validate_definition
+
+        check_definition(lambda: validate_definition(self.operation), "operation")
 
     class Meta:
         constraints = [

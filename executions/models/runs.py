@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased, run_id
+from .base import Failure, Leased, check_definition, run_id
 from .tenancy import Tenant
 
 
@@ -50,6 +50,15 @@ class Run(Leased, Failure):
     progress = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    def clean(self) -> None:
+        # A run's snapshot of its workflow: refused when saved, naming the field.
+        from executions.kinds.runs.definition import validate_definition
+
+        check_definition(
+            lambda: validate_definition(self.workflow_definition, "workflow_definition"),
+            "workflow_definition",
+        )
 
     class Meta:
         indexes = [

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased
+from .base import Failure, Leased, check_definition
 from .tenancy import Tenant
 
 
@@ -32,6 +32,12 @@ class Workflow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.external_id}@{self.version}"
+
+    def clean(self) -> None:
+        # Refused when saved, naming the field, rather than failing when it runs.
+        from executions.kinds.workflows.definition import validate_definition
+
+        check_definition(lambda: validate_definition(self.tasks), "tasks")
 
 
 class WorkflowExecution(Failure):

@@ -58,6 +58,57 @@ def masked(unit: dict) -> dict:
     return shown
 
 
+def masked_deep(value: Any) -> Any:
+    """Any stored definition (a rule's actions, a run's nodes, a job's operation, ...) for
+    display: every secret value in it, wherever it is, replaced by its mask."""
+    if is_secret(value):
+        return {"secret": True, "value": mask(value)}
+    if isinstance(value, list):
+        return [masked_deep(v) for v in value]
+    if isinstance(value, dict):
+        return {k: masked_deep(v) for k, v in value.items()}
+    return value
+
+
+def keep_masked(submitted: Any, stored: Any) -> Any:
+    """A definition submitted back (an admin form shows it masked): each secret left as its
+    mask, where the stored one was at the same place, keeps its stored value."""
+    if is_secret(submitted) and is_secret(stored) and submitted.get("value") == mask(stored):
+        return stored
+    if isinstance(submitted, list) and isinstance(stored, list):
+        return [
+            keep_masked(v, stored[i] if i < len(stored) else None) for i, v in enumerate(submitted)
+        ]
+    if isinstance(submitted, dict) and isinstance(stored, dict) and not is_secret(submitted):
+        return {k: keep_masked(v, stored.get(k)) for k, v in submitted.items()}
+    return submitted
+
+
+def _secret_paths(value: Any, path: str, found: dict[str, Any]) -> dict[str, Any]:
+    if is_secret(value):
+        found[path] = value
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _secret_paths(v, f"{path}[{i}]", found)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _secret_paths(v, f"{path}.{k}" if path else str(k), found)
+    return found
+
+
+def unmatched_masks(value: Any, prefix: str = "") -> list[str]:
+    """Where a definition still holds a mask as a secret's value (what keep_masked left)."""
+    found = _secret_paths(value, prefix, {})
+    return sorted(p for p, v in found.items() if str(v.get("value", "")).startswith(MASK))
+
+
+def changed_secret_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Where a secret was added, changed or removed between two versions of a definition
+    (`actions[0].headers.Authorization`): what an audit row names, never the values."""
+    old, new = _secret_paths(before, prefix, {}), _secret_paths(after, prefix, {})
+    return sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+
+
 def secret_values(unit: dict) -> list[str]:
     """The real values of a unit's secrets, to redact from what it logs and returns."""
     found = []

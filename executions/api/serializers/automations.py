@@ -20,6 +20,7 @@ from .common import (
     AttemptSerializer,
     ChoiceParam,
     DateTimeParam,
+    DefinitionField,
     Input,
     ListQuery,
     LogEntrySerializer,
@@ -75,7 +76,7 @@ class AutomationExecutionSerializer(serializers.Serializer):
     error_message = serializers.CharField(allow_null=True)
     error_stack = serializers.CharField(allow_null=True)
     failed_action_index = serializers.IntegerField(allow_null=True)
-    execution_context = serializers.SerializerMethodField()
+    execution_context = DefinitionField()
     logs = serializers.SerializerMethodField()
     tenant = serializers.UUIDField(source="tenant_id")
     _links = serializers.SerializerMethodField()
@@ -83,16 +84,6 @@ class AutomationExecutionSerializer(serializers.Serializer):
     @extend_schema_field(LogEntrySerializer(many=True))
     def get_logs(self, obj: AutomationExecution) -> list[dict]:
         return [log_entry(e) for e in obj.logs or []]
-
-    @extend_schema_field({"type": "object", "additionalProperties": {}})
-    def get_execution_context(self, obj: AutomationExecution) -> dict:
-        # The snapshot of the rule's actions: their secret env and header values masked.
-        context = obj.execution_context if isinstance(obj.execution_context, dict) else {}
-        actions = context.get("actions")
-        if not isinstance(actions, list):
-            return context
-        shown = [secrets.masked(a) if isinstance(a, dict) else a for a in actions]
-        return {**context, "actions": shown}
 
     @extend_schema_field(AutomationLinksSerializer)
     def get__links(self, obj: AutomationExecution) -> dict:
@@ -158,9 +149,9 @@ class AutomationRuleSerializer(serializers.Serializer):
     tenant = serializers.UUIDField(source="tenant_id")
     _links = serializers.SerializerMethodField()
 
-    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
-    def get_actions(self, obj: AutomationRule) -> list[dict]:
-        return [secrets.masked(a) if isinstance(a, dict) else a for a in obj.actions or []]
+    @extend_schema_field({"type": "array", "items": {"type": "object", "additionalProperties": {}}})
+    def get_actions(self, obj: AutomationRule) -> list:
+        return secrets.masked_deep(obj.actions if isinstance(obj.actions, list) else [])
 
     @extend_schema_field({"type": "object", "additionalProperties": {}})
     def get__links(self, obj: AutomationRule) -> dict:

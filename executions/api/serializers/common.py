@@ -22,6 +22,7 @@ from executions.errors import InvalidInput
 from executions.models import (
     Attempt,
 )
+from executions.work import secrets
 
 from ..errors import OWN
 
@@ -51,6 +52,13 @@ class ObjectOrNullField(serializers.Field):
 class ObjectField(serializers.Field):
     def to_representation(self, value) -> dict:
         return value if isinstance(value, dict) else {}
+
+
+class DefinitionField(ObjectField):
+    """A stored definition (units of work) shown back: its secret values masked."""
+
+    def to_representation(self, value) -> dict:
+        return secrets.masked_deep(super().to_representation(value))
 
 
 def error_class(stack: str | None) -> str | None:

@@ -17,10 +17,10 @@ from executions.validation import HOSTNAME_RE
 
 from .common import (
     ChoiceParam,
+    DefinitionField,
     Input,
     ListQuery,
     LogEntrySerializer,
-    ObjectField,
     Param,
     TextParam,
     invalid,
@@ -40,7 +40,7 @@ class JobRetrySerializer(serializers.Serializer):
 class JobEventSerializer(serializers.Serializer):
     revision = serializers.IntegerField()
     type = serializers.CharField()
-    data = ObjectField()
+    data = DefinitionField()
     timestamp = serializers.DateTimeField()
 
 
@@ -48,7 +48,7 @@ class JobSerializer(serializers.Serializer):
     job_id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Job.Status.choices)
     revision = serializers.IntegerField()
-    operation = ObjectField()
+    operation = DefinitionField()
     target_hostname = serializers.CharField()
     taken_by = serializers.CharField()
     result = serializers.JSONField(allow_null=True)

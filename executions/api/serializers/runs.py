@@ -9,7 +9,15 @@ from executions.models import (
     Run,
 )
 
-from .common import ChoiceParam, DateTimeParam, ListQuery, ObjectField, TextParam, window_lookups
+from .common import (
+    ChoiceParam,
+    DateTimeParam,
+    DefinitionField,
+    ListQuery,
+    ObjectField,
+    TextParam,
+    window_lookups,
+)
 
 # --- seed 004: runs -----------------------------------------------------------------------------
 
@@ -42,7 +50,7 @@ class RunSerializer(serializers.Serializer):
     triggerNodeId = serializers.CharField(source="trigger_node_id")
     triggerSource = serializers.CharField(source="trigger_source")
     triggeredBy = serializers.CharField(source="triggered_by")
-    workflowDefinition = ObjectField(source="workflow_definition")
+    workflowDefinition = DefinitionField(source="workflow_definition")
     workflowId = serializers.CharField(source="workflow_id")
     workflowOwnerUserId = serializers.CharField(source="workflow_owner_user_id")
     workflowVersion = serializers.IntegerField(source="workflow_version")

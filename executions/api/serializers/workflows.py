@@ -18,6 +18,7 @@ from executions.models import (
     Attempt,
     WorkflowExecution,
 )
+from executions.work import secrets
 
 from ..errors import OWN
 from .common import (
@@ -62,7 +63,7 @@ def workflow_definition(tasks: list[dict]) -> dict:
                 "parameters": {
                     "function": {
                         "externalId": task.get("handler", ""),
-                        "data": task.get("params", {}),
+                        "data": secrets.masked_deep(task.get("params", {})),
                     },
                     "isAsyncComplete": False,
                 },
@@ -104,7 +105,10 @@ class WorkflowTaskExecutionSerializer(serializers.Serializer):
     def get_input(self, obj) -> dict:
         task = self._definition(obj)
         return {
-            "function": {"externalId": task.get("handler", ""), "data": task.get("params", {})},
+            "function": {
+                "externalId": task.get("handler", ""),
+                "data": secrets.masked_deep(task.get("params", {})),
+            },
             "isAsyncComplete": False,
         }
 

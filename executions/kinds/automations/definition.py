@@ -29,6 +29,8 @@ MAX_NAME = 200
 MAX_EVENT_TYPE = 200
 MAX_ACTIONS = 50
 MAX_CONDITIONS = 50
+# An action is a handler, an HTTP request or JavaScript (commands are for jobs).
+WORK_KINDS = ("handler", "http", "javascript")
 _MISSING = object()
 
 
@@ -149,9 +151,21 @@ def clean_actions(value: Any) -> list[dict]:
             f"actions must be a list of 1 to {MAX_ACTIONS} units of work", field="actions"
         )
     try:
-        return [work.validate(action, where=f"actions[{i}]") for i, action in enumerate(value)]
+        return validate_definition(value)
     except InvalidInput as exc:
         raise named(exc) from None
+
+
+def validate_definition(actions: Any, where: str = "actions") -> list[dict]:
+    """The rule's actions, each checked by executions.work.validate; InvalidInput naming the
+    field (`actions[2].url`) for the first that is not valid. The model's clean() (the admin)
+    and the API both check through here."""
+    if not isinstance(actions, list):
+        raise InvalidInput("actions must be a list of units of work", field=where)
+    return [
+        work.validate(action, where=f"{where}[{i}]", kinds=WORK_KINDS)
+        for i, action in enumerate(actions)
+    ]
 
 
 def clean_enabled(value: Any) -> bool:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from ...work import secrets
+from ..base import unit_name
 from ..shown import Shown, log_lines, pretty
+
+
+def _definition(action: dict) -> dict:
+    """What the console shows of an action: a handler's params, else the whole unit (an HTTP
+    request's url and headers, say), secret values masked."""
+    shown = action.get("params", {}) if "handler" in action else action
+    return secrets.masked_deep(shown)
 
 
 class AutomationShown(Shown):
@@ -39,8 +48,8 @@ class AutomationShown(Shown):
             out.append(
                 {
                     "index": index,
-                    "handler": action.get("handler", "") if is_dict else str(action),
-                    "params": pretty(action.get("params", {})) if is_dict else "",
+                    "handler": unit_name(action) if is_dict else str(action),
+                    "params": pretty(_definition(action)) if is_dict else "",
                     "state": state,
                     "logs": [e for e in logs if e["extra"].get("action_index") == index],
                 }

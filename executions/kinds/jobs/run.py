@@ -174,13 +174,10 @@ def execute(job_id: str, hostname: str) -> None:
 
 def _unit(op_type: str, data: dict) -> dict:
     """The job's operation as a unit of work: `command.exec` runs its command (on workers that
-    run commands), a type naming a registered handler runs it with the data as params; the
-    demo's types name their handler in OPERATIONS, and a demo job's data.handler overrides it."""
-    if data.get("handler"):
-        return _handler_unit(data["handler"], data)
-    if op_type == work.COMMAND_OPERATION or op_type in handlers.names():
+    run commands), any other type names a registered handler, run with the data as params."""
+    if op_type == work.COMMAND_OPERATION:
         return work.from_operation({"type": op_type, "data": data})
-    return _handler_unit(handlers.operation(op_type).handler, data)
+    return _handler_unit(handlers.operation(op_type).handler, data)  # unknown: HandlerNotFound
 
 
 def _handler_unit(name: str, data: dict) -> dict:

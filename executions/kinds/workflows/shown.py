@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..base import unit_name
 from ..shown import Shown, log_lines, pretty
 
 
@@ -35,7 +36,7 @@ class WorkflowShown(Shown):
             out.append(
                 {
                     "external_id": external_id,
-                    "handler": definition.get("handler", ""),
+                    "handler": unit_name(definition),
                     "depends_on": definition.get("dependsOn", []),
                     "optional": bool(definition.get("isOptional")),
                     "status": task.status if task else "SCHEDULED",
