@@ -54,8 +54,8 @@ INPUT_TYPES = {
 }
 MAX_NODES = 100
 MAX_INPUTS = 100
-NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-INPUT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+INPUT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 REFERENCE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 REFERENCE_BODY = re.compile(r"^\s*([A-Za-z0-9_-]{1,64})((?:\.[^.\s{}]+)*)\s*$")
 # A url whose references all come after its host: the host is checked when saved.
@@ -92,7 +92,7 @@ def clean(definition: Any, where: str = "definition") -> dict:
     if len(nodes) > MAX_NODES:
         raise _at(nodes_at, f"has more than {MAX_NODES} nodes")
     for node_id in nodes:
-        if not NODE_ID.match(node_id):
+        if not NODE_ID.fullmatch(node_id):
             raise _at(nodes_at, f"node id {node_id!r} must be 1 to 64 letters, digits, '_' or '-'")
     triggers = _triggers(definition.get("triggerNodeIds"), nodes, f"{where}.triggerNodeIds")
     schema = _input_schema(definition.get("inputSchema", []), f"{where}.inputSchema")
@@ -148,13 +148,13 @@ def _input_schema(value: Any, where: str) -> list[dict]:
                     f"{at}.{name}", "is not a field of an input (key, type, required, description)"
                 )
         key = item.get("key")
-        if not isinstance(key, str) or not INPUT_KEY.match(key):
+        if not isinstance(key, str) or not INPUT_KEY.fullmatch(key):
             raise _at(f"{at}.key", "must be 1 to 64 letters, digits, '_' or '-', not a digit first")
         if key in seen:
             raise _at(f"{at}.key", f"{key!r} is declared twice")
         seen.add(key)
         kind = item.get("type", "string")
-        if kind not in INPUT_TYPES:
+        if not isinstance(kind, str) or kind not in INPUT_TYPES:
             raise _at(f"{at}.type", f"must be one of {', '.join(INPUT_TYPES)}")
         required = item.get("required", False)
         if not isinstance(required, bool):
@@ -192,7 +192,7 @@ def _node(node_id: str, node: Any, nodes: dict, triggers: list[str], where: str)
         return {**node, "type": TRIGGER, "dependsOn": []}
     if kind == TRIGGER:
         raise _at(f"{where}.type", "a trigger node must be listed in triggerNodeIds")
-    if kind not in NODE_TYPES:
+    if not isinstance(kind, str) or kind not in NODE_TYPES:
         raise _at(f"{where}.type", f"must be one of {', '.join(NODE_TYPES)} (or trigger)")
     if "params" in node and not isinstance(node["params"], dict):
         raise _at(f"{where}.params", "must be an object")
