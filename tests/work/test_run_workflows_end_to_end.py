@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from executions import services
-from executions.models import Tenant
+from executions.models import Membership, Tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,6 +41,20 @@ def call(settings):
         return r.status_code, r.json()
 
     return request
+
+
+@pytest.fixture
+def console(call):
+    """`console(name)`: a browser session of an admin of tenant acme."""
+
+    def signed_in(name: str) -> Client:
+        user = get_user_model().objects.create_user(name)
+        Membership.objects.create(user=user, tenant=Tenant.objects.get(slug="acme"), role="admin")
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return signed_in
 
 
 def three_nodes(server) -> dict:
@@ -85,7 +100,7 @@ def three_nodes(server) -> dict:
 
 
 def test_a_failed_middle_node_is_retried_after_the_fix_with_the_first_nodes_output_carried(
-    call, http_server, run_worker
+    call, console, http_server, run_worker
 ):
     server = http_server()
     status, body = call("POST", "/v1/workflows", three_nodes(server))
@@ -135,6 +150,11 @@ def test_a_failed_middle_node_is_retried_after_the_fix_with_the_first_nodes_outp
         "status": 200,
         "line": "order ord-7: 750 cents",
     }
+
+    # The console's run page says what each node runs.
+    page = console("alice").get(f"/executions/run/{retry_id}/").content.decode()
+    assert "javascript" in page and "echo" in page
+    assert f"POST {server.url('/switch')}?order={{{{quote.orderId}}}}" in page
 
 
 def test_a_reference_to_a_field_the_output_lacks_fails_its_node_naming_it(call, run_worker):

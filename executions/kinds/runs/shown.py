@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..base import unit_name
 from ..shown import Shown, log_lines, pretty
 
 
@@ -31,7 +32,8 @@ class RunShown(Shown):
         out = []
         for node_id in order:
             node = nodes.get(node_id) or {}
-            handler = node.get("handler", "") or ("trigger" if node_id in triggers else "")
+            # What the node runs: its handler, "POST <url>" or "javascript" (kinds/base.py).
+            handler = unit_name(node) or ("trigger" if node_id in triggers else "")
             state = states.get(node_id) or {}
             out.append(
                 {
