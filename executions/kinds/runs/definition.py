@@ -107,8 +107,8 @@ def clean(definition: Any, where: str = "definition") -> dict:
     variable_defs = definition.get("variableDefs", [])
     if not isinstance(variable_defs, list) or not all(isinstance(v, dict) for v in variable_defs):
         raise _at(f"{where}.variableDefs", "must be a list of objects")
-    blocks = definition.get("blockExpansions", {})
-    if not isinstance(blocks, dict):
+    # Accepted as a snapshot carries it, but not kept: the seed sets it on run snapshots only.
+    if not isinstance(definition.get("blockExpansions", {}), dict):
         raise _at(f"{where}.blockExpansions", "must be an object")
     return {
         "nodes": cleaned,
