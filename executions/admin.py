@@ -11,6 +11,7 @@ through TenantScopedAdmin, and models that belong to no tenant are for superuser
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -32,6 +33,7 @@ from .adminsite import admin_tenant_ids
 from .client_ip import client_ip
 from .errors import NotFound, NotRetryable, PermissionDenied
 from .kinds.functions.forms import FunctionForm, audit_change, masked_environment
+from .kinds.runs import definition as run_definitions
 from .models import (
     ApiKey,
     Attempt,
@@ -52,6 +54,7 @@ from .models import (
     OutboxEvent,
     Role,
     Run,
+    SavedWorkflow,
     Tenant,
     WorkerHeartbeat,
     Workflow,
@@ -389,6 +392,12 @@ class WorkflowExecutionAdmin(ExecutionAdmin):
     ordering = ("-created_time", "-id")
 
 
+def shown_definition(definition: Any) -> str:
+    """A seed 004 definition as preformatted JSON, its secret header and env values masked."""
+    text = json.dumps(run_definitions.shown(definition or {}), indent=2, sort_keys=True)
+    return format_html("<pre>{}</pre>", text)
+
+
 @admin.register(Run)
 class RunAdmin(ExecutionAdmin):
     kind = Kind.RUN
@@ -397,6 +406,14 @@ class RunAdmin(ExecutionAdmin):
     search_fields = ("id", "workflow_id", "error_message", "fingerprint", "summary")
     list_select_related = ("tenant",)
     ordering = ("-started_at", "-id")
+    exclude = (*ExecutionAdmin.exclude, "workflow_definition")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (*super().get_readonly_fields(request, obj), "definition_pre")
+
+    @admin.display(description="Workflow definition")
+    def definition_pre(self, obj: Run) -> str:
+        return shown_definition(obj.workflow_definition)
 
 
 # --- definitions and tenancy (editable) --------------------------------------------------------
@@ -466,6 +483,24 @@ class WorkflowAdmin(TenantScopedAdmin):
     list_filter = ("tenant",)
     search_fields = ("id", "external_id", "version")
     list_select_related = ("tenant",)
+
+
+@admin.register(SavedWorkflow)
+class SavedWorkflowAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Seed 004's saved workflows, shown read-only (secrets masked): they are saved through
+    PUT /v1/workflows/{id}, which checks the whole definition."""
+
+    ordering = ("-created_at",)
+    list_display = ("name", "id", "tenant", "version", "updated_at")
+    list_filter = ("tenant",)
+    search_fields = ("id", "name")
+    list_select_related = ("tenant",)
+    exclude = ("definition",)
+    readonly_fields = ("definition_pre",)
+
+    @admin.display(description="Definition")
+    def definition_pre(self, obj: SavedWorkflow) -> str:
+        return shown_definition(obj.definition)
 
 
 # --- the evidence trail and internals (read-only) ----------------------------------------------

@@ -7,6 +7,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
 
 from executions.models import Run, SavedWorkflow
 
@@ -331,3 +334,21 @@ def test_a_start_with_an_idempotency_key_starts_one_run(api, manifest):
         path, {"inputs": {"orderId": "p", "qty": 1}}, headers={"Idempotency-Key": "start-p"}
     )
     assert good.status_code == 201 and good.json()["data"]["propValues"]["orderId"] == "p"
+
+
+def test_the_admin_shows_a_workflow_and_its_runs_with_secrets_masked(api, manifest):
+    workflow = created(api)
+    run = api.post(
+        f"/v1/workflows/{workflow['id']}/runs", {"inputs": {"orderId": "o", "qty": 1}}
+    ).json()["data"]["id"]
+    browser = Client()
+    browser.force_login(get_user_model().objects.get(username="alice"))  # a tenant admin
+    for url in (
+        reverse("admin:executions_savedworkflow_change", args=[workflow["id"]]),
+        reverse("admin:executions_run_change", args=[run]),
+    ):
+        r = browser.get(url)
+        assert r.status_code == 200, url
+        page = r.content.decode()
+        assert "********cdef" in page and "{{quote.orderId}}" in page
+        assert SECRET not in page
