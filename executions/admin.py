@@ -54,6 +54,7 @@ from .models import (
     OutboxEvent,
     Role,
     Run,
+    SavedWorkflow,
     Tenant,
     WorkerHeartbeat,
     Workflow,
@@ -425,6 +426,12 @@ class WorkflowExecutionAdmin(ExecutionAdmin):
     ordering = ("-created_time", "-id")
 
 
+def shown_definition(definition: Any) -> str:
+    """A seed 004 definition as preformatted JSON, its secret header and env values masked."""
+    text = json.dumps(secrets.masked_deep(definition or {}), indent=2, sort_keys=True)
+    return format_html("<pre>{}</pre>", text)
+
+
 @admin.register(Run)
 class RunAdmin(MaskedDefinitionsMixin, ExecutionAdmin):
     kind = Kind.RUN
@@ -434,6 +441,14 @@ class RunAdmin(MaskedDefinitionsMixin, ExecutionAdmin):
     search_fields = ("id", "workflow_id", "error_message", "fingerprint", "summary")
     list_select_related = ("tenant",)
     ordering = ("-started_at", "-id")
+    exclude = (*ExecutionAdmin.exclude, "workflow_definition")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (*super().get_readonly_fields(request, obj), "definition_pre")
+
+    @admin.display(description="Workflow definition")
+    def definition_pre(self, obj: Run) -> str:
+        return shown_definition(obj.workflow_definition)
 
 
 # --- definitions and tenancy (editable) --------------------------------------------------------
@@ -533,6 +548,24 @@ class WorkflowAdmin(TenantScopedAdmin):
         audit_definition_change(
             form, request.user, client_ip(request), action="workflow_changed", kind=Kind.WORKFLOW
         )
+
+
+@admin.register(SavedWorkflow)
+class SavedWorkflowAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Seed 004's saved workflows, shown read-only (secrets masked): they are saved through
+    PUT /v1/workflows/{id}, which checks the whole definition."""
+
+    ordering = ("-created_at",)
+    list_display = ("name", "id", "tenant", "version", "updated_at")
+    list_filter = ("tenant",)
+    search_fields = ("id", "name")
+    list_select_related = ("tenant",)
+    exclude = ("definition",)
+    readonly_fields = ("definition_pre",)
+
+    @admin.display(description="Definition")
+    def definition_pre(self, obj: SavedWorkflow) -> str:
+        return shown_definition(obj.definition)
 
 
 # --- the evidence trail and internals (read-only) ----------------------------------------------

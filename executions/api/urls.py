@@ -90,6 +90,13 @@ urlpatterns = [
     path("v1/runs", runs.RunListApi.as_view(), name="api-runs"),
     path("v1/runs/<str:id>", runs.RunApi.as_view(), name="api-run"),
     path("v1/runs/<str:id>/retry", runs.RunRetryApi.as_view(), name="api-run-retry"),
+    path("v1/workflows", runs.WorkflowCreateApi.as_view(), name="api-run-workflows"),
+    path("v1/workflows/<str:id>", runs.WorkflowApi.as_view(), name="api-run-workflow"),
+    path(
+        "v1/workflows/<str:id>/runs",
+        runs.WorkflowRunsApi.as_view(),
+        name="api-run-workflow-runs",
+    ),
     # Redrive's own
     path("api/failures", failures.FailureListApi.as_view(), name="api-failures"),
     path("api/failures/retry", failures.FailureRetryApi.as_view(), name="api-failures-retry"),

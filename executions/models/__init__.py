@@ -21,7 +21,7 @@ from .evidence import (
 )
 from .functions import Function, FunctionExecution
 from .jobs import Job, JobEvent
-from .runs import Run
+from .runs import Run, SavedWorkflow
 from .tenancy import (
     ApiKey,
     ApiKeyManager,
@@ -55,6 +55,7 @@ __all__ = [
     "OutboxEvent",
     "Role",
     "Run",
+    "SavedWorkflow",
     "Tenant",
     "WorkerHeartbeat",
     "Workflow",

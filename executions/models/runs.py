@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -74,3 +76,30 @@ class Run(Leased, Failure):
                 condition=Q(status="running"),
             ),
         ]
+
+
+def workflow_id() -> str:
+    return f"wf_{uuid.uuid4().hex}"
+
+
+class SavedWorkflow(models.Model):
+    """A saved workflow (seed 004's `/v1/workflows`): the graph its runs snapshot. Saving a
+    changed definition bumps `version`; a run keeps the definition and version it started with
+    (kinds/runs/definition.py says what a valid definition is)."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=workflow_id, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, db_index=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    # {"nodes": {...}, "triggerNodeIds": [...], "inputSchema": [...], "variableDefs": [...]}
+    definition = models.JSONField()
+    version = models.PositiveIntegerField(default=1)
+    owner_user_id = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="savedworkflow_list")]
+
+    def __str__(self) -> str:
+        return self.name

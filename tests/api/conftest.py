@@ -89,6 +89,16 @@ class Api:
             headers["Content-Encoding"] = "gzip"
         return self.client.generic("POST", path, data, content_type=content_type, headers=headers)
 
+    def put(self, path: str, body: Any = None, headers: dict | None = None):
+        data = b"" if body is None else json.dumps(body).encode()
+        return self.client.generic(
+            "PUT",
+            path,
+            data,
+            content_type="application/json",
+            headers={**self.auth_headers(), **(headers or {})},
+        )
+
     def method(self, verb: str, path: str, headers: dict | None = None):
         return self.client.generic(verb, path, headers={**self.auth_headers(), **(headers or {})})
 

@@ -200,7 +200,7 @@ def test_every_list_shows_only_the_tenant_admins_tenants(login, manifest) -> Non
     if connection.vendor == "postgresql":
         failure_counts.fold()  # the seed's counts into FailureCount; the retries below add deltas
     # Evidence in globex of every sort: a retry (audit, attempt, outbox), a bulk retry, an
-    # Idempotency-Key's record and a workflow session, through the API as carol.
+    # Idempotency-Key's record, a workflow session and a saved workflow, through the API as carol.
     carol = Client(headers={"X-API-Key": manifest["api_keys"]["carol"]})
     items = manifest["globex"]
     assert carol.post(
@@ -220,6 +220,12 @@ def test_every_list_shows_only_the_tenant_admins_tenants(login, manifest) -> Non
         content_type="application/json",
     )
     assert session.status_code == 200, session.content
+    saved = carol.post(
+        "/v1/workflows",
+        {"name": "g", "definition": {"nodes": {"root": {}}, "triggerNodeIds": ["root"]}},
+        content_type="application/json",
+    )
+    assert saved.status_code == 201, saved.content
     client = login("alice")
     with_foreign_rows = []
     for model in apps.get_app_config("executions").get_models():

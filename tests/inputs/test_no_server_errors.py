@@ -31,10 +31,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executions import filters, kinds, services
+from executions.kinds.runs import definition as definitions
 from executions.models import (
     ApiKey,
     AutomationRule,
     FunctionExecution,
+    SavedWorkflow,
     Tenant,
 )
 from executions.tenancy import Actor
@@ -260,6 +262,31 @@ RULE_BODY = {
     "enabled": None,
 }
 
+# A saved workflow (seed 004) as POST and PUT read it: every field a node or the schema may have.
+RUN_WORKFLOW = {
+    "name": None,
+    "description": None,
+    "definition": {
+        "nodes": {
+            "root": {"type": None},
+            "n": {
+                "type": None,
+                "code": None,
+                "url": None,
+                "handler": None,
+                "params": {"x": None},
+                "json": {"x": None},
+                "headers": {"x": None},
+                "dependsOn": [None],
+                "optional": None,
+            },
+        },
+        "triggerNodeIds": [None],
+        "inputSchema": [{"key": None, "type": None, "required": None}],
+        "variableDefs": [None],
+    },
+}
+
 ENDPOINTS = (
     # the console
     Endpoint(
@@ -463,6 +490,21 @@ ENDPOINTS = (
     ),
     Endpoint("api-run", "/v1/runs/{id}", real={"id": "run"}),
     Endpoint("api-run-retry", "/v1/runs/{id}/retry", ("POST",), real={"id": "run"}),
+    Endpoint("api-run-workflows", "/v1/workflows", ("POST",), body=RUN_WORKFLOW),
+    Endpoint(
+        "api-run-workflow",
+        "/v1/workflows/{id}",
+        ("GET", "PUT"),
+        body=RUN_WORKFLOW,
+        real={"id": "run_workflow"},
+    ),
+    Endpoint(
+        "api-run-workflow-runs",
+        "/v1/workflows/{id}/runs",
+        ("POST",),
+        body={"inputs": {"orderId": None, "qty": None}, "triggerNodeId": None},
+        real={"id": "run_workflow"},
+    ),
     # Redrive's own
     Endpoint("api-failures", "/api/failures", params=(*FILTER_FIELDS, "group", "limit", "cursor")),
     Endpoint(
@@ -528,9 +570,26 @@ def real_ids(manifest: dict) -> dict[str, list[str]]:
         "workflow_project": [acme["workflows"]["project"], globex["workflows"]["project"]],
         "workflow": [acme["workflows"]["failed"], globex["workflows"]["failed"]],
         "run": [acme["runs"]["failure"], globex["runs"]["failure"]],
+        "run_workflow": [_saved_workflow("acme"), _saved_workflow("globex")],
         "bulk": [str(bulk.pk)],
         "api_key": [str(pk) for pk in ApiKey.objects.values_list("pk", flat=True)[:3]],
     }
+
+
+def _saved_workflow(slug: str) -> str:
+    definition = {
+        "nodes": {
+            "root": {"type": "trigger"},
+            "n": {"type": "handler", "handler": "echo", "params": {"id": "{{root.orderId}}"}},
+        },
+        "triggerNodeIds": ["root"],
+        "inputSchema": [{"key": "orderId", "required": True}, {"key": "qty", "type": "number"}],
+    }
+    return SavedWorkflow.objects.create(
+        tenant=Tenant.objects.get(slug=slug),
+        name="fuzzed",
+        definition=definitions.clean(definition),
+    ).pk
 
 
 # --- the routes are all here --------------------------------------------------------------------

@@ -5,17 +5,20 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from executions.models import (
-    Run,
-)
+from executions.errors import InvalidInput
+from executions.kinds.runs import definition as definitions
+from executions.models import Run
 
 from .common import (
     ChoiceParam,
     DateTimeParam,
     DefinitionField,
+    Input,
     ListQuery,
     ObjectField,
     TextParam,
+    field_path,
+    invalid,
     window_lookups,
 )
 
@@ -28,6 +31,7 @@ class SimulationForkSerializer(serializers.Serializer):
     rpcUrl = serializers.CharField()
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {}})
 class RunSerializer(serializers.Serializer):
     """Every field of seed 004's run."""
 
@@ -94,6 +98,27 @@ class RunListEnvelopeSerializer(serializers.Serializer):
     requestId = serializers.CharField()
 
 
+class SavedWorkflowSerializer(serializers.Serializer):
+    """A saved workflow: the graph its runs snapshot (`version` goes up when it changes)."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    definition = DefinitionField()
+    version = serializers.IntegerField()
+    organizationId = serializers.CharField(source="tenant_id")
+    ownerUserId = serializers.CharField(source="owner_user_id")
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+
+class SavedWorkflowEnvelopeSerializer(serializers.Serializer):
+    code = serializers.IntegerField()
+    data = SavedWorkflowSerializer()
+    message = serializers.CharField()
+    requestId = serializers.CharField()
+
+
 # --- inputs -------------------------------------------------------------------------------------
 
 
@@ -109,3 +134,62 @@ class RunListQuery(ListQuery):
         "workflowId": "workflow_id",
         **window_lookups("started_at"),
     }
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "required": ["nodes", "triggerNodeIds"],
+        "properties": {
+            "nodes": {"type": "object", "additionalProperties": {"type": "object"}},
+            "triggerNodeIds": {"type": "array", "items": {"type": "string"}},
+            "inputSchema": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "type": {"type": "string", "enum": list(definitions.INPUT_TYPES)},
+                        "required": {"type": "boolean"},
+                        "description": {"type": "string"},
+                    },
+                },
+            },
+            "variableDefs": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+)
+class DefinitionField(serializers.Field):
+    """A workflow definition, checked whole by kinds/runs/definition.py (its messages name the
+    field: `definition.nodes.charge.url ...`)."""
+
+    def to_internal_value(self, data) -> dict:
+        try:
+            return definitions.clean(data, where=field_path(self))
+        except InvalidInput as exc:
+            raise invalid(exc.message) from None
+
+    def to_representation(self, value):
+        return value
+
+
+class SavedWorkflowInput(Input):
+    """POST /v1/workflows and PUT /v1/workflows/{id}: the whole workflow."""
+
+    body_required = True
+
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(
+        max_length=10_000, required=False, allow_blank=True, default=""
+    )
+    definition = DefinitionField()
+
+
+class RunStartInput(Input):
+    """POST /v1/workflows/{id}/runs: the run's inputs (checked against the workflow's
+    inputSchema) and, for a workflow with several triggers, the one that fires (default: the
+    first)."""
+
+    inputs = serializers.DictField(required=False, default=dict)
+    triggerNodeId = TextParam(maximum=64, required=False)

@@ -66,6 +66,7 @@ def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
             trigger_source="retry",
             owner=o.workflow_owner_user_id,
             source_run=o,
+            trigger_node_id=o.trigger_node_id,
             carried={
                 node: o.execution_state.get(node)
                 for node, state in o.node_states.items()

@@ -10,7 +10,16 @@ from django.utils import timezone
 from ... import leases, work
 from ...models import Kind, Run, Tenant
 from ...queueing import enqueue_on_commit, worker_task
-from ..base import WORK_KEYS, UnitFailed, chain_depth, run_unit, worker_lost
+from ..base import (
+    WORK_KEYS,
+    UnitFailed,
+    chain_depth,
+    failure,
+    run_unit,
+    unit_name,
+    worker_lost,
+)
+from . import definition as definitions
 
 
 def new_run(
@@ -25,6 +34,7 @@ def new_run(
     owner: str = "",
     source_run: Run | None = None,
     carried: dict | None = None,
+    trigger_node_id: str = "",
 ) -> Run:
     """An unsaved run of `definition` (a snapshot). `carried` = outputs of nodes that already
     succeeded in `source_run`; they are not executed again."""
@@ -39,7 +49,7 @@ def new_run(
         triggered_by=triggered_by,
         trigger_source=trigger_source,
         workflow_owner_user_id=owner,
-        trigger_node_id=(definition.get("triggerNodeIds") or [""])[0],
+        trigger_node_id=trigger_node_id or (definition.get("triggerNodeIds") or [""])[0],
         execution_state=dict(carried),
         node_states={n: {"status": "success", "carriedOver": True} for n in carried},
         progress={"done": len(carried), "total": len(definition.get("nodes", {}))},
@@ -121,14 +131,15 @@ def execute(run_id: str) -> None:
             }
         else:
             # A node is a unit of work: type handler, http or code (JavaScript).
-            ctx = work.WorkContext(
-                payload={d: state.get(d) for d in deps},
-                context={"runId": str(run.pk), "nodeId": node_id},
-                attempt=attempt,
-                key=f"{run.source_run_id or run.pk}:{node_id}",
-            )
             try:
-                output, entries = run_unit(Kind.RUN, node, ctx)
+                unit = _resolved(node, state, run.prop_values, triggers)
+                ctx = work.WorkContext(
+                    payload=_payload(unit, deps, state),
+                    context={"runId": str(run.pk), "nodeId": node_id},
+                    attempt=attempt,
+                    key=f"{run.source_run_id or run.pk}:{node_id}",
+                )
+                output, entries = run_unit(Kind.RUN, unit, ctx)
                 state[node_id] = output
                 node_states[node_id] = {
                     "status": "success",
@@ -188,6 +199,23 @@ def cancel_run(run_id: str) -> bool:
             lease_token=F("lease_token") + 1,
         )
     )
+
+
+def _resolved(node: dict, state: dict, inputs: dict, triggers: list[str]) -> dict:
+    """The node with its `{{node.field}}` references filled in (definition.py); a reference
+    that names nothing fails the node, not the worker."""
+    try:
+        return definitions.resolve(node, state, inputs, triggers)
+    except definitions.Unresolved as exc:
+        raise UnitFailed(failure(Kind.RUN, unit_name(node), exc), [], timed_out=False) from exc
+
+
+def _payload(unit: dict, deps: list[str], state: dict):
+    # A code node with params reads them (references resolved); otherwise every node gets the
+    # outputs of the nodes it depends on, by id.
+    if "code" in unit and isinstance(unit.get("params"), dict):
+        return unit["params"]
+    return {d: state.get(d) for d in deps}
 
 
 def _is_unit(node: dict) -> bool:

@@ -32,6 +32,7 @@ class RunShown(Shown):
         out = []
         for node_id in order:
             node = nodes.get(node_id) or {}
+            # What the node runs: its handler, "POST <url>" or "javascript" (kinds/base.py).
             handler = unit_name(node) or ("trigger" if node_id in triggers else "")
             state = states.get(node_id) or {}
             out.append(
