@@ -30,7 +30,7 @@ from .tenancy import (
     Tenant,
     WorkflowSession,
 )
-from .workflows import Workflow, WorkflowExecution, WorkflowTaskExecution
+from .workflows import Workflow, WorkflowExecution, WorkflowHeader, WorkflowTaskExecution
 
 __all__ = [
     "ApiKey",
@@ -59,6 +59,7 @@ __all__ = [
     "WorkerHeartbeat",
     "Workflow",
     "WorkflowExecution",
+    "WorkflowHeader",
     "WorkflowSession",
     "WorkflowTaskExecution",
     "object_id",
