@@ -13,8 +13,13 @@ from cognite.client.data_classes import (
     WorkflowUpsert,
     WorkflowVersionUpsert,
 )
+from cognite.client.data_classes.workflows import (
+    UnknownWorkflowTaskOutput,
+    UnknownWorkflowTaskParameters,
+    WorkflowExecution,
+    WorkflowVersion,
+)
 from cognite.client.data_classes.workflows import Workflow as WorkflowOut
-from cognite.client.data_classes.workflows import WorkflowExecution, WorkflowVersion
 from cognite.client.exceptions import CogniteAPIError, CogniteNotFoundError
 
 from executions.models import Function, FunctionExecution, Tenant, Workflow, WorkflowSession
@@ -224,3 +229,34 @@ def test_another_tenants_workflow_and_execution_are_404(cognite, login, manifest
     with pytest.raises(CogniteNotFoundError) as err:
         alice_in_globex.workflows.upsert(WorkflowUpsert("sneaky"))
     assert err.value.message == "Project not found"
+
+
+def test_redrives_handler_tasks_go_through_the_sdks_unknown_task_type(alice, run_worker):
+    tasks = [
+        WorkflowTask(
+            "boom",
+            UnknownWorkflowTaskParameters("handler", {"handler": {"name": "fail"}}),
+            retries=0,
+            on_failure="skipTask",
+        ),
+        WorkflowTask(
+            "after",
+            UnknownWorkflowTaskParameters(
+                "handler", {"handler": {"name": "echo", "params": {"day": "${workflow.input.day}"}}}
+            ),
+            depends_on=["boom"],
+        ),
+    ]
+    alice.workflows.versions.upsert(
+        WorkflowVersionUpsert("ext", "1", WorkflowDefinitionUpsert(tasks=tasks))
+    )
+    started = alice.workflows.executions.run("ext", "1", input={"day": "2026-12-01"})
+    run_worker()
+
+    done = alice.workflows.executions.retrieve_detailed(started.id)
+    assert done.status == "completed"
+    by_id = {t.external_id: t for t in done.executed_tasks}
+    assert by_id["boom"].status == "failed" and by_id["boom"].task_type == "handler"
+    assert isinstance(by_id["after"].output, UnknownWorkflowTaskOutput)
+    assert by_id["after"].output.output["response"]["params"] == {"day": "2026-12-01"}
+    assert done.workflow_definition.tasks[0].on_failure == "skipTask"
