@@ -92,6 +92,16 @@ urlpatterns = [
         workflows.WorkflowRunApi.as_view(),
         name="api-workflow-run",
     ),
+    path(
+        f"{WF}/workflows/<str:workflowExternalId>/versions/<str:version>",
+        workflows.WorkflowVersionApi.as_view(),
+        name="api-workflow-version",
+    ),
+    path(
+        f"{WF}/workflows/<str:workflowExternalId>",
+        workflows.WorkflowApi.as_view(),
+        name="api-workflow",
+    ),
     # seed 004
     path("v1/runs", runs.RunListApi.as_view(), name="api-runs"),
     path("v1/runs/<str:id>", runs.RunApi.as_view(), name="api-run"),

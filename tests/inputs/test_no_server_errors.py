@@ -484,6 +484,20 @@ ENDPOINTS = (
         real=WF_REAL,
     ),
     Endpoint(
+        "api-workflow",
+        WF + "/workflows/{workflowExternalId}",
+        real={**WF_REAL, "workflowExternalId": "workflow_external_id"},
+    ),
+    Endpoint(
+        "api-workflow-version",
+        WF + "/workflows/{workflowExternalId}/versions/{version}",
+        real={
+            **WF_REAL,
+            "workflowExternalId": "workflow_external_id",
+            "version": "workflow_version",
+        },
+    ),
+    Endpoint(
         "api-workflow-run",
         WF + "/workflows/{workflowExternalId}/versions/{version}/run",
         ("POST",),

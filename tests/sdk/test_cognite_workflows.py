@@ -221,6 +221,7 @@ def test_another_tenants_workflow_and_execution_are_404(cognite, login, manifest
         alice.workflows.executions.run("globex-only", "1")
     assert err.value.message == "Workflow version not found"
     assert not WorkflowExecutionRow.objects.filter(workflow__external_id="globex-only").exists()
+    assert alice.workflows.versions.retrieve(("globex-only", "1")) is None  # a 404
     with pytest.raises(CogniteNotFoundError) as err:
         alice.workflows.executions.cancel(globex["failed"], reason="not mine")
     assert err.value.message == "Workflow execution not found"
@@ -260,3 +261,20 @@ def test_redrives_handler_tasks_go_through_the_sdks_unknown_task_type(alice, run
     assert isinstance(by_id["after"].output, UnknownWorkflowTaskOutput)
     assert by_id["after"].output.output["response"]["params"] == {"day": "2026-12-01"}
     assert done.workflow_definition.tasks[0].on_failure == "skipTask"
+
+
+def test_retrieve_reads_back_what_was_upserted_and_none_for_unknown(alice, functions):
+    define(alice)
+
+    workflow = alice.workflows.retrieve("sdk-etl")
+    assert workflow.external_id == "sdk-etl" and workflow.description == "nightly"
+    version = alice.workflows.versions.retrieve(("sdk-etl", "1"))
+    assert [t.external_id for t in version.workflow_definition.tasks] == [
+        "extract",
+        "transform",
+        "load",
+    ]
+    assert version.workflow_definition.tasks[0].parameters.data == {"n": "${workflow.input.n}"}
+    # Unknown ids: Redrive's 404, which the SDK turns into None, as with CDF.
+    assert alice.workflows.retrieve("nope") is None
+    assert alice.workflows.versions.retrieve(("sdk-etl", "2")) is None

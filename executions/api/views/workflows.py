@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from executions import services
 from executions.errors import InvalidInput, NotFound
 from executions.idempotency import Claim
-from executions.models import ApiKey, Kind, WorkflowExecution
+from executions.models import ApiKey, Kind, Workflow, WorkflowExecution, WorkflowHeader
 from executions.selectors.cursor import keyset_page
 from executions.tenancy import Actor, get_for_tenant, scoped
 
@@ -500,3 +500,75 @@ class WorkflowCancelApi(ApiView):
         reason = wf.WorkflowCancelRequestSerializer.check(request.data).get("reason")
         execution = services.cancel_workflow(self.actor, project, execution_id, reason)
         return Response(wf.WorkflowExecutionSerializer(execution).data)
+
+
+class WorkflowApi(ApiView):
+    seed = "003"
+
+    @extend_schema(
+        operation_id="RetrieveWorkflow",
+        summary="Retrieve a workflow",
+        description="Requires workflowOrchestrationACL:READ. Unknown (or another tenant's): 404, "
+        "which the cognite-sdk's `workflows.retrieve` turns into None.",
+        tags=TAG,
+        parameters=[PROJECT, OpenApiParameter("workflowExternalId", str, OpenApiParameter.PATH)],
+        responses={200: wf.WorkflowSerializer, **errors("003", 400, 401, 403, 404)},
+        examples=[OpenApiExample("Workflow", value=WORKFLOW_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, project: str, workflowExternalId: str):
+        project = valid_id(project, "project")
+        external_id = path_text(workflowExternalId, "workflowExternalId")
+        self.actor.require("workflowOrchestrationACL:READ")
+        check_project(self.actor, project)
+        header = get_for_tenant(
+            WorkflowHeader, self.actor.tenant, "Workflow not found", external_id=external_id
+        )
+        return Response(wf.WorkflowSerializer(header).data)
+
+
+class WorkflowVersionApi(ApiView):
+    seed = "003"
+
+    @extend_schema(
+        operation_id="RetrieveWorkflowVersion",
+        summary="Retrieve a workflow version",
+        description="Its definition in Cognite's shape. Requires workflowOrchestrationACL:READ; "
+        "unknown: 404 (the cognite-sdk's `versions.retrieve` returns None).",
+        tags=TAG,
+        parameters=[
+            PROJECT,
+            OpenApiParameter("workflowExternalId", str, OpenApiParameter.PATH),
+            OpenApiParameter("version", str, OpenApiParameter.PATH),
+        ],
+        responses={200: wf.WorkflowVersionSerializer, **errors("003", 400, 401, 403, 404)},
+        examples=[
+            OpenApiExample(
+                "Version",
+                value={
+                    **VERSION_EXAMPLE,
+                    "workflowDefinition": {
+                        "hash": "5c8e0f3a9d4b7e21c6a0f9b8d7e6c5b4",
+                        "description": "Nightly",
+                        "tasks": TASKS_EXAMPLE,
+                    },
+                    "createdTime": 1730204346000,
+                    "lastUpdatedTime": 1730204346000,
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request, project: str, workflowExternalId: str, version: str):
+        project = valid_id(project, "project")
+        external_id = path_text(workflowExternalId, "workflowExternalId")
+        version = path_text(version, "version")
+        self.actor.require("workflowOrchestrationACL:READ")
+        check_project(self.actor, project)
+        row = get_for_tenant(
+            Workflow,
+            self.actor.tenant,
+            "Workflow version not found",
+            external_id=external_id,
+            version=version,
+        )
+        return Response(wf.WorkflowVersionSerializer(row).data)
