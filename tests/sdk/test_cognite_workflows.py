@@ -22,11 +22,13 @@ from cognite.client.data_classes.workflows import (
 from cognite.client.data_classes.workflows import Workflow as WorkflowOut
 from cognite.client.exceptions import CogniteAPIError, CogniteNotFoundError
 
+from executions.kinds import KINDS
 from executions.models import Function, FunctionExecution, Tenant, Workflow, WorkflowSession
 from executions.models import WorkflowExecution as WorkflowExecutionRow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+KINDS_BY_NAME = {k.name: k for k in KINDS}
 BROKEN = 'throw new Error("transform is broken for " + payload.n);'
 FIXED = "return {doubled: payload.n * 2};"
 
@@ -141,6 +143,10 @@ def test_the_sdk_defines_runs_fixes_the_function_and_retries_only_the_failed_tas
     assert by_id["transform"].output.function_id == functions["transform"].pk
     assert by_id["load"].status == "completed"
     assert by_id["load"].output.response == {"loaded": 42}
+    # The console's detail page names each task's work.
+    row = WorkflowExecutionRow.objects.get(pk=started.id)
+    shown = [t["handler"] for t in KINDS_BY_NAME["workflow"].shown.extras(row)["tasks"]]
+    assert shown == ["function wf-extract", "function wf-transform", "function wf-load"]
 
 
 def test_a_function_task_names_its_function_by_id_too(alice, functions, run_worker):

@@ -417,6 +417,21 @@ def cognite_task(task: dict) -> dict:
     return out
 
 
+def label(task: dict) -> str:
+    """What the console shows as the task's work: `function wf-extract`, `http POST https://..`."""
+    parameters = task.get("parameters") or {}
+    match task.get("type"):
+        case "function":
+            return f"function {parameters['function']['externalId']}"
+        case "cdf":
+            request = parameters["cdfRequest"]
+            return f"cdf {request['method']} {request['resourcePath']}"
+        case "http":
+            return f"http {parameters['http'].get('method', 'GET')} {parameters['http']['url']}"
+        case _:
+            return f"handler {parameters.get('handler', {}).get('name', '')}"
+
+
 def cognite_output(task: dict, output: Any) -> dict:
     """What the SDK reads as the task's output: a function's {callId, functionId, response},
     a cdf request's {response, statusCode}, our types' {response}."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..shown import Shown, log_lines, pretty
+from . import definition as typed
 
 
 class WorkflowShown(Shown):
@@ -35,7 +36,11 @@ class WorkflowShown(Shown):
             out.append(
                 {
                     "external_id": external_id,
-                    "handler": definition.get("handler", ""),
+                    "handler": (
+                        typed.label(definition)
+                        if typed.is_typed(definition)
+                        else definition.get("handler", "")
+                    ),
                     "depends_on": definition.get("dependsOn", []),
                     "optional": bool(definition.get("isOptional")),
                     "status": task.status if task else "SCHEDULED",
