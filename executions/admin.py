@@ -56,6 +56,7 @@ from .models import (
     WorkerHeartbeat,
     Workflow,
     WorkflowExecution,
+    WorkflowHeader,
     WorkflowSession,
     WorkflowTaskExecution,
 )
@@ -465,6 +466,17 @@ class WorkflowAdmin(TenantScopedAdmin):
     list_display = ("external_id", "version", "tenant", "created_at")
     list_filter = ("tenant",)
     search_fields = ("id", "external_id", "version")
+    list_select_related = ("tenant",)
+
+
+@admin.register(WorkflowHeader)
+class WorkflowHeaderAdmin(TenantScopedAdmin):
+    # The workflow Cognite's POST /workflows upserts; its versions are the Workflow rows.
+    tenant_admins_edit = True
+    ordering = ("-updated_at",)
+    list_display = ("external_id", "description", "tenant", "updated_at")
+    list_filter = ("tenant",)
+    search_fields = ("external_id", "description")
     list_select_related = ("tenant",)
 
 

@@ -345,7 +345,9 @@ def _run_function(tenant_id: Any, function_params: dict, ctx: work.WorkContext):
 
 def _run_cdf(tenant_id: Any, request: dict, run_as: str):
     """One request to Redrive's own API, in this process, authenticated as the session's user
-    (a short-lived token); a status of 400 or more fails the task."""
+    (a short-lived token); a status of 400 or more fails the task. Through Django's Client so the
+    request passes the same middleware, authentication and permission checks as any client's,
+    without the worker knowing the server's address."""
     from django.contrib.auth import get_user_model
     from django.test import Client
 
