@@ -829,8 +829,8 @@ def upsert_workflows(actor: Actor, project: str, items: list[dict]) -> list[Any]
 
 def upsert_workflow_versions(actor: Actor, project: str, items: list[dict]) -> list[Any]:
     """Cognite's POST /workflows/versions: create or replace each version's definition (its
-    tasks checked by kinds/workflows/definition.py); the workflow is made if it is new."""
-    from .kinds.workflows import definition
+    tasks checked by kinds/workflows/cognite.py); the workflow is made if it is new."""
+    from .kinds.workflows import cognite as definition
     from .models import Workflow, WorkflowHeader
 
     _workflows_project(actor, project)

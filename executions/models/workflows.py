@@ -37,7 +37,7 @@ class Workflow(models.Model):
     """One version of a workflow: a DAG of tasks. Seeded ones are
     {"externalId", "handler", "params", "dependsOn": [...], "isOptional", "retries", "timeout"};
     those upserted through the API keep Cognite's "type" and "parameters" too
-    (kinds/workflows/definition.py)."""
+    (kinds/workflows/cognite.py)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="workflows")

@@ -14,7 +14,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.fields import empty
 
-from executions.kinds.workflows import definition
+from executions.kinds.workflows import cognite as definition
 from executions.models import (
     Attempt,
     WorkflowExecution,

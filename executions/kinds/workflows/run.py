@@ -12,7 +12,7 @@ from ... import leases, work
 from ...models import Kind, Workflow, WorkflowExecution, WorkflowTaskExecution
 from ...queueing import enqueue_on_commit, worker_task
 from ..base import UnitFailed, log_entry, run_unit, worker_lost
-from . import definition as typed
+from . import cognite as typed
 
 
 def new_execution(

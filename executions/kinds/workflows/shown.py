@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..shown import Shown, log_lines, pretty
-from . import definition as typed
+from . import cognite as typed
 
 
 class WorkflowShown(Shown):

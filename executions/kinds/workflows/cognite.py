@@ -1,4 +1,4 @@
-"""Workflow definitions in Cognite's shapes (seed 003's POST /workflows/versions): checking a
+"""Workflow versions in Cognite's shapes (seed 003's POST /workflows/versions): checking a
 version's tasks when it is saved, running one task, and showing tasks and their outputs back in
 the shapes the cognite-sdk reads.
 
