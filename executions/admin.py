@@ -59,6 +59,7 @@ from .models import (
     WorkerHeartbeat,
     Workflow,
     WorkflowExecution,
+    WorkflowHeader,
     WorkflowSession,
     WorkflowTaskExecution,
 )
@@ -566,6 +567,17 @@ class SavedWorkflowAdmin(ReadOnlyMixin, TenantScopedAdmin):
     @admin.display(description="Definition")
     def definition_pre(self, obj: SavedWorkflow) -> str:
         return shown_definition(obj.definition)
+
+
+@admin.register(WorkflowHeader)
+class WorkflowHeaderAdmin(TenantScopedAdmin):
+    # The workflow Cognite's POST /workflows upserts; its versions are the Workflow rows.
+    tenant_admins_edit = True
+    ordering = ("-updated_at",)
+    list_display = ("external_id", "description", "tenant", "updated_at")
+    list_filter = ("tenant",)
+    search_fields = ("external_id", "description")
+    list_select_related = ("tenant",)
 
 
 # --- the evidence trail and internals (read-only) ----------------------------------------------

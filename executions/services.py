@@ -922,3 +922,129 @@ def fire_automation_event(
                 idempotency, kind=Kind.AUTOMATION, new_id=",".join(str(e.pk) for e in executions)
             )
     return executions
+
+
+# --- seed 003: defining and starting workflows (Cognite's upserts, run and cancel) ---------------
+
+
+def _workflows_project(actor: Actor, project: str) -> None:
+    actor.require(workflows.KIND.permission)
+    if project != actor.tenant.workflows_project:
+        raise NotFound("Project not found")
+
+
+def upsert_workflows(actor: Actor, project: str, items: list[dict]) -> list[Any]:
+    """Cognite's POST /workflows: create or replace each workflow (externalId, description,
+    dataSetId, maxConcurrentExecutions)."""
+    from .models import WorkflowHeader
+
+    _workflows_project(actor, project)
+    now = timezone.now()
+    out = []
+    with transaction.atomic():
+        for item in items:
+            values = {
+                "description": item.get("description"),
+                "data_set_id": item.get("dataSetId"),
+                "max_concurrent_executions": item.get("maxConcurrentExecutions"),
+                "updated_at": now,
+            }
+            header, _ = WorkflowHeader.objects.update_or_create(
+                tenant=actor.tenant,
+                external_id=item["externalId"],
+                defaults=values,
+                create_defaults={**values, "created_at": now},
+            )
+            out.append(header)
+    return out
+
+
+def upsert_workflow_versions(actor: Actor, project: str, items: list[dict]) -> list[Any]:
+    """Cognite's POST /workflows/versions: create or replace each version's definition (its
+    tasks checked by kinds/workflows/cognite.py); the workflow is made if it is new."""
+    from .kinds.workflows import cognite as definition
+    from .models import Workflow, WorkflowHeader
+
+    _workflows_project(actor, project)
+    cleaned = [
+        definition.clean_tasks(
+            actor.tenant, item["workflowDefinition"]["tasks"], f"items[{i}].workflowDefinition"
+        )
+        for i, item in enumerate(items)
+    ]
+    now = timezone.now()
+    out = []
+    with transaction.atomic():
+        for item, tasks in zip(items, cleaned, strict=True):
+            WorkflowHeader.objects.get_or_create(
+                tenant=actor.tenant,
+                external_id=item["workflowExternalId"],
+                defaults={"created_at": now, "updated_at": now},
+            )
+            version, _ = Workflow.objects.update_or_create(
+                tenant=actor.tenant,
+                external_id=item["workflowExternalId"],
+                version=item["version"],
+                defaults=(
+                    values := {
+                        "tasks": tasks,
+                        "description": item["workflowDefinition"].get("description"),
+                        "updated_at": now,
+                    }
+                ),
+                create_defaults={**values, "created_at": now},
+            )
+            out.append(version)
+    return out
+
+
+def run_workflow(
+    actor: Actor,
+    project: str,
+    external_id: str,
+    version: str,
+    *,
+    nonce: str,
+    input_data: dict | None = None,
+    metadata: dict | None = None,
+) -> Any:
+    """Cognite's POST /workflows/{externalId}/versions/{version}/run: a new execution, queued,
+    whose tasks run as the identity of the session whose nonce (single-use) it spends."""
+    from .kinds.workflows import run as workflow_run
+    from .models import Workflow
+
+    _workflows_project(actor, project)
+    with transaction.atomic():
+        workflow = get_for_tenant(
+            Workflow.objects.all(),
+            actor.tenant,
+            "Workflow version not found",
+            external_id=external_id,
+            version=version,
+        )
+        options: dict[str, Any] = {"nonce": nonce}
+        workflows.KIND.authorise(actor, options)
+        execution = workflow_run.start_workflow(
+            workflow, input_data, metadata, run_as=options["run_as"]
+        )
+    execution.workflow = workflow
+    return execution
+
+
+def cancel_workflow(actor: Actor, project: str, execution_id: str, reason: str | None) -> Any:
+    """Cognite's POST /workflows/executions/{id}/cancel: a RUNNING execution becomes TERMINATED
+    (its started tasks CANCELED); anything else is a 409."""
+    from .kinds.workflows import run as workflow_run
+    from .models import WorkflowExecution
+
+    _workflows_project(actor, project)
+    qs = WorkflowExecution.objects.select_related("workflow")
+    execution = get_for_tenant(qs, actor.tenant, "Workflow execution not found", pk=execution_id)
+    if not workflow_run.terminate_workflow(str(execution.pk), reason or "Canceled by user"):
+        execution.refresh_from_db()
+        raise NotRetryable(
+            f"Workflow execution is {execution.status}; only a RUNNING execution can be canceled",
+            status=execution.status,
+        )
+    execution.refresh_from_db()
+    return execution

@@ -86,6 +86,32 @@ urlpatterns = [
         workflows.WorkflowRetryApi.as_view(),
         name="api-workflow-retry",
     ),
+    path(
+        f"{WF}/workflows/executions/<str:executionId>/cancel",
+        workflows.WorkflowCancelApi.as_view(),
+        name="api-workflow-cancel",
+    ),
+    path(f"{WF}/workflows", workflows.WorkflowUpsertApi.as_view(), name="api-workflows"),
+    path(
+        f"{WF}/workflows/versions",
+        workflows.WorkflowVersionUpsertApi.as_view(),
+        name="api-workflow-versions",
+    ),
+    path(
+        f"{WF}/workflows/<str:workflowExternalId>/versions/<str:version>/run",
+        workflows.WorkflowRunApi.as_view(),
+        name="api-workflow-run",
+    ),
+    path(
+        f"{WF}/workflows/<str:workflowExternalId>/versions/<str:version>",
+        workflows.WorkflowVersionApi.as_view(),
+        name="api-workflow-version",
+    ),
+    path(
+        f"{WF}/workflows/<str:workflowExternalId>",
+        workflows.WorkflowApi.as_view(),
+        name="api-workflow",
+    ),
     # seed 004
     path("v1/runs", runs.RunListApi.as_view(), name="api-runs"),
     path("v1/runs/<str:id>", runs.RunApi.as_view(), name="api-run"),

@@ -30,7 +30,7 @@ from .tenancy import (
     Tenant,
     WorkflowSession,
 )
-from .workflows import Workflow, WorkflowExecution, WorkflowTaskExecution
+from .workflows import Workflow, WorkflowExecution, WorkflowHeader, WorkflowTaskExecution
 
 __all__ = [
     "ApiKey",
@@ -60,6 +60,7 @@ __all__ = [
     "WorkerHeartbeat",
     "Workflow",
     "WorkflowExecution",
+    "WorkflowHeader",
     "WorkflowSession",
     "WorkflowTaskExecution",
     "object_id",

@@ -12,16 +12,41 @@ from .base import Failure, Leased, check_definition
 from .tenancy import Tenant
 
 
+class WorkflowHeader(models.Model):
+    """A workflow as Cognite's POST /workflows upserts it (its versions are `Workflow` rows of the
+    same external id)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="workflow_headers")
+    external_id = models.CharField(max_length=255)
+    description = models.TextField(null=True, blank=True)
+    data_set_id = models.BigIntegerField(null=True, blank=True)
+    max_concurrent_executions = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"], name="workflow_header_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
 class Workflow(models.Model):
-    """One version of a workflow: a DAG of tasks, each
-    {"externalId", "handler", "params", "dependsOn": [...], "isOptional", "retries", "timeout"}."""
+    """One version of a workflow: a DAG of tasks. Seeded ones are
+    {"externalId", "handler", "params", "dependsOn": [...], "isOptional", "retries", "timeout"};
+    those upserted through the API keep Cognite's "type" and "parameters" too
+    (kinds/workflows/cognite.py)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="workflows")
     external_id = models.CharField(max_length=255)
     version = models.CharField(max_length=255)
     tasks = models.JSONField(default=list)
+    description = models.TextField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
@@ -37,7 +62,7 @@ class Workflow(models.Model):
         # Refused when saved, naming the field, rather than failing when it runs.
         from executions.kinds.workflows.definition import validate_definition
 
-        check_definition(lambda: validate_definition(self.tasks), "tasks")
+        check_definition(lambda: validate_definition(self.tasks, tenant=self.tenant), "tasks")
 
 
 class WorkflowExecution(Failure):

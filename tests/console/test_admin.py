@@ -226,6 +226,12 @@ def test_every_list_shows_only_the_tenant_admins_tenants(login, manifest) -> Non
         content_type="application/json",
     )
     assert saved.status_code == 201, saved.content
+    workflow = carol.post(
+        f"/api/v1/projects/{items['workflows']['project']}/workflows",
+        {"items": [{"externalId": "globex-etl"}]},
+        content_type="application/json",
+    )
+    assert workflow.status_code == 201, workflow.content
     client = login("alice")
     with_foreign_rows = []
     for model in apps.get_app_config("executions").get_models():

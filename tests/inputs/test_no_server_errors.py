@@ -482,6 +482,93 @@ ENDPOINTS = (
         body={"authentication": {"nonce": None}},
         real={**WF_REAL, "executionId": "workflow"},
     ),
+    Endpoint(
+        "api-workflow-cancel",
+        WF + "/workflows/executions/{executionId}/cancel",
+        ("POST",),
+        body={"reason": None},
+        real={**WF_REAL, "executionId": "workflow"},
+    ),
+    Endpoint(
+        "api-workflows",
+        WF + "/workflows",
+        ("POST",),
+        body={
+            "items": [
+                {
+                    "externalId": None,
+                    "description": None,
+                    "dataSetId": None,
+                    "maxConcurrentExecutions": None,
+                }
+            ]
+        },
+        real=WF_REAL,
+    ),
+    Endpoint(
+        "api-workflow-versions",
+        WF + "/workflows/versions",
+        ("POST",),
+        body={
+            "items": [
+                {
+                    "workflowExternalId": None,
+                    "version": None,
+                    "workflowDefinition": {
+                        "description": None,
+                        "tasks": [
+                            {
+                                "externalId": None,
+                                "type": None,
+                                "parameters": {
+                                    "function": {"externalId": None, "data": None},
+                                    "cdfRequest": {
+                                        "resourcePath": None,
+                                        "method": None,
+                                        "queryParameters": None,
+                                        "body": None,
+                                        "requestTimeoutInMillis": None,
+                                    },
+                                    "http": {"url": None, "method": None, "timeout": None},
+                                    "handler": {"name": None, "params": None},
+                                },
+                                "retries": None,
+                                "timeout": None,
+                                "onFailure": None,
+                                "dependsOn": [{"externalId": None}],
+                            }
+                        ],
+                    },
+                }
+            ]
+        },
+        real=WF_REAL,
+    ),
+    Endpoint(
+        "api-workflow",
+        WF + "/workflows/{workflowExternalId}",
+        real={**WF_REAL, "workflowExternalId": "workflow_external_id"},
+    ),
+    Endpoint(
+        "api-workflow-version",
+        WF + "/workflows/{workflowExternalId}/versions/{version}",
+        real={
+            **WF_REAL,
+            "workflowExternalId": "workflow_external_id",
+            "version": "workflow_version",
+        },
+    ),
+    Endpoint(
+        "api-workflow-run",
+        WF + "/workflows/{workflowExternalId}/versions/{version}/run",
+        ("POST",),
+        body={"authentication": {"nonce": None}, "input": None, "metadata": None},
+        real={
+            **WF_REAL,
+            "workflowExternalId": "workflow_external_id",
+            "version": "workflow_version",
+        },
+    ),
     # seed 004
     Endpoint(
         "api-runs",
@@ -569,6 +656,8 @@ def real_ids(manifest: dict) -> dict[str, list[str]]:
         "job": [acme["jobs"]["failed"], acme["jobs"]["processing"], globex["jobs"]["failed"]],
         "workflow_project": [acme["workflows"]["project"], globex["workflows"]["project"]],
         "workflow": [acme["workflows"]["failed"], globex["workflows"]["failed"]],
+        "workflow_external_id": ["order-fulfilment", "nightly-report"],
+        "workflow_version": ["1", "3"],
         "run": [acme["runs"]["failure"], globex["runs"]["failure"]],
         "run_workflow": [_saved_workflow("acme"), _saved_workflow("globex")],
         "bulk": [str(bulk.pk)],

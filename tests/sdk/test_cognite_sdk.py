@@ -262,8 +262,12 @@ def test_a_bad_token_is_the_sdks_project_access_error(cognite, acme):
 
 
 def test_an_unknown_path_is_a_cognite_error_in_cognites_shape(alice):
+    # (GET .../workflows/nope is a route now: the workflow "nope", not found.)
     with pytest.raises(CogniteNotFoundError) as err:
-        alice.get("/api/v1/projects/acme-prod/workflows/nope")
+        alice.get("/api/v1/projects/acme-prod/nope")
 
     assert err.value.code == 404
-    assert err.value.message == "No API endpoint at GET /api/v1/projects/acme-prod/workflows/nope"
+    assert err.value.message == "No API endpoint at GET /api/v1/projects/acme-prod/nope"
+    with pytest.raises(CogniteNotFoundError) as err:
+        alice.get("/api/v1/projects/acme-prod/workflows/nope")
+    assert err.value.message == "Workflow not found"

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.fields import empty
 
+from executions.kinds.workflows import cognite as definition
 from executions.models import (
     Attempt,
     WorkflowExecution,
@@ -51,11 +52,15 @@ class WorkflowExecutionSerializer(serializers.Serializer):
     reasonForIncompletion = serializers.CharField(source="reason_for_incompletion", allow_null=True)
 
 
-def workflow_definition(tasks: list[dict]) -> dict:
-    """The workflow's tasks in Cognite's definition shape (our tasks run Redrive handlers, shown
-    as function tasks whose function external id is the handler name)."""
+def workflow_definition(tasks: list[dict], description: str | None = None) -> dict:
+    """The workflow's tasks in Cognite's definition shape: those saved through the API as they
+    were saved; seed_demo's handler tasks as function tasks whose function external id is the
+    handler name."""
     out = []
     for task in tasks:
+        if definition.is_typed(task):
+            out.append(definition.cognite_task(task))
+            continue
         out.append(
             {
                 "externalId": task.get("externalId"),
@@ -75,7 +80,7 @@ def workflow_definition(tasks: list[dict]) -> dict:
             }
         )
     digest = hashlib.sha256(json.dumps(tasks, sort_keys=True).encode()).hexdigest()[:32]
-    return {"hash": digest, "tasks": out}
+    return {"hash": digest, "description": description, "tasks": out}
 
 
 class WorkflowTaskExecutionSerializer(serializers.Serializer):
@@ -99,11 +104,13 @@ class WorkflowTaskExecutionSerializer(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_taskType(self, obj) -> str:
-        return "function"
+        return self._definition(obj).get("type", "function")
 
     @extend_schema_field({"type": "object", "additionalProperties": {}})
     def get_input(self, obj) -> dict:
         task = self._definition(obj)
+        if definition.is_typed(task):
+            return task["parameters"]
         return {
             "function": {
                 "externalId": task.get("handler", ""),
@@ -114,6 +121,9 @@ class WorkflowTaskExecutionSerializer(serializers.Serializer):
 
     @extend_schema_field({"type": "object", "additionalProperties": {}})
     def get_output(self, obj) -> dict:
+        task = self._definition(obj)
+        if definition.is_typed(task):
+            return definition.cognite_output(task, obj.output)
         return {"callId": None, "functionId": None, "response": obj.output}
 
     @extend_schema_field({"type": "string", "nullable": True})
@@ -130,7 +140,7 @@ class WorkflowExecutionDetailSerializer(WorkflowExecutionSerializer):
 
     @extend_schema_field({"type": "object", "additionalProperties": {}})
     def get_workflowDefinition(self, obj: WorkflowExecution) -> dict:
-        return workflow_definition(obj.workflow.tasks)
+        return workflow_definition(obj.workflow.tasks, obj.workflow.description)
 
     @extend_schema_field(WorkflowTaskExecutionSerializer(many=True))
     def get_executedTasks(self, obj: WorkflowExecution) -> list[dict]:
@@ -308,3 +318,122 @@ class SessionItemsParam(Given):
 
 class SessionCreateRequestSerializer(Input):
     items = SessionItemsParam()
+
+
+# --- seed 003: defining and starting workflows --------------------------------------------------
+
+
+class WorkflowSerializer(serializers.Serializer):
+    externalId = serializers.CharField(source="external_id")
+    description = serializers.CharField(allow_null=True)
+    dataSetId = serializers.IntegerField(source="data_set_id", allow_null=True)
+    maxConcurrentExecutions = serializers.IntegerField(
+        source="max_concurrent_executions", allow_null=True
+    )
+    createdTime = EpochMsField(source="created_at")
+    lastUpdatedTime = EpochMsField(source="updated_at")
+
+
+class WorkflowListSerializer(serializers.Serializer):
+    items = WorkflowSerializer(many=True)
+
+
+class WorkflowVersionSerializer(serializers.Serializer):
+    workflowExternalId = serializers.CharField(source="external_id")
+    version = serializers.CharField()
+    workflowDefinition = serializers.SerializerMethodField()
+    createdTime = EpochMsField(source="created_at")
+    lastUpdatedTime = EpochMsField(source="updated_at")
+
+    @extend_schema_field({"type": "object", "additionalProperties": {}})
+    def get_workflowDefinition(self, obj) -> dict:
+        return workflow_definition(obj.tasks, obj.description)
+
+
+class WorkflowVersionListSerializer(serializers.Serializer):
+    items = WorkflowVersionSerializer(many=True)
+
+
+class ExternalIdField(serializers.CharField):
+    """Cognite's identifiers: 1-255 characters, no leading or trailing spaces, no NUL."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=255, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value != value.strip():
+            raise serializers.ValidationError("must not start or end with spaces")
+        return value
+
+
+class WorkflowUpsertItemSerializer(serializers.Serializer):
+    externalId = ExternalIdField()
+    description = serializers.CharField(
+        max_length=500, required=False, allow_null=True, allow_blank=True
+    )
+    dataSetId = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**53
+    )
+    maxConcurrentExecutions = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=10_000
+    )
+
+
+class WorkflowUpsertRequestSerializer(Input):
+    body_required = True
+    items = WorkflowUpsertItemSerializer(many=True, min_length=1, max_length=100)
+
+
+class WorkflowDefinitionUpsertSerializer(serializers.Serializer):
+    # Each task is checked against the tenant's functions when saved (definition.clean_tasks).
+    tasks = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=200)
+    description = serializers.CharField(
+        max_length=500, required=False, allow_null=True, allow_blank=True
+    )
+
+
+class WorkflowVersionUpsertItemSerializer(serializers.Serializer):
+    workflowExternalId = ExternalIdField()
+    version = ExternalIdField()
+    workflowDefinition = WorkflowDefinitionUpsertSerializer()
+
+
+class WorkflowVersionUpsertRequestSerializer(Input):
+    body_required = True
+    items = WorkflowVersionUpsertItemSerializer(many=True, min_length=1, max_length=100)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+class MetadataParam(Param):
+    """Cognite's metadata: at most 10 text values, keys of at most 32 characters, values 255."""
+
+    def to_internal_value(self, data: Any) -> dict:
+        if not isinstance(data, dict) or len(data) > 10:
+            raise invalid(f"{self.path} must be an object of at most 10 keys")
+        for key, value in data.items():
+            if len(key) > 32 or not isinstance(value, str) or len(value) > 255:
+                raise invalid_at(
+                    key, f"{self.path}.{key}: keys of at most 32 characters, text values of 255"
+                )
+            if "\x00" in key or "\x00" in value:
+                raise invalid_at(key, f"{self.path}.{key} must not contain NUL")
+        return data
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class ObjectParam(Param):
+    def to_internal_value(self, data: Any) -> dict:
+        if not isinstance(data, dict):
+            raise invalid(f"{self.path} must be an object")
+        return data
+
+
+class WorkflowRunRequestSerializer(Input):
+    authentication = AuthenticationParam()
+    input = ObjectParam(required=False, allow_null=True)
+    metadata = MetadataParam(required=False, allow_null=True)
+
+
+class WorkflowCancelRequestSerializer(Input):
+    reason = serializers.CharField(max_length=1000, required=False, allow_null=True)

@@ -16,13 +16,13 @@ from rest_framework.response import Response
 from executions import services
 from executions.errors import InvalidInput, NotFound
 from executions.idempotency import Claim
-from executions.models import ApiKey, Kind, WorkflowExecution
+from executions.models import ApiKey, Kind, Workflow, WorkflowExecution, WorkflowHeader
 from executions.selectors.cursor import keyset_page
 from executions.tenancy import Actor, get_for_tenant, scoped
 
 from ..auth import ApiKeyAuthentication
 from ..base import ApiView, valid_id, valid_uuid
-from ..docs import errors, retry_schema
+from ..docs import IDEMPOTENCY_KEY, errors, retry_schema
 from ..serializers import workflows as wf
 
 TAG = ["workflows (seed 003)"]
@@ -259,3 +259,316 @@ class SessionCreateApi(ApiView):
             ),
             client_id,
         )
+
+
+# --- defining and starting workflows (Cognite's upserts, run, cancel) ----------------------------
+
+WORKFLOW_EXAMPLE = {
+    "externalId": "nightly-etl",
+    "description": "Extract, transform, load",
+    "dataSetId": None,
+    "maxConcurrentExecutions": None,
+    "createdTime": 1730204346000,
+    "lastUpdatedTime": 1730204346000,
+}
+TASKS_EXAMPLE = [
+    {
+        "externalId": "extract",
+        "type": "function",
+        "parameters": {"function": {"externalId": "extract-orders", "data": "${workflow.input}"}},
+        "retries": 3,
+        "timeout": 3600,
+        "onFailure": "abortWorkflow",
+    },
+    {
+        "externalId": "load",
+        "type": "http",
+        "parameters": {
+            "http": {
+                "url": "https://warehouse.example.com/load",
+                "method": "POST",
+                "body": {"rows": "${extract.output.response}"},
+                "timeout": 30,
+            }
+        },
+        "dependsOn": [{"externalId": "extract"}],
+    },
+    {
+        "externalId": "report",
+        "type": "cdf",
+        "parameters": {
+            "cdfRequest": {"resourcePath": "/workflows/executions/list", "method": "POST"}
+        },
+        "onFailure": "skipTask",
+        "dependsOn": [{"externalId": "load"}],
+    },
+]
+VERSION_EXAMPLE = {
+    "workflowExternalId": "nightly-etl",
+    "version": "1",
+    "workflowDefinition": {"description": "Nightly", "tasks": TASKS_EXAMPLE},
+}
+
+
+def path_text(value: str, field: str) -> str:
+    """A workflow's external id or version in the path: 1-255 characters, no NUL."""
+    if not value or len(value) > 255 or "\x00" in value or value != value.strip():
+        raise InvalidInput(f"{field} must be 1 to 255 characters", field=field)
+    return value
+
+
+class WorkflowUpsertApi(ApiView):
+    seed = "003"
+
+    @extend_schema(
+        operation_id="CreateOrUpdateWorkflow",
+        summary="Create or update workflows",
+        description="Upserts each workflow by externalId (replace mode: a missing description "
+        "clears it). Requires workflowOrchestrationACL:WRITE. Idempotency-Key: the same request "
+        "again answers the first response.",
+        tags=TAG,
+        parameters=[PROJECT, IDEMPOTENCY_KEY],
+        request=wf.WorkflowUpsertRequestSerializer,
+        responses={
+            201: wf.WorkflowListSerializer,
+            **errors("003", 400, 401, 403, 404, 409, 413, 415, 422),
+        },
+        examples=[
+            OpenApiExample(
+                "Body",
+                value={"items": [{"externalId": "nightly-etl", "description": "ETL"}]},
+                request_only=True,
+            ),
+            OpenApiExample("Upserted", value={"items": [WORKFLOW_EXAMPLE]}, response_only=True),
+        ],
+    )
+    def post(self, request: Request, project: str):
+        project = valid_id(project, "project")
+        items = wf.WorkflowUpsertRequestSerializer.check(request.data)["items"]
+
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            rows = services.upsert_workflows(self.actor, project, items)
+            return 201, {"items": wf.WorkflowSerializer(rows, many=True).data}
+
+        return self.idempotent(request, perform)
+
+
+class WorkflowVersionUpsertApi(ApiView):
+    seed = "003"
+
+    @extend_schema(
+        operation_id="CreateOrUpdateWorkflowVersion",
+        summary="Create or update workflow versions",
+        description="Upserts each version of a workflow (made if new). Task types: `function` "
+        "(parameters.function.externalId: a function of this tenant by name or id; data: its "
+        "payload), `cdf` (parameters.cdfRequest: resourcePath under the project, method, "
+        "queryParameters, body, requestTimeoutInMillis; made as the user of the session that "
+        "started the execution), and Redrive's `http` (parameters.http: url, method, headers, "
+        "body, timeout) and `handler` (parameters.handler: name, params). retries (default 3), "
+        "timeout (s, default 3600), onFailure (abortWorkflow | skipTask), dependsOn as Cognite "
+        "defines them; `${workflow.input}` and `${<task>.output...}` are resolved when a task "
+        "runs. Requires workflowOrchestrationACL:WRITE.",
+        tags=TAG,
+        parameters=[PROJECT, IDEMPOTENCY_KEY],
+        request=wf.WorkflowVersionUpsertRequestSerializer,
+        responses={
+            201: wf.WorkflowVersionListSerializer,
+            **errors("003", 400, 401, 403, 404, 409, 413, 415, 422),
+        },
+        examples=[
+            OpenApiExample("Body", value={"items": [VERSION_EXAMPLE]}, request_only=True),
+            OpenApiExample(
+                "Upserted",
+                value={
+                    "items": [
+                        {
+                            **VERSION_EXAMPLE,
+                            "workflowDefinition": {
+                                "hash": "5c8e0f3a9d4b7e21c6a0f9b8d7e6c5b4",
+                                "description": "Nightly",
+                                "tasks": TASKS_EXAMPLE,
+                            },
+                            "createdTime": 1730204346000,
+                            "lastUpdatedTime": 1730204346000,
+                        }
+                    ]
+                },
+                response_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, project: str):
+        project = valid_id(project, "project")
+        items = wf.WorkflowVersionUpsertRequestSerializer.check(request.data)["items"]
+
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            rows = services.upsert_workflow_versions(self.actor, project, items)
+            return 201, {"items": wf.WorkflowVersionSerializer(rows, many=True).data}
+
+        return self.idempotent(request, perform)
+
+
+class WorkflowRunApi(ApiView):
+    seed = "003"
+
+    @extend_schema(
+        operation_id="TriggerRunOfSpecificVersionOfWorkflow",
+        summary="Run a workflow version",
+        description="Starts a new execution (RUNNING, queued for a worker) with `input` and "
+        "`metadata`. authentication.nonce (POST /sessions) is single-use; the execution's "
+        "tasks run as its session's identity. Requires workflowOrchestrationACL:WRITE. "
+        "Idempotency-Key: the same request again answers the same execution.",
+        tags=TAG,
+        parameters=[
+            PROJECT,
+            OpenApiParameter("workflowExternalId", str, OpenApiParameter.PATH),
+            OpenApiParameter("version", str, OpenApiParameter.PATH),
+            IDEMPOTENCY_KEY,
+        ],
+        request=wf.WorkflowRunRequestSerializer,
+        responses={
+            201: wf.WorkflowExecutionSerializer,
+            **errors("003", 400, 401, 403, 404, 409, 413, 415, 422),
+        },
+        examples=[
+            OpenApiExample(
+                "Body",
+                value={
+                    "authentication": {"nonce": "hOfy4Zop4N2SPRfl"},
+                    "input": {"day": "2026-12-01"},
+                    "metadata": {"source": "cron"},
+                },
+                request_only=True,
+            ),
+            OpenApiExample("Started", value=EXECUTION_EXAMPLE, response_only=True),
+        ],
+    )
+    def post(self, request: Request, project: str, workflowExternalId: str, version: str):
+        project = valid_id(project, "project")
+        external_id = path_text(workflowExternalId, "workflowExternalId")
+        version = path_text(version, "version")
+        body = wf.WorkflowRunRequestSerializer.check(request.data)
+
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            execution = services.run_workflow(
+                self.actor,
+                project,
+                external_id,
+                version,
+                nonce=body["authentication"],
+                input_data=body.get("input"),
+                metadata=body.get("metadata"),
+            )
+            return 201, wf.WorkflowExecutionSerializer(execution).data
+
+        return self.idempotent(request, perform)
+
+
+class WorkflowCancelApi(ApiView):
+    seed = "003"
+
+    @extend_schema(
+        operation_id="CancelWorkflowExecution",
+        summary="Cancel a workflow execution",
+        description="A RUNNING execution becomes TERMINATED with `reason`; its started tasks "
+        "are CANCELED (a retry runs them again). Not RUNNING: 409. Requires "
+        "workflowOrchestrationACL:WRITE.",
+        tags=TAG,
+        parameters=[PROJECT, EXECUTION_ID],
+        request=wf.WorkflowCancelRequestSerializer,
+        responses={
+            200: wf.WorkflowExecutionSerializer,
+            **errors("003", 400, 401, 403, 404, 409, 413, 415),
+        },
+        examples=[
+            OpenApiExample("Body", value={"reason": "wrong input"}, request_only=True),
+            OpenApiExample(
+                "Canceled",
+                value={
+                    **EXECUTION_EXAMPLE,
+                    "status": "TERMINATED",
+                    "endTime": 1730204399000,
+                    "reasonForIncompletion": "wrong input",
+                },
+                response_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, project: str, executionId: str):
+        project = valid_id(project, "project")
+        execution_id = valid_uuid(executionId, "executionId")
+        reason = wf.WorkflowCancelRequestSerializer.check(request.data).get("reason")
+        execution = services.cancel_workflow(self.actor, project, execution_id, reason)
+        return Response(wf.WorkflowExecutionSerializer(execution).data)
+
+
+class WorkflowApi(ApiView):
+    seed = "003"
+
+    @extend_schema(
+        operation_id="RetrieveWorkflow",
+        summary="Retrieve a workflow",
+        description="Requires workflowOrchestrationACL:READ. Unknown (or another tenant's): 404, "
+        "which the cognite-sdk's `workflows.retrieve` turns into None.",
+        tags=TAG,
+        parameters=[PROJECT, OpenApiParameter("workflowExternalId", str, OpenApiParameter.PATH)],
+        responses={200: wf.WorkflowSerializer, **errors("003", 400, 401, 403, 404)},
+        examples=[OpenApiExample("Workflow", value=WORKFLOW_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, project: str, workflowExternalId: str):
+        project = valid_id(project, "project")
+        external_id = path_text(workflowExternalId, "workflowExternalId")
+        self.actor.require("workflowOrchestrationACL:READ")
+        check_project(self.actor, project)
+        header = get_for_tenant(
+            WorkflowHeader, self.actor.tenant, "Workflow not found", external_id=external_id
+        )
+        return Response(wf.WorkflowSerializer(header).data)
+
+
+class WorkflowVersionApi(ApiView):
+    seed = "003"
+
+    @extend_schema(
+        operation_id="RetrieveWorkflowVersion",
+        summary="Retrieve a workflow version",
+        description="Its definition in Cognite's shape. Requires workflowOrchestrationACL:READ; "
+        "unknown: 404 (the cognite-sdk's `versions.retrieve` returns None).",
+        tags=TAG,
+        parameters=[
+            PROJECT,
+            OpenApiParameter("workflowExternalId", str, OpenApiParameter.PATH),
+            OpenApiParameter("version", str, OpenApiParameter.PATH),
+        ],
+        responses={200: wf.WorkflowVersionSerializer, **errors("003", 400, 401, 403, 404)},
+        examples=[
+            OpenApiExample(
+                "Version",
+                value={
+                    **VERSION_EXAMPLE,
+                    "workflowDefinition": {
+                        "hash": "5c8e0f3a9d4b7e21c6a0f9b8d7e6c5b4",
+                        "description": "Nightly",
+                        "tasks": TASKS_EXAMPLE,
+                    },
+                    "createdTime": 1730204346000,
+                    "lastUpdatedTime": 1730204346000,
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request, project: str, workflowExternalId: str, version: str):
+        project = valid_id(project, "project")
+        external_id = path_text(workflowExternalId, "workflowExternalId")
+        version = path_text(version, "version")
+        self.actor.require("workflowOrchestrationACL:READ")
+        check_project(self.actor, project)
+        row = get_for_tenant(
+            Workflow,
+            self.actor.tenant,
+            "Workflow version not found",
+            external_id=external_id,
+            version=version,
+        )
+        return Response(wf.WorkflowVersionSerializer(row).data)

@@ -6,6 +6,7 @@ from typing import Any
 
 from ... import work
 from ...errors import InvalidInput
+from . import cognite
 
 # A task is Redrive's extension type `handler` (handler, params) or `http` (url, headers, ...).
 WORK_KINDS = ("handler", "http")
@@ -29,12 +30,16 @@ def task_unit(task: dict) -> dict:
     return {key: value for key, value in task.items() if key not in TASK_KEYS}
 
 
-def validate_definition(tasks: Any, where: str = "tasks") -> list[dict]:
+def validate_definition(tasks: Any, where: str = "tasks", *, tenant=None) -> list[dict]:
     """A workflow's tasks: each with a unique externalId, dependencies on tasks of the same
     workflow, and a valid unit of work (executions.work.validate); InvalidInput naming the field
-    (`tasks[1].url`) otherwise."""
+    (`tasks[1].url`) otherwise. A version upserted through Cognite's API (typed tasks) is checked
+    as that API checks it (cognite.clean_tasks: its functions are the tenant's)."""
     if not isinstance(tasks, list):
         raise InvalidInput("tasks must be a list of tasks", field=where)
+    if tenant is not None and any(isinstance(t, dict) and cognite.is_typed(t) for t in tasks):
+        cognite.clean_tasks(tenant, tasks, where.rpartition(".")[0] or "version")
+        return tasks
     ids = [t.get("externalId") if isinstance(t, dict) else None for t in tasks]
     seen: set[str] = set()
     for i, task in enumerate(tasks):

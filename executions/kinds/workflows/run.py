@@ -12,12 +12,17 @@ from ... import leases, work
 from ...models import Kind, Workflow, WorkflowExecution, WorkflowTaskExecution
 from ...queueing import enqueue_on_commit, worker_task
 from ..base import UnitFailed, log_entry, run_unit, worker_lost
+from . import cognite as typed
 
 
 def new_execution(
-    workflow: Workflow, input_data: dict | None = None, metadata: dict | None = None
+    workflow: Workflow,
+    input_data: dict | None = None,
+    metadata: dict | None = None,
+    run_as: str = "",
 ) -> WorkflowExecution:
-    """A RUNNING execution of `workflow` and its tasks, all SCHEDULED; not queued yet."""
+    """A RUNNING execution of `workflow` and its tasks, all SCHEDULED; not queued yet. `run_as`:
+    the identity of the session whose nonce started it (its cdf tasks act as that user)."""
     now = timezone.now()
     execution = WorkflowExecution.objects.create(
         tenant_id=workflow.tenant_id,
@@ -34,6 +39,7 @@ def new_execution(
             task_external_id=t["externalId"],
             is_optional=bool(t.get("isOptional")),
             max_attempts=int(t.get("retries", 0)) + 1,
+            run_as=run_as,
         )
         for t in workflow.tasks
     )
@@ -41,9 +47,12 @@ def new_execution(
 
 
 def start_workflow(
-    workflow: Workflow, input_data: dict | None = None, metadata: dict | None = None
+    workflow: Workflow,
+    input_data: dict | None = None,
+    metadata: dict | None = None,
+    run_as: str = "",
 ) -> WorkflowExecution:
-    execution = new_execution(workflow, input_data, metadata)
+    execution = new_execution(workflow, input_data, metadata, run_as)
     enqueue_on_commit(advance_workflow, str(execution.pk))
     return execution
 
@@ -99,12 +108,9 @@ def _run_workflow_task(
     )
     if str(task.pk) not in won:
         return
-    task.refresh_from_db(fields=["attempts", "max_attempts", "logs"])
-    upstream = {
-        t.task_external_id: t.output
-        for t in execution.task_executions.all()
-        if t.task_external_id in definition.get("dependsOn", [])
-    }
+    task.refresh_from_db(fields=["attempts", "max_attempts", "logs", "run_as"])
+    outputs = {t.task_external_id: t.output for t in execution.task_executions.all()}
+    upstream = {k: v for k, v in outputs.items() if k in definition.get("dependsOn", [])}
     ctx = work.WorkContext(
         payload={"input": execution.input, "upstream": upstream},
         context={"executionId": str(execution.pk), "taskExternalId": task.task_external_id},
@@ -113,7 +119,17 @@ def _run_workflow_task(
         timeout_s=timeout,
     )
     try:
-        output, logs = run_unit(Kind.WORKFLOW, _unit(definition), ctx)
+        if typed.is_typed(definition):
+            scope = _scope(execution, outputs)
+            output, logs = typed.run_task(
+                execution.tenant_id,
+                definition,
+                typed.task_input(definition, scope),
+                ctx,
+                task.run_as,
+            )
+        else:
+            output, logs = run_unit(Kind.WORKFLOW, _unit(definition), ctx)
         values = {
             "status": "COMPLETED",
             "output": output if isinstance(output, dict) else {"value": output},
@@ -122,8 +138,13 @@ def _run_workflow_task(
     except UnitFailed as exc:
         logs = exc.logs
         values = {"status": "TIMED_OUT" if exc.timed_out else "FAILED", **exc.columns}
-    if values["status"] != "COMPLETED" and task.attempts < task.max_attempts:
-        values["status"] = "SCHEDULED"  # the task's own retries: run it again in this pass
+        if typed.is_typed(definition) and isinstance(exc.result, dict):
+            values["output"] = exc.result
+    # Cognite: a task that timed out under abortWorkflow is not retried; otherwise the task's own
+    # retries run it again in this pass.
+    no_retry = values["status"] == "TIMED_OUT" and definition.get("onFailure") == "abortWorkflow"
+    if values["status"] != "COMPLETED" and task.attempts < task.max_attempts and not no_retry:
+        values["status"] = "SCHEDULED"
     entry = log_entry(
         "info" if values["status"] == "COMPLETED" else "error",
         f"attempt {task.attempts}: {values['status']}"
@@ -138,6 +159,13 @@ def _run_workflow_task(
         logs=task.logs + logs + [entry],
         **values,
     )
+
+
+def _scope(execution: WorkflowExecution, outputs: dict) -> dict:
+    """What `${...}` references in a typed task's parameters can name."""
+    inputs = {t["externalId"]: t.get("parameters") for t in execution.workflow.tasks}
+    scope = {k: {"output": v, "input": inputs.get(k)} for k, v in outputs.items()}
+    return {**scope, "workflow": {"input": execution.input}}
 
 
 def _settle_workflow(execution: WorkflowExecution, definitions: dict) -> None:

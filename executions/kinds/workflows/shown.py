@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..base import unit_name
 from ..shown import Shown, log_lines, pretty
+from . import cognite as typed
 
 
 class WorkflowShown(Shown):
@@ -36,7 +37,11 @@ class WorkflowShown(Shown):
             out.append(
                 {
                     "external_id": external_id,
-                    "handler": unit_name(definition),
+                    "handler": (
+                        typed.label(definition)
+                        if typed.is_typed(definition)
+                        else unit_name(definition)
+                    ),
                     "depends_on": definition.get("dependsOn", []),
                     "optional": bool(definition.get("isOptional")),
                     "status": task.status if task else "SCHEDULED",
