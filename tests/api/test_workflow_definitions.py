@@ -205,3 +205,21 @@ def test_a_viewer_may_not_cancel_and_an_api_key_may_run(api, base, manifest, fun
     assert r.json() == {
         "error": {"code": 403, "message": "Missing permission workflowOrchestrationACL:WRITE"}
     }
+
+
+def test_a_version_made_through_the_api_passes_the_admins_check_and_a_bad_edit_does_not(
+    api, base, function
+):
+    # The admin saves a version through Workflow.clean(): what the API saved is valid there, and
+    # an edit naming a function the tenant does not have is refused naming the field.
+    from django.core.exceptions import ValidationError
+
+    body = version_body(task("a"), task("b", dependsOn=[{"externalId": "a"}]))
+    assert api.post(f"{base}/workflows/versions", body).status_code == 201
+    version = Workflow.objects.get(external_id="api-wf", version="1")
+    version.full_clean()
+
+    version.tasks[1]["parameters"]["function"]["externalId"] = "no-such-function"
+    with pytest.raises(ValidationError) as refused:
+        version.full_clean()
+    assert "tasks[1].parameters.function.externalId" in str(refused.value)

@@ -38,7 +38,11 @@ def validate_definition(tasks: Any, where: str = "tasks", *, tenant=None) -> lis
     if not isinstance(tasks, list):
         raise InvalidInput("tasks must be a list of tasks", field=where)
     if tenant is not None and any(isinstance(t, dict) and cognite.is_typed(t) for t in tasks):
-        cognite.clean_tasks(tenant, tasks, where.rpartition(".")[0] or "version")
+        try:
+            cognite.clean_tasks(tenant, [_as_sent(t) for t in tasks], "version")
+        except InvalidInput as exc:
+            field = where + (exc.field or "").removeprefix("version.tasks")
+            raise InvalidInput(exc.message.removeprefix(f"{exc.field}: "), field=field) from None
         return tasks
     ids = [t.get("externalId") if isinstance(t, dict) else None for t in tasks]
     seen: set[str] = set()
@@ -78,3 +82,12 @@ def validate_definition(tasks: Any, where: str = "tasks", *, tenant=None) -> lis
             raise InvalidInput("timeout must be a number of seconds", field=f"{at}.timeout")
         work.validate(task_unit(task), where=at, kinds=WORK_KINDS)
     return tasks
+
+
+def _as_sent(task: Any) -> Any:
+    """A stored typed task as the API takes it (dependsOn as objects, defaults written out), so
+    that what the API saved passes again; a malformed one as it is, for clean_tasks to name."""
+    try:
+        return cognite.cognite_task(task)
+    except (KeyError, TypeError, AttributeError):
+        return task
