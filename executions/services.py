@@ -158,7 +158,8 @@ def retry_one(
 
     `idempotency_key`: the caller's key for this retry (the console sends one per rendered Retry
     button), kept in the idempotency store: the same retry with it again answers the first
-    outcome (`replayed`). The API holds its keys itself and hands its hold over (`idempotency`)."""
+    outcome (`replayed`). The API holds its keys itself and hands its hold over (`idempotency`).
+    A function's retry waits for a worker's result; `wait=False` only queues it."""
     spec = _kind(kind, "kind")
     if idempotency_key and idempotency is None:
         # What authorises the retry (a nonce) does not make it another one.
