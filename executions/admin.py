@@ -314,7 +314,8 @@ class ExecutionAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
                 refused[f"not a member of {obj.tenant.slug}"] += 1
                 continue
             try:
-                services.retry_one(actor, self.kind, str(obj.pk))
+                # Queued for the workers: the list shows each retry's status, no waiting here.
+                services.retry_one(actor, self.kind, str(obj.pk), wait=False)
                 retried += 1
             except NotRetryable:
                 skipped += 1

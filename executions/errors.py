@@ -79,3 +79,18 @@ class IdempotencyKeyInFlight(RedriveError):
             "has finished",
             key=key,
         )
+
+
+class StillRunning(RedriveError):
+    """A synchronous call stopped waiting for its execution, which goes on in a worker (504)."""
+
+    status_code = 504
+    code = "TIMEOUT"
+
+    def __init__(self, execution_id: str, waited_s: float) -> None:
+        super().__init__(
+            f"Execution {execution_id} is still running after {waited_s:g} s; it goes on in a "
+            "worker: read its result from the execution later",
+            execution_id=execution_id,
+        )
+        self.execution_id = execution_id

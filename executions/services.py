@@ -89,8 +89,8 @@ def retry_function(
     idempotency: Claim | None = None,
     current_definition: bool = False,
 ) -> RetryOutcome:
-    """Seed 000: pick by 0-based position in the log (newest first) or by stable id, re-invoke the
-    handler synchronously with the original payload, append the new execution."""
+    """Seed 000: pick by 0-based position in the log (newest first) or by stable id, append a new
+    execution with the original payload, queued for a worker, and wait for its result."""
     actor.require(functions.KIND.permission)
     function = get_for_tenant(
         Function,
@@ -116,11 +116,7 @@ def retry_function(
         Kind.FUNCTION,
         execution.pk,
         idempotency,
-        {
-            "queued": False,
-            "current_definition": current_definition,
-            "seen_retry": execution.retried_by_id,
-        },
+        {"current_definition": current_definition, **functions.KIND.one_options(execution)},
     )
 
 
@@ -177,7 +173,8 @@ def retry_one(
 
     `idempotency_key`: the caller's key for this retry (the console sends one per rendered Retry
     button), kept in the idempotency store: the same retry with it again answers the first
-    outcome (`replayed`). The API holds its keys itself and hands its hold over (`idempotency`)."""
+    outcome (`replayed`). The API holds its keys itself and hands its hold over (`idempotency`).
+    A function's retry waits for a worker's result; `wait=False` only queues it."""
     spec = _kind(kind, "kind")
     if idempotency_key and idempotency is None:
         # What authorises the retry (a nonce) does not make it another one.
@@ -231,7 +228,7 @@ def _retry(
 ) -> RetryOutcome:
     spec = kinds.get(kind)
     if claim is not None and claim.outcome is not None:
-        return _replayed(spec, str(pk), claim.outcome)
+        return _replayed(spec, str(pk), claim.outcome, options)
     try:
         # With a key, the outcome is written in the retry's transaction (so not the one-statement
         # path, which has none).
@@ -262,8 +259,8 @@ def _retry(
             retried_by=_retried_by(spec, obj),
         )
     new_id = retried[0].new_id
-    spec.after_one(new_id, options)
-    obj = getattr(retried[0], "obj", None)  # the row as the retry left it, when it says
+    # The row as after_one left it (a function's result), or as the retry left it, when it says.
+    obj = spec.after_one(new_id, options) or getattr(retried[0], "obj", None)
     return RetryOutcome(
         kind=kind,
         target_id=str(pk),
@@ -286,9 +283,12 @@ def _retried_by(spec: KindSpec, obj: Model) -> str:
     return ""
 
 
-def _replayed(spec: KindSpec, target_id: str, outcome: dict) -> RetryOutcome:
-    """The retry an earlier request with the same Idempotency-Key made."""
-    obj = spec.model.objects.get(pk=outcome["new_id"])
+def _replayed(
+    spec: KindSpec, target_id: str, outcome: dict, options: dict[str, Any]
+) -> RetryOutcome:
+    """The retry an earlier request with the same Idempotency-Key made (a function's: once its
+    result is in, as that request would have answered)."""
+    obj = spec.after_one(outcome["new_id"], options) or spec.model.objects.get(pk=outcome["new_id"])
     return RetryOutcome(
         kind=spec.name, target_id=target_id, new_id=outcome["new_id"], obj=obj, replayed=True
     )

@@ -230,6 +230,9 @@ if REDRIVE_HOST_GONE_SECONDS < REDRIVE_LEASE_SECONDS:
         f"REDRIVE_HOST_GONE_SECONDS must be >= REDRIVE_LEASE_SECONDS ({REDRIVE_LEASE_SECONDS}); "
         f"got {REDRIVE_HOST_GONE_SECONDS}"
     )
+# How long beyond a function's own timeout its synchronous retry waits for a worker to take and
+# finish it (the queue, the claim) before answering 504 with the execution id (it goes on).
+REDRIVE_SYNC_WAIT_GRACE_MS = env_int("REDRIVE_SYNC_WAIT_GRACE_MS", 2000)
 # How many database connections one bulk retry's batches run on at once (PostgreSQL).
 REDRIVE_BULK_CONNECTIONS = env_int(
     "REDRIVE_BULK_CONNECTIONS", min(4, os.cpu_count() or 1), minimum=1

@@ -246,6 +246,15 @@ def worker_process(transactional_db: None) -> Iterator[Callable[..., WorkerProce
         worker.stop()
 
 
+@pytest.fixture
+def sync_worker(worker_process: Callable[..., WorkerProcess]) -> WorkerProcess:
+    """A real worker, for the tests whose request waits for one: seed 000's synchronous retry
+    (API, console, `manage.py retry`) queues its execution and answers the worker's result. It
+    makes the test transactional (the worker sees committed rows only); one per test, so that
+    it inherits the test's environment (handler_calls)."""
+    return worker_process()
+
+
 @pytest.fixture(autouse=True)
 def handler_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HandlerCalls:
     """The calls of the `counter` handler (tests/handlers.py) in this test, in this process and

@@ -440,7 +440,10 @@ def test_scaled_flaky_failures_succeed_when_retried_by_a_real_worker(run_worker)
     for kind, (model, status, when) in FAILED.items():
         candidates = model.objects.filter(tenant=acme, status=status, **{f"{when}__lt": copies})
         picked[kind] = next(o for o in candidates if failing_handler(kind, o) == "flaky")
-    new_ids = {kind: services.retry_one(actor, kind, o.pk).new_id for kind, o in picked.items()}
+    # Queued without waiting for the function's result: the worker runs them all below.
+    new_ids = {
+        kind: services.retry_one(actor, kind, o.pk, wait=False).new_id for kind, o in picked.items()
+    }
     run_worker(hostname="web-01")
     assert FunctionExecution.objects.get(pk=new_ids[Kind.FUNCTION]).status == "success"
     assert AutomationExecution.objects.get(pk=picked[Kind.AUTOMATION].pk).status == "completed"

@@ -484,26 +484,14 @@ def test_each_beat_moves_the_workers_last_seen_time_and_keeps_its_start():
     assert (again.started_at, again.hostname) == (first.started_at, "web-1")
 
 
-# A `manage.py retry` of a function execution whose process dies right after the retry's commit,
-# before it claims the new execution (os._exit where the claim would start).
-DIES_BEFORE_THE_CLAIM = """
-import os
-import django
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-django.setup()
-from executions.kinds.functions import run as functions_run
-functions_run.execute = lambda execution_id: os._exit(17)
-from django.core.management import call_command
-call_command("retry", "function", {pk!r}, tenant="acme", user="alice")
-"""
-
-
-def test_a_function_retry_whose_process_dies_before_it_starts_is_failed_as_worker_lost(
-    tenant, process_env, wait_until
+def test_manage_py_retry_of_a_function_leaves_the_run_to_a_worker(
+    tenant, process_env, worker_process, wait_until
 ):
+    """The command queues the retry and waits for a worker: with none, it stops waiting after
+    the function's timeout (nothing ran it, the command neither), and a worker started later
+    runs it."""
     from django.contrib.auth import get_user_model
 
-    from executions import kinds
     from executions.models import Function
     from tests.conftest import ROOT
 
@@ -514,36 +502,36 @@ def test_a_function_retry_whose_process_dies_before_it_starts_is_failed_as_worke
     )
     original = functions_run.invoke_function(function, {"order": 7}, queued=False)
     assert original.status == "failed"
+    command = [sys.executable, "manage.py", "retry", "function", original.pk]
+    command += ["--tenant", "acme", "--user", "alice"]
 
-    died = subprocess.run(
-        [sys.executable, "-c", DIES_BEFORE_THE_CLAIM.format(pk=original.pk)],
+    alone = subprocess.run(
+        command,
         cwd=ROOT,
-        env=process_env(lease_seconds=LEASE_SECONDS),
+        env=process_env(env={"REDRIVE_SYNC_WAIT_GRACE_MS": "0"}),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert died.returncode == 17, died.stdout + died.stderr
-
-    # Committed, never claimed: "running", yet held by a lease that nobody renews.
+    assert alone.returncode == 1, alone.stdout + alone.stderr
     retry = FunctionExecution.objects.get(retry_of=original)
-    assert (retry.status, retry.lease_token) == ("running", 0)
-    assert retry.lease_expires_at is not None
+    assert f"Execution {retry.pk} is still running after 1 s" in alone.stderr
+    assert (retry.status, retry.lease_token) == ("running", 0)  # queued, never taken
+
+    worker_process()
     wait_until(
-        lambda: reaper.reap()["function"],
-        timeout=30,
-        message="the reaper to fail the unclaimed retry",
+        lambda: FunctionExecution.objects.get(pk=retry.pk).status == "failed",
+        message="the worker to run the queued retry",
     )
     retry.refresh_from_db()
-    assert (retry.status, retry.error_message) == ("failed", leases.WORKER_LOST)
-    # It reaches the inbox as a failure that can be retried, and so can its original again.
-    rule = kinds.get("function").rule
-    original.refresh_from_db()
-    assert rule.reason(retry) is None and rule.reason(original) is None
-    actor = Actor.for_user(alice, tenant, source="cli")
-    again = services.retry_one(actor, "function", retry.pk)
-    assert FunctionExecution.objects.get(pk=again.new_id).status == "failed"  # ran, and failed
+    assert retry.lease_token == 1 and retry.error_message != leases.WORKER_LOST
+    waited = subprocess.run(
+        command, cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=120
+    )
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    newest = FunctionExecution.objects.filter(retry_of=original).latest("executed_at")
+    assert f"retried as {newest.pk} (failed)" in waited.stdout
 
 
 # What RQ's worker does, as Python warns: the guard is what makes it safe.

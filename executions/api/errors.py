@@ -28,7 +28,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from executions.errors import InvalidInput, NotRetryable, RedriveError
+from executions.errors import InvalidInput, NotRetryable, RedriveError, StillRunning
 from executions.middleware import current_request_id
 
 log = logging.getLogger("redrive.api")
@@ -210,16 +210,10 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         message = f"Internal server error (request id {request_id})"
         details = f"request id {request_id}"
 
-    return Response(
-        error_body(
-            seed,
-            status_code,
-            message,
-            code=code,
-            details=details,
-            field=field,
-            request_id=request_id,
-        ),
-        status=status_code,
-        headers=headers,
+    body = error_body(
+        seed, status_code, message, code=code, details=details, field=field, request_id=request_id
     )
+    if isinstance(exc, StillRunning):
+        # The caller's handle on the execution that goes on (seed 000 names executions so).
+        body["executionId"] = exc.execution_id
+    return Response(body, status=status_code, headers=headers)

@@ -25,6 +25,7 @@ from executions.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     NotRetryable,
+    StillRunning,
 )
 from executions.filters import FailureFilter
 from executions.models import ApiKey, AuditEvent, BulkRetry
@@ -269,6 +270,8 @@ def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
         message = ("success", kinds.get(kind).shown.retried_message(outcome))
     except (NotRetryable, IdempotencyKeyInFlight) as exc:
         message = ("warning", f"Not retried: {exc.message}")
+    except StillRunning as exc:  # a function's retry, queued, that no worker has finished yet
+        message = ("warning", exc.message)
     except (InvalidInput, IdempotencyKeyReused) as exc:
         message = ("error", exc.message)
     if request.htmx:

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from executions.kinds.automations import run as automations_run
+from executions.kinds.functions import retry as functions_retry
 from executions.kinds.functions import run as functions_run
 from executions.kinds.jobs import run as jobs_run
 from executions.kinds.jobs.definition import validate_definition as validate_operation
@@ -26,6 +27,7 @@ from executions.models import (
     Tenant,
     Workflow,
 )
+from executions.tenancy import Actor
 
 from .cast import Org
 from .specs import (
@@ -121,24 +123,12 @@ def _function_execution(defs: Definitions, name: str, n: int) -> FunctionExecuti
 
 
 def _retry_function_execution(original: FunctionExecution) -> FunctionExecution:
-    """What a retry of a function execution records (see kinds/functions.py), run right here."""
-    execution = FunctionExecution.objects.create(
-        tenant_id=original.tenant_id,
-        function_id=original.function_id,
-        handler=original.handler,
-        params=original.params,
-        function_version=original.function_version,
-        timeout_ms=original.timeout_ms,
-        payload=original.payload,
-        invoked_by="manual",
-        retry_count=original.retry_count + 1,
-        retry_of=original,
-        **functions_run.unclaimed_lease(original.timeout_ms),
-    )
-    FunctionExecution.objects.filter(pk=original.pk).update(retried_by=execution)
-    functions_run.execute(execution.pk)
-    execution.refresh_from_db()
-    return execution
+    """A retry of a function execution by the kind's own rule (kinds/functions/retry.py), run
+    right here: the demo's seeding has no worker to queue it for."""
+    actor = Actor(tenant=original.tenant, permissions=frozenset(), source="cli")
+    (retried,) = functions_retry.RULE.retry(actor, [original.pk], queued=False)
+    functions_run.execute(retried.new_id)
+    return FunctionExecution.objects.get(pk=retried.new_id)
 
 
 def _automation_executions(defs: Definitions, items: list[tuple[str, int]]) -> list[str]:

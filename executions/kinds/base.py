@@ -90,8 +90,9 @@ class KindSpec:
     secret_options: tuple[str, ...] = ()
     # Options recorded in the audit row's details.
     audit_options: tuple[str, ...] = ()
-    # After a single retry committed: e.g. run its new execution right here (functions).
-    after_one: Callable[[Any, dict[str, Any]], None] = _nothing
+    # After a single retry committed (or replayed): e.g. wait for its result (functions); the
+    # row to answer with, or None.
+    after_one: Callable[[Any, dict[str, Any]], Model | None] = _nothing
     # Why a single retry that raced another one (and lost) retried nothing.
     retried_meanwhile: Callable[[Model], str] = _retried_meanwhile
     # What retried an item, when that is why it cannot be retried now ("" if nothing did).

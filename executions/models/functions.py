@@ -9,6 +9,18 @@ from django.utils import timezone
 from .base import Failure, Leased, check_definition, object_id
 from .tenancy import Tenant
 
+# The definition an execution snapshots, so that its retry runs what ran first even if the
+# function changed since: the execution's field -> the function's field. The one list of it.
+DEFINITION = {
+    "handler": "handler",
+    "params": "params",
+    "code": "code",
+    "environment": "environment",
+    "memory_mb": "memory_mb",
+    "function_version": "version",
+    "timeout_ms": "timeout_ms",
+}
+
 
 class Function(models.Model):
     id = models.CharField(primary_key=True, max_length=24, default=object_id, editable=False)
@@ -42,6 +54,11 @@ class Function(models.Model):
                 params=self.params,
             )
         )
+
+    def definition(self) -> dict:
+        """What an execution of this function snapshots (FunctionExecution's fields of these
+        names): invoking it, and retrying an execution with the current definition."""
+        return {field: getattr(self, source) for field, source in DEFINITION.items()}
 
 
 class FunctionExecution(Leased, Failure):
@@ -118,6 +135,15 @@ class FunctionExecution(Leased, Failure):
                 condition=Q(status="running"),
             ),
         ]
+
+    def definition(self) -> dict:
+        """The definition this execution ran (Function.definition()'s keys): what its retry runs
+        again."""
+        return {field: getattr(self, field) for field in DEFINITION}
+
+    @property
+    def final(self) -> bool:
+        return self.status not in self.IN_FLIGHT
 
     @property
     def success(self) -> bool:

@@ -13,7 +13,7 @@ from .conftest import fn_base
 pytestmark = pytest.mark.django_db
 
 
-def test_it_retries_the_failed_execution_at_an_index(api, manifest):
+def test_it_retries_the_failed_execution_at_an_index(api, manifest, sync_worker):
     items = manifest["acme"]
     r = api.post(f"{fn_base(items)}/retry/{items['functions']['failed_index']}")
     assert r.status_code == 200, r.content
@@ -74,7 +74,7 @@ def test_missing_and_foreign_functions_are_the_same_404(api, manifest):
         assert r.json() == {"success": False, "error": "Function not found"}
 
 
-def test_it_retries_by_stable_id(api, manifest):
+def test_it_retries_by_stable_id(api, manifest, sync_worker):
     items = manifest["acme"]
     failed = api.get(f"{fn_base(items)}/logs").json()["data"]["executions"][0]
     assert failed["success"] is False
@@ -199,7 +199,7 @@ def _retry_in_flight(manifest: dict, execution_id: str) -> str:
     return str(retried.new_id)
 
 
-def test_a_failed_execution_is_retried_again_once_its_retry_is_final(api, manifest):
+def test_a_failed_execution_is_retried_again_once_its_retry_is_final(api, manifest, sync_worker):
     items = manifest["acme"]
     failed = api.get(f"{fn_base(items)}/logs").json()["data"]["executions"][0]
     path = f"{fn_base(items)}/executions/{failed['_id']}/retry"

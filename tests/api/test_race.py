@@ -105,7 +105,7 @@ def test_racing_automation_retries_reset_once(manifest):
     assert sorted(r.status_code for r in results) == [200, 400]
 
 
-def test_racing_function_retries_run_once(manifest):
+def test_racing_function_retries_run_once(manifest, sync_worker):
     key, items = manifest["api_keys"]["alice"], manifest["acme"]
     path = f"{fn_base(items)}/retry/0"
     original = (

@@ -83,12 +83,16 @@ def test_retry_selected_retries_through_the_domain(root, cast) -> None:
     assert {e.tenant.slug for e in audit} == {"acme", "globex"}
 
 
-def test_not_retryable_items_are_counted_as_skipped(root, cast) -> None:
+def test_not_retryable_items_are_counted_as_skipped(root, cast, sync_worker, wait_until) -> None:
     root.post(
         changelist(FunctionExecution),
         {"action": "retry_selected", ACTION_CHECKBOX_NAME: [str(cast.function.pk)]},
     )
     new = FunctionExecution.objects.get(retry_of=cast.function)
+    wait_until(  # queued: the worker runs it
+        lambda: FunctionExecution.objects.get(pk=new.pk).status == "success",
+        message="the worker to run the retry",
+    )
     response = root.post(
         changelist(FunctionExecution),
         {"action": "retry_selected", ACTION_CHECKBOX_NAME: [str(cast.function.pk), str(new.pk)]},

@@ -346,7 +346,7 @@ def test_pages_walk_failures_of_one_instant_once_each(cast) -> None:
 
 
 def test_the_inbox_query_count_does_not_grow_with_rows(
-    login, cast, django_assert_num_queries, django_assert_max_num_queries
+    login, cast, django_assert_num_queries, django_assert_max_num_queries, sync_worker
 ) -> None:
     client = login("alice")
     client.get(reverse("inbox"))  # warm up (session, content types)
@@ -461,7 +461,7 @@ def test_the_detail_page_query_count_is_fixed(login, cast, django_assert_max_num
             assert client.get(detail_url(kind, cast.item(kind).pk)).status_code == 200
 
 
-def test_lineage_links_both_ways_after_a_function_retry(login, cast) -> None:
+def test_lineage_links_both_ways_after_a_function_retry(login, cast, sync_worker) -> None:
     client = login("alice")
     client.post(retry_url("function", cast.function.pk))
     new = FunctionExecution.objects.get(retry_of=cast.function)
@@ -513,7 +513,7 @@ def test_a_second_retry_is_refused_with_the_reason(login, cast) -> None:
     assert AuditEvent.objects.count() == 1
 
 
-def test_a_function_retry_runs_now_and_reports_the_result(login, cast) -> None:
+def test_a_function_retry_runs_now_and_reports_the_result(login, cast, sync_worker) -> None:
     body = login("alice").post(retry_url("function", cast.function.pk), **HTMX).content.decode()
     new = FunctionExecution.objects.get(retry_of=cast.function)
     assert new.status == "success"  # flaky succeeds on its second attempt
@@ -525,7 +525,7 @@ def test_a_function_retry_runs_now_and_reports_the_result(login, cast) -> None:
 KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
-def test_a_retry_button_submitted_twice_retries_once(login, cast) -> None:
+def test_a_retry_button_submitted_twice_retries_once(login, cast, sync_worker) -> None:
     # The function's retry runs now and succeeds, so without the button's key the second
     # submit would be a second, deliberate retry (issue 16.3): the key makes it the same one.
     client = login("alice")
@@ -545,7 +545,7 @@ def test_a_retry_button_submitted_twice_retries_once(login, cast) -> None:
     assert FunctionExecution.objects.filter(retry_of=cast.function).count() == 2
 
 
-def test_an_inbox_row_retry_resent_without_htmx_retries_once(login, cast) -> None:
+def test_an_inbox_row_retry_resent_without_htmx_retries_once(login, cast, sync_worker) -> None:
     client = login("alice")
     page = client.get(reverse("inbox")).content.decode()
     row = re.search(rf'<tr id="row-function-{cast.function.pk}".*?</tr>', page, re.S).group(0)

@@ -194,7 +194,11 @@ MODELS = {
 
 
 def options(actor: Actor, kind: str) -> dict:
-    """What a retry of `kind` needs besides the id: workflows need a fresh session nonce."""
+    """What a retry of `kind` needs besides the id: workflows need a fresh session nonce; a
+    function's retry is queued without waiting for its result (the test runs the worker after;
+    tests/test_function_sync.py covers the wait)."""
     from executions import services
 
-    return {"nonce": services.create_session(actor).nonce} if kind == "workflow" else {}
+    if kind == "workflow":
+        return {"nonce": services.create_session(actor).nonce}
+    return {"wait": False} if kind == "function" else {}

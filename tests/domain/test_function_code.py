@@ -90,8 +90,8 @@ def test_output_that_echoes_a_secret_is_redacted(function):
     assert SECRET not in failed.error_message and SECRET not in failed.error_stack
 
 
-@pytest.mark.django_db
-def test_a_retry_runs_the_code_that_ran_first(admin, function):
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_runs_the_code_that_ran_first(admin, function, sync_worker):
     failed = invoke(function, {"amount": 9, "fail": True})
     Function.objects.filter(pk=function.pk).update(code="return 'new code'", version=2)
 

@@ -40,8 +40,10 @@ def retry_index(actor, function, index):
     )
 
 
-@pytest.mark.django_db
-def test_index_zero_is_the_newest_execution_and_positions_shift_after_a_retry(admin, function):
+@pytest.mark.django_db(transaction=True)
+def test_index_zero_is_the_newest_execution_and_positions_shift_after_a_retry(
+    admin, function, sync_worker
+):
     oldest = run_at(function, 30)  # flaky: fails
     ok = run_at(function, 20, handler="noop")
     newest = run_at(function, 10, handler="fail")
@@ -77,8 +79,10 @@ def test_it_refuses_an_execution_that_is_still_running(admin, function):
         )
 
 
-@pytest.mark.django_db
-def test_the_definition_that_ran_first_runs_again_unless_asked_otherwise(admin, function):
+@pytest.mark.django_db(transaction=True)
+def test_the_definition_that_ran_first_runs_again_unless_asked_otherwise(
+    admin, function, sync_worker
+):
     failed = run_at(function, 5)  # ran with `flaky`
     Function.objects.filter(pk=function.pk).update(handler="fail", version=2)
 

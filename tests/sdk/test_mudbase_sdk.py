@@ -50,7 +50,7 @@ def ids(fn: dict) -> tuple[str, str]:
 
 
 def test_retry_with_an_api_key_parses_and_the_execution_really_ran(
-    mudbase_functions, login, manifest, fn
+    mudbase_functions, login, manifest, fn, sync_worker
 ):
     functions = mudbase_functions(api_key=manifest["api_keys"]["dave"])
 
@@ -81,7 +81,7 @@ def test_retry_with_an_api_key_parses_and_the_execution_really_ran(
     assert newest.invoked_by == "api_key" and newest.retry_count == new.retry_count
 
 
-def test_retry_with_a_bearer_token(mudbase_functions, login, fn):
+def test_retry_with_a_bearer_token(mudbase_functions, login, fn, sync_worker):
     functions = mudbase_functions(token=login("alice"))
 
     response = functions.retry_function_execution(*ids(fn), fn["failed_index"])

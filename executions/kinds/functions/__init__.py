@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
+from ...errors import StillRunning
 from ...models import FunctionExecution, Kind
 from ..base import KindSpec
 from . import retry, run, shown
 
 
-def _one_options(obj: FunctionExecution) -> dict[str, Any]:
-    # Run the retry right after its commit, and answer its result (seed 000's contract); retry
-    # the item as this request found it: if another retries it meanwhile, that one wins.
-    return {"queued": False, "seen_retry": obj.retried_by_id}
+def _one_options(obj: FunctionExecution | None) -> dict[str, Any]:
+    # Retry the item as this request found it: if another retries it meanwhile, that one wins.
+    # Then wait for its result (seed 000's contract).
+    return {"wait": True, "seen_retry": obj.retried_by_id if obj is not None else None}
 
 
-def _after_one(new_id: Any, options: dict[str, Any]) -> None:
-    if not options.get("queued", True):
-        # After the commit, outside any transaction: a handler may take up to its timeout.
-        run.execute(new_id)
+def _after_one(new_id: Any, options: dict[str, Any]) -> FunctionExecution | None:
+    """A single retry answers its result: wait, outside any transaction, for the worker that
+    runs it (never run here: user code stays out of the web server), up to the function's
+    timeout and REDRIVE_SYNC_WAIT_GRACE_MS; then 504 with its id, the execution going on."""
+    if not options.get("wait"):
+        return None
+    timeout_ms = FunctionExecution.objects.values_list("timeout_ms", flat=True).get(pk=new_id)
+    seconds = (timeout_ms + settings.REDRIVE_SYNC_WAIT_GRACE_MS) / 1000
+    execution = run.wait_final(str(new_id), seconds)
+    if execution is None:
+        raise StillRunning(str(new_id), seconds)
+    return execution
 
 
 KIND = KindSpec(

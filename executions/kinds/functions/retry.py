@@ -9,10 +9,11 @@ is kept.
 
 Two racing retries of one execution: the first locks it and retries; the second gets the lock
 once the first has committed, finds its retry running and retries nothing (the partial unique
-index fnexec_one_retry_running holds the same rule in the database). A single retry then runs
-synchronously in the caller (services.py), holding a lease from its creation on, so that the
-reaper fails it as "worker lost" if the caller dies before it starts; a bulk retry queues the new
-executions for the workers.
+index fnexec_one_retry_running holds the same rule in the database). The new executions are
+queued for the workers; a single retry's caller then waits for its result (services.py and
+KIND.after_one: run.wait_final). `queued=False` is for the demo's seeding only, which runs the
+retry itself (no worker there): the new execution then holds a lease from its creation on, so
+that the reaper fails it as "worker lost" if its creator dies before it starts.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def retry(
             retry_count=o.retry_count + 1,
             retry_of=o,
             **definition,
-            # Run right after the commit, not queued: held from here until its claim.
+            # Run by its creator right after the commit (the demo): held from here until its claim.
             **({} if queued else unclaimed_lease(definition["timeout_ms"])),
         )
         for o, definition in zip(originals, definitions, strict=True)
@@ -112,16 +113,7 @@ def retry(
 
 def _definition(o: FunctionExecution, current: bool) -> dict:
     """What the retry runs: the definition that ran first, or the function's current one."""
-    source = o.function if current else o
-    return {
-        "handler": source.handler,
-        "params": source.params,
-        "code": source.code,
-        "environment": source.environment,
-        "memory_mb": source.memory_mb,
-        "function_version": source.version if current else o.function_version,
-        "timeout_ms": source.timeout_ms,
-    }
+    return o.function.definition() if current else o.definition()
 
 
 RULE = Rule(reason, retryable, not_retryable, retry)

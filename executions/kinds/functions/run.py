@@ -1,12 +1,14 @@
-"""Running a function execution (seed 000): in a worker (queued), or right in its caller (a single
-retry answers with its result). Claim (conditional UPDATE + lease) -> run the handler outside any
-transaction -> fenced finishing UPDATE."""
+"""Running a function execution (seed 000) in a worker: claim (conditional UPDATE + lease) -> run
+the code or handler outside any transaction -> fenced finishing UPDATE, then a wake-up for whoever
+waits for it (a single retry answers with its result: wait_final). Only the demo's seeding and
+the tests' fixtures run one in their own process (invoke_function(queued=False))."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from ... import handlers, leases, work
@@ -35,13 +37,7 @@ def invoke_function(
     execution = FunctionExecution.objects.create(
         tenant_id=function.tenant_id,
         function=function,
-        handler=function.handler,
-        params=function.params,
-        code=function.code,
-        environment=function.environment,
-        memory_mb=function.memory_mb,
-        function_version=function.version,
-        timeout_ms=function.timeout_ms,
+        **function.definition(),
         payload=payload,
         invoked_by=invoked_by,
         **({} if queued else unclaimed_lease(function.timeout_ms)),
@@ -68,7 +64,7 @@ def execute(execution_id: str) -> None:
         return
     started = time.monotonic()
     values = run_code(execution) if execution.code else run_handler(execution)
-    leases.finish(
+    if leases.finish(
         FunctionExecution,
         execution_id,
         won[execution_id],
@@ -76,7 +72,65 @@ def execute(execution_id: str) -> None:
         execution_time=int((time.monotonic() - started) * 1000),
         finished_at=timezone.now(),
         **values,
-    )
+    ):
+        _notify_final(execution_id)
+
+
+def _channel(execution_id: str) -> str:
+    return f"redrive_fn_{execution_id}"  # ids are 24 hex digits: a valid identifier
+
+
+def _notify_final(execution_id: str) -> None:
+    """Wake the request waiting for this execution at once (PostgreSQL; elsewhere it polls)."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [_channel(execution_id)])
+
+
+def wait_final(execution_id: str, seconds: float) -> FunctionExecution | None:
+    """The execution once a worker has finished it (or the reaper failed it as worker lost),
+    or None if it is still running after `seconds`. Outside any transaction (it must see the
+    worker's commits)."""
+    deadline = time.monotonic() + seconds
+    if connection.vendor == "postgresql":
+        return _wait_notified(execution_id, deadline)
+    delay = 0.002
+    while True:
+        execution = _if_final(execution_id)
+        if execution is not None or time.monotonic() >= deadline:
+            return execution
+        time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 1.5, 0.05)
+
+
+# How often a waiting request looks at the row even without a wake-up: the reaper's "worker
+# lost" sends none.
+RECHECK_SECONDS = 0.1
+
+
+def _wait_notified(execution_id: str, deadline: float) -> FunctionExecution | None:
+    channel = _channel(execution_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f'LISTEN "{channel}"')
+    try:
+        while True:
+            # Listening first, then looking: a finish committed in between is seen by the look.
+            execution = _if_final(execution_id)
+            remaining = deadline - time.monotonic()
+            if execution is not None or remaining <= 0:
+                return execution
+            for _ in connection.connection.notifies(
+                timeout=min(remaining, RECHECK_SECONDS), stop_after=1
+            ):
+                pass
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'UNLISTEN "{channel}"')
+
+
+def _if_final(execution_id: str) -> FunctionExecution | None:
+    execution = FunctionExecution.objects.filter(pk=execution_id).first()
+    return execution if execution is None or execution.final else None
 
 
 def run_handler(execution: FunctionExecution) -> dict[str, Any]:
