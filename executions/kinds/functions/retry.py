@@ -12,7 +12,7 @@ once the first has committed, finds its retry running and retries nothing (the p
 index fnexec_one_retry_running holds the same rule in the database). A single retry then runs
 synchronously in the caller (services.py), holding a lease from its creation on, so that the
 reaper fails it as "worker lost" if the caller dies before it starts; a bulk retry queues the new
-executions for the workers.
+executions for the workers, TASK_BATCH to a task.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ...models import FunctionExecution
 from ...queueing import enqueue_on_commit
 from .. import base
 from ..base import ANY, Retried, Rule
-from .run import run_function_execution, unclaimed_lease
+from .run import TASK_BATCH, run_function_executions, unclaimed_lease
 
 if TYPE_CHECKING:
     from ...tenancy import Actor
@@ -102,8 +102,9 @@ def retry(
         retried_by=base.retry_in_flight(FunctionExecution)
     )
     if queued:
-        for execution in new:
-            enqueue_on_commit(run_function_execution, execution.pk)
+        ids = [execution.pk for execution in new]
+        for start in range(0, len(ids), TASK_BATCH):
+            enqueue_on_commit(run_function_executions, ids[start : start + TASK_BATCH])
     return [
         Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
         for o, n in zip(originals, new, strict=True)
