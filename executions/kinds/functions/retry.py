@@ -10,10 +10,11 @@ is kept.
 Two racing retries of one execution: the first locks it and retries; the second gets the lock
 once the first has committed, finds its retry running and retries nothing (the partial unique
 index fnexec_one_retry_running holds the same rule in the database). The new executions are
-queued for the workers; a single retry's caller then waits for its result (services.py and
-KIND.after_one: run.wait_final). `queued=False` is for the demo's seeding only, which runs the
-retry itself (no worker there): the new execution then holds a lease from its creation on, so
-that the reaper fails it as "worker lost" if its creator dies before it starts.
+queued for the workers (a bulk retry's TASK_BATCH to a task); a single retry's caller then waits
+for its result (services.py and KIND.after_one: run.wait_final). `queued=False` is for the demo's
+seeding only, which runs the retry itself (no worker there): the new execution then holds a lease
+from its creation on, so that the reaper fails it as "worker lost" if its creator dies before it
+starts.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ...models import FunctionExecution
 from ...queueing import enqueue_on_commit
 from .. import base
 from ..base import ANY, Retried, Rule
-from .run import run_function_execution, unclaimed_lease
+from .run import TASK_BATCH, run_function_execution, run_function_executions, unclaimed_lease
 
 if TYPE_CHECKING:
     from ...tenancy import Actor
@@ -103,8 +104,12 @@ def retry(
         retried_by=base.retry_in_flight(FunctionExecution)
     )
     if queued:
-        for execution in new:
-            enqueue_on_commit(run_function_execution, execution.pk)
+        ids = [execution.pk for execution in new]
+        if len(ids) == 1:  # a single retry: its own task, whose finish wakes the waiting caller
+            enqueue_on_commit(run_function_execution, ids[0])
+            ids = []
+        for start in range(0, len(ids), TASK_BATCH):
+            enqueue_on_commit(run_function_executions, ids[start : start + TASK_BATCH])
     return [
         Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
         for o, n in zip(originals, new, strict=True)
