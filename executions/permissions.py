@@ -7,6 +7,8 @@ from . import kinds
 from .models import ApiKey, Role
 
 COMMAND_PERMISSION = "command:execute"  # re-running a command.exec job (executions/work)
+# Defining and starting work (issue 19): seed 000's functions.
+DEFINE_PERMISSIONS = ("functions:write", "functions:execute")
 ADMIN_PERMISSIONS = ("apikeys:manage", "audit:read")
 
 
@@ -20,7 +22,7 @@ def retry() -> tuple[str, ...]:
 
 def every() -> tuple[str, ...]:
     """Every permission there is, in the order the console lists them."""
-    return read() + retry() + (COMMAND_PERMISSION,) + ADMIN_PERMISSIONS
+    return read() + retry() + DEFINE_PERMISSIONS + (COMMAND_PERMISSION,) + ADMIN_PERMISSIONS
 
 
 def of_role(role: str) -> frozenset[str]:
@@ -28,7 +30,7 @@ def of_role(role: str) -> frozenset[str]:
     if role == Role.ADMIN:
         return frozenset(every())
     if role == Role.OPERATOR:
-        return frozenset((*read(), *retry(), "audit:read"))
+        return frozenset((*read(), *retry(), *DEFINE_PERMISSIONS, "audit:read"))
     if role == Role.VIEWER:
         return frozenset(read())
     return frozenset()
