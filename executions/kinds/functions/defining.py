@@ -60,7 +60,9 @@ def _by(actor: Actor) -> str:
 
 
 def _record_version(function: Function, by: str, comment: str = "") -> None:
-    FunctionVersion.objects.update_or_create(
+    """The function's current code as its version `function.version`, if not recorded yet (a
+    function defined before versions were kept gets its current one so)."""
+    FunctionVersion.objects.get_or_create(
         function=function,
         version=function.version,
         defaults={"code": function.code, "created_by": by, "comment": comment[:500]},

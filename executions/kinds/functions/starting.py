@@ -91,25 +91,31 @@ def fire_webhook(functions: list[Function], body: Any) -> list[dict]:
 
 def fire_due_cron() -> int:
     """Fire every cron function whose tick has come, once per tick however many workers run
-    this: a worker fires a tick only if its conditional UPDATE moved that tick on (the others'
-    UPDATEs then match nothing). Missed ticks (no worker running) are not made up: the next tick
-    is the first after now."""
+    this (fire_tick). Missed ticks (no worker running) are not made up: the next tick is the
+    first after now."""
     now = timezone.now()
-    fired = 0
-    due = Function.objects.filter(is_active=True, next_fire_at__lte=now, trigger__type="cron").only(
-        "pk", "trigger", "next_fire_at"
-    )
-    for function in due[:100]:
-        with transaction.atomic():
-            moved = Function.objects.filter(
-                pk=function.pk, next_fire_at=function.next_fire_at, is_active=True
-            ).update(next_fire_at=next_fire(function.trigger, now))
-            if not moved:
-                continue
-            try:
-                start(function, {}, invoked_by="cron")
-            except RedriveError as exc:  # over its limits: this tick is skipped
-                log.warning("cron function %s not started: %s", function.pk, exc.message)
-                continue
-            fired += 1
-    return fired
+    due = Function.objects.filter(
+        is_active=True, next_fire_at__lte=now, trigger__type="cron"
+    ).values_list("pk", "next_fire_at")
+    return sum(fire_tick(pk, tick, now) for pk, tick in due[:100])
+
+
+def fire_tick(function_id: str, tick, now) -> bool:
+    """Fire the tick `tick` of a cron function if this caller is the one that moves it on to the
+    next tick: a conditional UPDATE, so that of the workers that saw the same tick due, only the
+    first fires it (the others' UPDATEs then match nothing)."""
+    with transaction.atomic():
+        function = Function.objects.filter(pk=function_id).first()
+        if function is None:
+            return False
+        moved = Function.objects.filter(pk=function_id, next_fire_at=tick, is_active=True).update(
+            next_fire_at=next_fire(function.trigger, now)
+        )
+        if not moved:
+            return False
+        try:
+            start(function, {}, invoked_by="cron")
+        except RedriveError as exc:  # over its limits: this tick is skipped
+            log.warning("cron function %s not started: %s", function_id, exc.message)
+            return False
+    return True
