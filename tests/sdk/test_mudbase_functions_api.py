@@ -120,6 +120,19 @@ def test_the_other_calls_of_the_sdk(mudbase_functions, login, manifest):
     assert rolled.success is True
     assert functions.get_function(project_id, function_id).data.name == "nightly-report"
 
+    hook_id = functions.create_function(
+        project_id,
+        mudbase.CreateFunctionRequest(
+            name="on-order", code="return payload;", trigger=mudbase.FunctionTrigger(type="webhook")
+        ),
+    ).data.id
+    anyone = mudbase_functions()
+    triggered = anyone.trigger_function_webhook(project_id, body={"order": 42})
+    assert triggered.success is True and triggered.triggered == 1
+    assert triggered.results[0]["functionId"] == hook_id
+    execution = FunctionExecution.objects.get(pk=triggered.results[0]["executionId"])
+    assert execution.payload == {"order": 42}
+
     viewer = mudbase_functions(api_key=manifest["api_keys"]["bob"])
     with pytest.raises(ForbiddenException):
         viewer.delete_function(project_id, function_id)
