@@ -288,3 +288,16 @@ def test_a_cron_tick_fires_once_however_many_workers_saw_it_due(api):
     assert runs.count() == 1 and runs.get().invoked_by == "cron"
     function.refresh_from_db()
     assert function.next_fire_at > tick
+
+
+def test_code_changed_outside_the_api_becomes_a_version_of_its_own(api):
+    created = create(api, code="return 1;")
+    path = f"{functions_path(api)}/{created['_id']}"
+    Function.objects.filter(pk=created["_id"]).update(code="return 'admin';")  # version stays 1
+    send(api, "PUT", path, {"code": "return 3;"})
+    versions = api.get(f"{path}/versions").json()["data"]["versions"]
+    assert [(v["version"], v["code"]) for v in versions] == [
+        (3, "return 3;"),
+        (2, "return 'admin';"),
+        (1, "return 1;"),
+    ]

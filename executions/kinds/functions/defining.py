@@ -61,11 +61,21 @@ def _by(actor: Actor) -> str:
 
 def _record_version(function: Function, by: str, comment: str = "") -> None:
     """The function's current code as its version `function.version`, if not recorded yet (a
-    function defined before versions were kept gets its current one so)."""
-    FunctionVersion.objects.get_or_create(
+    function defined before versions were kept gets its current one so). A recorded version
+    with other code means the code changed outside this API (the admin): that code becomes a
+    version of its own."""
+    row = function.versions.filter(version=function.version).first()
+    if row is not None and row.code == function.code:
+        return
+    if row is not None:
+        function.version = _next_version(function)
+        Function.objects.filter(pk=function.pk).update(version=function.version)
+    FunctionVersion.objects.create(
         function=function,
         version=function.version,
-        defaults={"code": function.code, "created_by": by, "comment": comment[:500]},
+        code=function.code,
+        created_by=by,
+        comment=comment[:500],
     )
 
 
