@@ -191,7 +191,7 @@ MAX_RETRIES = 10
 MAX_BACKOFF_MS = 60 * 60 * 1000
 
 
-class TriggerSerializer(serializers.Serializer):
+class FunctionTriggerSerializer(serializers.Serializer):
     """Mudbase's FunctionTrigger; Redrive runs the http, webhook and cron types."""
 
     type = serializers.CharField()
@@ -230,7 +230,26 @@ class FunctionCode(serializers.CharField):
         return javascript.validate({"code": code}, saving=True)["code"]
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {"value": {"type": "string"}, "secret": {"type": "boolean"}},
+                    "required": ["value"],
+                },
+            ]
+        },
+        "nullable": True,
+    }
+)
 class EnvironmentField(serializers.Field):
+    """Names to values; a value may be a secret {"value": "...", "secret": true} (masked when
+    shown)."""
+
     def to_internal_value(self, data):
         return secrets.validate_values(data, "environment", names=javascript.ENV_NAME_RE)
 
@@ -240,11 +259,11 @@ class CreateFunctionInput(Input):
     name = serializers.CharField(max_length=MAX_NAME)
     description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     code = FunctionCode(trim_whitespace=False)
-    trigger = TriggerSerializer()
+    trigger = FunctionTriggerSerializer()
     environment = EnvironmentField(required=False, allow_null=True)
 
 
-class LimitsSerializer(serializers.Serializer):
+class FunctionLimitsSerializer(serializers.Serializer):
     timeout = serializers.IntegerField(
         min_value=1, max_value=javascript.MAX_TIMEOUT_MS, required=False
     )
@@ -259,7 +278,7 @@ class LimitsSerializer(serializers.Serializer):
     )
 
 
-class RetryPolicySerializer(serializers.Serializer):
+class FunctionRetryPolicySerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
     maxRetries = serializers.IntegerField(min_value=0, max_value=MAX_RETRIES, required=False)
     backoffMs = serializers.IntegerField(min_value=0, max_value=MAX_BACKOFF_MS, required=False)
@@ -270,20 +289,20 @@ class UpdateFunctionInput(Input):
     name = serializers.CharField(max_length=MAX_NAME, required=False)
     description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     code = FunctionCode(trim_whitespace=False, required=False)
-    trigger = TriggerSerializer(required=False)
+    trigger = FunctionTriggerSerializer(required=False)
     environment = EnvironmentField(required=False, allow_null=True)
     isActive = serializers.BooleanField(required=False)
-    limits = LimitsSerializer(required=False)
-    retryPolicy = RetryPolicySerializer(required=False)
+    limits = FunctionLimitsSerializer(required=False)
+    retryPolicy = FunctionRetryPolicySerializer(required=False)
     versionComment = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 
-class RollbackInput(Input):
+class FunctionRollbackInput(Input):
     body_required = True
     version = serializers.IntegerField(min_value=1)
 
 
-class ExecuteInput(Input):
+class FunctionExecuteInput(Input):
     payload = serializers.DictField(required=False, allow_null=True)
 
 
@@ -331,11 +350,11 @@ class FunctionSerializer(serializers.Serializer):
     def get_environment(self, obj) -> dict:
         return secrets.masked_values(obj.environment or {})
 
-    @extend_schema_field(LimitsSerializer)
+    @extend_schema_field(FunctionLimitsSerializer)
     def get_limits(self, obj) -> dict:
         return {name: getattr(obj, field) for name, field in defining.LIMITS.items()}
 
-    @extend_schema_field(RetryPolicySerializer)
+    @extend_schema_field(FunctionRetryPolicySerializer)
     def get_retryPolicy(self, obj) -> dict:
         return {name: getattr(obj, field) for name, field in defining.RETRY_POLICY.items()}
 
@@ -345,7 +364,7 @@ class FunctionResponseSerializer(serializers.Serializer):
     data = FunctionSerializer()
 
 
-class PaginationSerializer(serializers.Serializer):
+class FunctionPaginationSerializer(serializers.Serializer):
     page = serializers.IntegerField()
     limit = serializers.IntegerField()
     total = serializers.IntegerField()
@@ -354,7 +373,7 @@ class PaginationSerializer(serializers.Serializer):
 
 class FunctionListDataSerializer(serializers.Serializer):
     functions = FunctionSerializer(many=True)
-    pagination = PaginationSerializer()
+    pagination = FunctionPaginationSerializer()
 
 
 class FunctionListResponseSerializer(serializers.Serializer):
@@ -384,22 +403,22 @@ class FunctionVersionsResponseSerializer(serializers.Serializer):
     data = FunctionVersionsDataSerializer()
 
 
-class ExecutionQueuedDataSerializer(serializers.Serializer):
+class FunctionExecutionQueuedDataSerializer(serializers.Serializer):
     executionId = serializers.CharField()
     status = serializers.ChoiceField(choices=["queued"])
 
 
-class ExecutionQueuedResponseSerializer(serializers.Serializer):
+class FunctionExecutionQueuedResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
-    data = ExecutionQueuedDataSerializer()
+    data = FunctionExecutionQueuedDataSerializer()
 
 
-class MessageResponseSerializer(serializers.Serializer):
+class FunctionDeletedResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     message = serializers.CharField()
 
 
-class WebhookResponseSerializer(serializers.Serializer):
+class FunctionWebhookResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     triggered = serializers.IntegerField()
     results = serializers.ListField(child=serializers.DictField())

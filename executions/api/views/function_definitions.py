@@ -232,7 +232,7 @@ class FunctionApi(ApiView):
         description="The function, its versions and its executions.",
         tags=TAG,
         parameters=PATH,
-        responses={200: fn.MessageResponseSerializer, **errors("000", 400, 401, 403, 404)},
+        responses={200: fn.FunctionDeletedResponseSerializer, **errors("000", 400, 401, 403, 404)},
         examples=[
             OpenApiExample(
                 "Deleted",
@@ -294,9 +294,9 @@ class FunctionExecuteApi(ApiView):
         "429 past maxExecutionsPerMinute/PerHour.",
         tags=TAG,
         parameters=[*PATH, IDEMPOTENCY_KEY],
-        request=fn.ExecuteInput,
+        request=fn.FunctionExecuteInput,
         responses={
-            202: fn.ExecutionQueuedResponseSerializer,
+            202: fn.FunctionExecutionQueuedResponseSerializer,
             **errors("000", 400, 401, 403, 404, 409, 413, 415, 422, 429),
         },
         examples=[
@@ -307,7 +307,7 @@ class FunctionExecuteApi(ApiView):
     def post(self, request: Request, projectId: str, functionId: str):
         self.actor.require(EXECUTE)
         function = _function(self.actor, projectId, functionId)
-        payload = fn.ExecuteInput.check(request.data).get("payload") or {}
+        payload = fn.FunctionExecuteInput.check(request.data).get("payload") or {}
         invoked_by = "api_key" if self.actor.api_key is not None else "manual"
 
         def perform(claim) -> tuple[int, dict]:
@@ -371,7 +371,7 @@ class FunctionRollbackApi(ApiView):
         "older one. 404 for a version it never had.",
         tags=TAG,
         parameters=PATH,
-        request=fn.RollbackInput,
+        request=fn.FunctionRollbackInput,
         responses={
             200: fn.FunctionResponseSerializer,
             **errors("000", 400, 401, 403, 404, 413, 415),
@@ -384,7 +384,7 @@ class FunctionRollbackApi(ApiView):
     def post(self, request: Request, projectId: str, functionId: str):
         self.actor.require(WRITE)
         function = _function(self.actor, projectId, functionId)
-        version = fn.RollbackInput.check(request.data)["version"]
+        version = fn.FunctionRollbackInput.check(request.data)["version"]
         status, body = _body(defining.rollback(self.actor, function, version))
         return Response(body, status=status)
 
@@ -410,7 +410,7 @@ class FunctionWebhookApi(ApiView):
         ],
         request={"application/json": {"type": "object"}},
         responses={
-            200: fn.WebhookResponseSerializer,
+            200: fn.FunctionWebhookResponseSerializer,
             **errors("000", 400, 401, 404, 413, 415),
         },
         examples=[
