@@ -1,5 +1,5 @@
 """Seed 000's rule: pick by position in the log (newest first) or stable id; refuse successful and
-running executions; re-invoke synchronously with the original payload and definition."""
+running executions; re-invoke with the original payload and the current definition."""
 
 from __future__ import annotations
 
