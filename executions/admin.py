@@ -44,6 +44,7 @@ from .models import (
     FailureCountDelta,
     Function,
     FunctionExecution,
+    FunctionVersion,
     IdempotencyRecord,
     Job,
     JobEvent,
@@ -446,6 +447,18 @@ class FunctionAdmin(TenantScopedAdmin):
         super().save_model(request, obj, form, change)
         if change:
             audit_change(form, request.user, client_ip(request))
+
+
+@admin.register(FunctionVersion)
+class FunctionVersionAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Every code a function has had (written by the functions API; read-only here)."""
+
+    tenant_path = "function__tenant"
+    ordering = ("-created_at", "-id")
+    list_display = ("function", "version", "comment", "created_by", "created_at")
+    search_fields = ("function__id", "function__name", "comment")
+    raw_id_fields = ("function",)
+    list_select_related = ("function",)
 
 
 @admin.register(AutomationRule)
