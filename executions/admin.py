@@ -46,6 +46,7 @@ from .models import (
     FailureCountDelta,
     Function,
     FunctionExecution,
+    FunctionVersion,
     IdempotencyRecord,
     Job,
     JobEvent,
@@ -516,6 +517,18 @@ class WorkflowForm(DefinitionForm):
     class Meta:
         model = Workflow
         fields = ("tenant", "external_id", "version", "tasks", "created_at")
+
+
+@admin.register(FunctionVersion)
+class FunctionVersionAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Every code a function has had (written by the functions API; read-only here)."""
+
+    tenant_path = "function__tenant"
+    ordering = ("-created_at", "-id")
+    list_display = ("function", "version", "comment", "created_by", "created_at")
+    search_fields = ("function__id", "function__name", "comment")
+    raw_id_fields = ("function",)
+    list_select_related = ("function",)
 
 
 @admin.register(AutomationRule)

@@ -7,6 +7,8 @@ from . import kinds
 from .models import ApiKey, Role
 
 COMMAND_PERMISSION = "command:execute"  # re-running a command.exec job (executions/work)
+# Defining and starting seed 000's functions: operators hold them, as they hold retry.
+FUNCTION_PERMISSIONS = ("functions:write", "functions:execute")
 ADMIN_PERMISSIONS = ("apikeys:manage", "audit:read")
 # Defining work (automation rules): an admin's, like managing keys; starting work is the kinds'
 # retry permission (jobs:write, automation:execute), which operators hold.
@@ -23,7 +25,14 @@ def retry() -> tuple[str, ...]:
 
 def every() -> tuple[str, ...]:
     """Every permission there is, in the order the console lists them."""
-    return read() + retry() + (COMMAND_PERMISSION,) + DEFINE_PERMISSIONS + ADMIN_PERMISSIONS
+    return (
+        read()
+        + retry()
+        + FUNCTION_PERMISSIONS
+        + (COMMAND_PERMISSION,)
+        + DEFINE_PERMISSIONS
+        + ADMIN_PERMISSIONS
+    )
 
 
 def of_role(role: str) -> frozenset[str]:
@@ -31,7 +40,7 @@ def of_role(role: str) -> frozenset[str]:
     if role == Role.ADMIN:
         return frozenset(every())
     if role == Role.OPERATOR:
-        return frozenset((*read(), *retry(), "audit:read"))
+        return frozenset((*read(), *retry(), *FUNCTION_PERMISSIONS, "audit:read"))
     if role == Role.VIEWER:
         return frozenset(read())
     return frozenset()

@@ -87,10 +87,10 @@ def retry_function(
     index: int | None = None,
     execution_id: str | None = None,
     idempotency: Claim | None = None,
-    current_definition: bool = False,
 ) -> RetryOutcome:
     """Seed 000: pick by 0-based position in the log (newest first) or by stable id, append a new
-    execution with the original payload, queued for a worker, and wait for its result."""
+    execution with the original payload and the function's current code, queued for a worker,
+    and wait for its result."""
     actor.require(functions.KIND.permission)
     function = get_for_tenant(
         Function,
@@ -116,7 +116,7 @@ def retry_function(
         Kind.FUNCTION,
         execution.pk,
         idempotency,
-        {"current_definition": current_definition, **functions.KIND.one_options(execution)},
+        functions.KIND.one_options(execution),
     )
 
 

@@ -233,6 +233,10 @@ if REDRIVE_HOST_GONE_SECONDS < REDRIVE_LEASE_SECONDS:
 # How long beyond a function's own timeout its synchronous retry waits for a worker to take and
 # finish it (the queue, the claim) before answering 504 with the execution id (it goes on).
 REDRIVE_SYNC_WAIT_GRACE_MS = env_int("REDRIVE_SYNC_WAIT_GRACE_MS", 2000)
+# How often each worker looks for due cron functions (ms); each tick fires once however many look.
+REDRIVE_CRON_CHECK_MS = env_int("REDRIVE_CRON_CHECK_MS", 1000, minimum=10)
+# Seed 000's public webhook trigger: when set, callers must send it as X-Webhook-Secret.
+REDRIVE_FUNCTION_WEBHOOK_SECRET = os.environ.get("REDRIVE_FUNCTION_WEBHOOK_SECRET", "")
 # How many database connections one bulk retry's batches run on at once (PostgreSQL).
 REDRIVE_BULK_CONNECTIONS = env_int(
     "REDRIVE_BULK_CONNECTIONS", min(4, os.cpu_count() or 1), minimum=1

@@ -6,13 +6,39 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import schema  # noqa: F401 - registers the auth schemes
-from .views import auth, automations, failures, functions, health, jobs, runs, workflows
+from .views import (
+    auth,
+    automations,
+    failures,
+    function_definitions,
+    functions,
+    health,
+    jobs,
+    runs,
+    workflows,
+)
 
 FN = "api/functions/projects/<str:projectId>/functions/<str:functionId>"
 WF = "api/v1/projects/<str:project>"
 
+FNS = "api/functions/projects/<str:projectId>/functions"
+DEF = function_definitions
+
 urlpatterns = [
-    # seed 000
+    # seed 000: defining and starting functions
+    path(FNS, DEF.FunctionListApi.as_view(), name="api-functions"),
+    path(FN, DEF.FunctionApi.as_view(), name="api-function"),
+    path(f"{FN}/activate", DEF.FunctionActivateApi.as_view(), name="api-function-activate"),
+    path(f"{FN}/deactivate", DEF.FunctionDeactivateApi.as_view(), name="api-function-deactivate"),
+    path(f"{FN}/execute", DEF.FunctionExecuteApi.as_view(), name="api-function-execute"),
+    path(f"{FN}/versions", DEF.FunctionVersionsApi.as_view(), name="api-function-versions"),
+    path(f"{FN}/rollback", DEF.FunctionRollbackApi.as_view(), name="api-function-rollback"),
+    path(
+        "api/functions/webhook/<str:projectId>",
+        DEF.FunctionWebhookApi.as_view(),
+        name="api-function-webhook",
+    ),
+    # seed 000: retries
     path(
         f"{FN}/retry/<str:executionIndex>",
         functions.FunctionRetryByIndexApi.as_view(),

@@ -19,7 +19,7 @@ from .evidence import (
     IdempotencyRecord,
     OutboxEvent,
 )
-from .functions import Function, FunctionExecution
+from .functions import Function, FunctionExecution, FunctionVersion
 from .jobs import Job, JobEvent
 from .runs import Run, SavedWorkflow
 from .tenancy import (
@@ -46,6 +46,7 @@ __all__ = [
     "FailureCountDelta",
     "Function",
     "FunctionExecution",
+    "FunctionVersion",
     "IdempotencyRecord",
     "Job",
     "JobEvent",

@@ -9,8 +9,8 @@ from django.utils import timezone
 from .base import Failure, Leased, check_definition, object_id
 from .tenancy import Tenant
 
-# The definition an execution snapshots, so that its retry runs what ran first even if the
-# function changed since: the execution's field -> the function's field. The one list of it.
+# The definition an execution snapshots, the record of what ran (a retry runs the function's
+# current definition): the execution's field -> the function's field. The one list of it.
 DEFINITION = {
     "handler": "handler",
     "params": "params",
@@ -36,6 +36,29 @@ class Function(models.Model):
     timeout_ms = models.PositiveIntegerField(default=30_000)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
+    # Defined through the API (mudbase's FunctionsApi): executions/kinds/functions/defining.py.
+    description = models.TextField(blank=True, default="")
+    # {"type": "http" | "webhook" | "cron", "schedule": ..., "path": ..., "method": ...}
+    trigger = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    max_payload_size = models.PositiveIntegerField(default=1024 * 1024)  # bytes of JSON
+    max_executions_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    max_executions_per_hour = models.PositiveIntegerField(null=True, blank=True)
+    # retryPolicy: a failed execution is retried by itself up to `retry_max` times in its lineage.
+    retry_enabled = models.BooleanField(default=False)
+    retry_max = models.PositiveIntegerField(default=3)
+    retry_backoff_ms = models.PositiveIntegerField(default=1000)
+    # A cron function's next tick: the worker that moves it on (a conditional UPDATE) fires it.
+    next_fire_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_fire_at"], name="function_cron_due", condition=Q(is_active=True)
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -61,6 +84,22 @@ class Function(models.Model):
         return {field: getattr(self, source) for field, source in DEFINITION.items()}
 
 
+class FunctionVersion(models.Model):
+    """Every code a function has had: its versions, for get_function_versions and rollback."""
+
+    function = models.ForeignKey(Function, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    code = models.TextField()
+    comment = models.CharField(max_length=500, blank=True, default="")
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["function", "version"], name="function_version_unique")
+        ]
+
+
 class FunctionExecution(Leased, Failure):
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -80,7 +119,7 @@ class FunctionExecution(Leased, Failure):
     function = models.ForeignKey(
         Function, on_delete=models.CASCADE, related_name="executions", db_index=False
     )
-    # The definition that ran, so a retry runs the same version even if the function changed since.
+    # The definition that ran (its record; a retry runs the function's current one).
     handler = models.CharField(max_length=100, blank=True)
     params = models.JSONField(default=dict, blank=True)
     code = models.TextField(blank=True, default="")

@@ -236,6 +236,12 @@ def test_every_list_shows_only_the_tenant_admins_tenants(login, manifest) -> Non
         content_type="application/json",
     )
     assert workflow.status_code == 201, workflow.content
+    defined = carol.post(  # a function's versions
+        f"/api/functions/projects/{items['functions']['project_id']}/functions",
+        {"name": "globex-fn", "code": "return 1;", "trigger": {"type": "http"}},
+        content_type="application/json",
+    )
+    assert defined.status_code == 201, defined.content
     client = login("alice")
     with_foreign_rows = []
     for model in apps.get_app_config("executions").get_models():

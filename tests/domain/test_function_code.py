@@ -91,7 +91,9 @@ def test_output_that_echoes_a_secret_is_redacted(function):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_retry_runs_the_code_that_ran_first(admin, function, sync_worker):
+def test_a_retry_runs_the_functions_current_code_and_the_original_keeps_what_ran(
+    admin, function, sync_worker
+):
     failed = invoke(function, {"amount": 9, "fail": True})
     Function.objects.filter(pk=function.pk).update(code="return 'new code'", version=2)
 
@@ -103,7 +105,8 @@ def test_a_retry_runs_the_code_that_ran_first(admin, function, sync_worker):
     )
 
     new = FunctionExecution.objects.get(pk=outcome.new_id)
-    assert new.code == CODE and new.function_version == 1
-    # The same code, the same payload: it throws again, on its second attempt.
-    assert new.status == "failed" and new.error_class == "TypeError"
-    assert new.retry_count == 1
+    assert new.code == "return 'new code'" and new.function_version == 2
+    assert new.status == "success" and new.result == {"value": "new code"}
+    assert new.retry_count == 1 and new.payload == {"amount": 9, "fail": True}
+    failed.refresh_from_db()
+    assert failed.code == CODE and failed.function_version == 1

@@ -1,5 +1,5 @@
 """Seed 000's rule: pick by position in the log (newest first) or stable id; refuse successful and
-running executions; re-invoke synchronously with the original payload and definition."""
+running executions; re-invoke with the original payload and the current definition."""
 
 from __future__ import annotations
 
@@ -80,11 +80,11 @@ def test_it_refuses_an_execution_that_is_still_running(admin, function):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_definition_that_ran_first_runs_again_unless_asked_otherwise(
+def test_a_retry_runs_the_functions_current_definition_and_the_original_keeps_what_ran(
     admin, function, sync_worker
 ):
-    failed = run_at(function, 5)  # ran with `flaky`
-    Function.objects.filter(pk=function.pk).update(handler="fail", version=2)
+    failed = run_at(function, 5)  # ran with `flaky`, version 1
+    Function.objects.filter(pk=function.pk).update(handler="noop", version=2)
 
     outcome = services.retry_function(
         admin,
@@ -93,24 +93,12 @@ def test_the_definition_that_ran_first_runs_again_unless_asked_otherwise(
         execution_id=failed.pk,
     )
     assert (outcome.obj.handler, outcome.obj.function_version, outcome.obj.status) == (
-        "flaky",
-        1,
+        "noop",
+        2,
         "success",
     )
-
-    again = run_at(function, 1)  # now `fail` (version 2)
-    current = services.retry_function(
-        admin,
-        project_id=admin.tenant.functions_project_id,
-        function_id=function.pk,
-        execution_id=again.pk,
-        current_definition=True,
-    )
-    assert (current.obj.handler, current.obj.function_version, current.obj.status) == (
-        "fail",
-        2,
-        "failed",
-    )
+    failed.refresh_from_db()
+    assert (failed.handler, failed.function_version) == ("flaky", 1)
 
 
 @pytest.mark.django_db

@@ -351,6 +351,56 @@ ENDPOINTS = (
     ),
     # seed 000
     Endpoint(
+        "api-functions",
+        "/api/functions/projects/{projectId}/functions",
+        ("GET", "POST"),
+        params=("page", "limit", "search", "triggerType", "isActive"),
+        body={
+            "name": None,
+            "description": None,
+            "code": None,
+            "trigger": {"type": None, "schedule": None, "method": None},
+            "environment": None,
+        },
+        real={"projectId": "project"},
+    ),
+    Endpoint(
+        "api-function",
+        FN,
+        ("GET", "PUT", "DELETE"),
+        body={
+            "name": None,
+            "code": None,
+            "trigger": {"type": None, "schedule": None},
+            "environment": None,
+            "isActive": None,
+            "limits": {
+                "timeout": None,
+                "maxPayloadSize": None,
+                "maxExecutionsPerMinute": None,
+                "maxExecutionsPerHour": None,
+            },
+            "retryPolicy": {"enabled": None, "maxRetries": None, "backoffMs": None},
+            "versionComment": None,
+        },
+        real=FN_REAL,
+    ),
+    Endpoint("api-function-activate", FN + "/activate", ("POST",), real=FN_REAL),
+    Endpoint("api-function-deactivate", FN + "/deactivate", ("POST",), real=FN_REAL),
+    Endpoint(
+        "api-function-execute", FN + "/execute", ("POST",), body={"payload": None}, real=FN_REAL
+    ),
+    Endpoint("api-function-versions", FN + "/versions", real=FN_REAL),
+    Endpoint(
+        "api-function-rollback", FN + "/rollback", ("POST",), body={"version": None}, real=FN_REAL
+    ),
+    Endpoint(
+        "api-function-webhook",
+        "/api/functions/webhook/{projectId}",
+        ("POST",),
+        real={"projectId": "project"},
+    ),
+    Endpoint(
         "api-function-retry",
         FN + "/retry/{executionIndex}",
         ("POST",),

@@ -2,10 +2,12 @@
 
 Retryable: the execution did not succeed, is not still running, and no earlier retry of it is
 still running: a failed execution may be retried again later, each retry appending a new
-execution. A retry appends a NEW execution with the original payload and the definition that ran
-first (handler or code, params, environment, memory, version, timeout), `retryCount` + 1 and
-`retry_of` = the original, which then names it as its latest retry (`retried_by`); the original
-is kept.
+execution. A retry appends a NEW execution with the original payload and the function's CURRENT
+definition (fix the code, retry the failure: the fix runs; to run an older version, roll the
+function back first), `retryCount` + 1 and `retry_of` = the original, which then names it as its
+latest retry (`retried_by`); the original is kept, its snapshot the record of what ran then.
+A function's retryPolicy retries a failed execution by itself the same way (retry_automatically),
+up to `maxRetries` in its lineage, `backoffMs` later.
 
 Two racing retries of one execution: the first locks it and retries; the second gets the lock
 once the first has committed, finds its retry running and retries nothing (the partial unique
@@ -19,9 +21,12 @@ starts.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from ...models import FunctionExecution
 from ...queueing import enqueue_on_commit
@@ -67,7 +72,6 @@ def retry(
     ids: list[str],
     *,
     queued: bool = True,
-    current_definition: bool = False,
     seen_retry=ANY,
     **options,
 ) -> list[Retried]:
@@ -85,13 +89,29 @@ def retry(
     if not originals:
         return []
     invoked_by = "api_key" if actor.api_key is not None else "manual"
-    definitions = [_definition(o, current_definition) for o in originals]
+    new = _append_retries(originals, invoked_by, queued=queued)
+    return [
+        Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
+        for o, n in zip(originals, new, strict=True)
+    ]
+
+
+def _append_retries(
+    originals: list[FunctionExecution],
+    invoked_by: str | None,
+    *,
+    queued: bool = True,
+    run_after=None,
+) -> list[FunctionExecution]:
+    """The one place a retry is written: the originals are locked and retryable. `invoked_by`
+    None: each retry is invoked as its original was."""
+    definitions = [o.function.definition() for o in originals]
     new = FunctionExecution.objects.bulk_create(
         FunctionExecution(
-            tenant=actor.tenant,
+            tenant_id=o.tenant_id,
             function=o.function,
             payload=o.payload,
-            invoked_by=invoked_by,
+            invoked_by=invoked_by or o.invoked_by,
             retry_count=o.retry_count + 1,
             retry_of=o,
             **definition,
@@ -105,20 +125,40 @@ def retry(
     )
     if queued:
         ids = [execution.pk for execution in new]
-        if len(ids) == 1:  # a single retry: its own task, whose finish wakes the waiting caller
-            enqueue_on_commit(run_function_execution, ids[0])
-            ids = []
-        for start in range(0, len(ids), TASK_BATCH):
-            enqueue_on_commit(run_function_executions, ids[start : start + TASK_BATCH])
-    return [
-        Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
-        for o, n in zip(originals, new, strict=True)
-    ]
+        if len(ids) == 1 or run_after:
+            # A single retry has its own task, whose finish wakes the waiting caller; an
+            # automatic one may wait its backoff.
+            task = run_function_execution.using(run_after=run_after) if run_after else None
+            for execution_id in ids:
+                enqueue_on_commit(task or run_function_execution, execution_id)
+        else:
+            for start in range(0, len(ids), TASK_BATCH):
+                enqueue_on_commit(run_function_executions, ids[start : start + TASK_BATCH])
+    return new
 
 
-def _definition(o: FunctionExecution, current: bool) -> dict:
-    """What the retry runs: the definition that ran first, or the function's current one."""
-    return o.function.definition() if current else o.definition()
+def retry_automatically(execution_id: str) -> FunctionExecution | None:
+    """After a failed attempt (the worker that ran it): if the function's retryPolicy is enabled
+    and the lineage has retries left, queue its retry `backoffMs` from now."""
+    with transaction.atomic():
+        original = (
+            FunctionExecution.objects.select_for_update(of=("self",))
+            .select_related("function")
+            .filter(pk=execution_id, status__in=RETRYABLE, retried_by__isnull=True)
+            .first()
+        )
+        if original is None:
+            return None
+        function = original.function
+        if not (function.retry_enabled and function.is_active):
+            return None
+        if original.retry_count >= function.retry_max:
+            return None
+        backoff = timedelta(milliseconds=function.retry_backoff_ms)
+        run_after = timezone.now() + backoff if function.retry_backoff_ms else None
+        if run_after is not None and not run_function_execution.get_backend().supports_defer:
+            run_after = None  # a backend that cannot defer runs it at once
+        return _append_retries([original], None, run_after=run_after)[0]
 
 
 RULE = Rule(reason, retryable, not_retryable, retry)

@@ -81,6 +81,10 @@ def execute(execution_id: str) -> None:
         **values,
     ):
         _notify_final(execution_id)
+        if values["status"] != "success":
+            from .retry import retry_automatically  # retry.py imports this module
+
+            retry_automatically(execution_id)
 
 
 def _channel(execution_id: str) -> str:

@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connections
 
 from executions import failure_counts, heartbeats, leases, queueing, reaper
+from executions.kinds.functions.starting import fire_due_cron
 from executions.kinds.jobs.run import ANY_HOST, fail_jobs_of_gone_hosts
 from executions.validation import HOSTNAME_RE
 from executions.work import command
@@ -94,6 +95,9 @@ class Command(BaseCommand):
         queues = ["default", queueing.host_queue(ANY_HOST), queueing.host_queue(hostname)]
         if not no_reaper and not batch:
             leases.run_every(leases.renewal_seconds(), partial(reaper_round, queues), "reaper")
+        if not batch:
+            # Every worker looks; a conditional UPDATE lets one of them fire each tick.
+            leases.run_every(settings.REDRIVE_CRON_CHECK_MS / 1000, fire_due_cron, "cron")
         self.stdout.write(
             f"Redrive worker for host {hostname!r} on queues {', '.join(queues)} "
             f"({settings.REDRIVE_TASKS} backend)"
