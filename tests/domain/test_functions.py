@@ -48,6 +48,8 @@ def test_index_zero_is_the_newest_execution_and_positions_shift_after_a_retry(
     ok = run_at(function, 20, handler="noop")
     newest = run_at(function, 10, handler="fail")
     assert log_ids(function) == [newest.pk, ok.pk, oldest.pk]
+    # A retry runs the function as it is now: back to the handler the oldest ran.
+    Function.objects.filter(pk=function.pk).update(handler="flaky")
 
     outcome = retry_index(admin, function, 2)
 
