@@ -871,16 +871,20 @@ def create_automation_rule(actor: Actor, body: dict, *, idempotency: Claim | Non
     return rule
 
 
+def _live_rule_locked(actor: Actor, rule_id: str):
+    return get_for_tenant(
+        definition.live_rules(actor.tenant).select_for_update(),
+        actor.tenant,
+        RULE_NOT_FOUND,
+        pk=rule_id,
+    )
+
+
 def update_automation_rule(actor: Actor, rule_id: str, body: dict):
     actor.require(AUTOMATION_WRITE)
     clean = definition.clean_rule(body)
     with transaction.atomic(durable=True):
-        rule = get_for_tenant(
-            definition.live_rules(actor.tenant).select_for_update(),
-            actor.tenant,
-            RULE_NOT_FOUND,
-            pk=rule_id,
-        )
+        rule = _live_rule_locked(actor, rule_id)
         definition.update(rule, clean)
         _audit_write(actor, Kind.AUTOMATION, "update rule", rule.pk, None)
     return rule
@@ -889,12 +893,7 @@ def update_automation_rule(actor: Actor, rule_id: str, body: dict):
 def delete_automation_rule(actor: Actor, rule_id: str) -> None:
     actor.require(AUTOMATION_WRITE)
     with transaction.atomic(durable=True):
-        rule = get_for_tenant(
-            definition.live_rules(actor.tenant).select_for_update(),
-            actor.tenant,
-            RULE_NOT_FOUND,
-            pk=rule_id,
-        )
+        rule = _live_rule_locked(actor, rule_id)
         definition.delete(rule)
         _audit_write(actor, Kind.AUTOMATION, "delete rule", rule.pk, None)
 

@@ -12,7 +12,6 @@ import hmac
 import math
 
 from django.conf import settings
-from django.db.models import Avg, Count, Max, Q
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,7 +25,7 @@ from ..base import ApiView, valid_id
 from ..docs import IDEMPOTENCY_KEY, errors
 from ..errors import Unauthorized
 from ..serializers import functions as fn
-from .functions import PATH, TAG, function_for
+from .functions import PATH, TAG, function_for, function_stats
 
 PROJECT = [OpenApiParameter("projectId", str, OpenApiParameter.PATH, description="Project ID.")]
 WRITE, EXECUTE, READ = "functions:write", "functions:execute", "functions:read"
@@ -191,14 +190,7 @@ class FunctionApi(ApiView):
         function = _function(self.actor, projectId, functionId)
         status, body = _body(function)
         executions = FunctionExecution.objects.filter(function=function)
-        stats = executions.aggregate(
-            totalExecutions=Count("pk"),
-            successfulExecutions=Count("pk", filter=Q(status="success")),
-            failedExecutions=Count("pk", filter=Q(status__in=["failed", "timeout"])),
-            avgExecutionTime=Avg("execution_time"),
-            lastExecution=Max("executed_at"),
-        )
-        stats["avgExecutionTime"] = round(stats["avgExecutionTime"] or 0, 3)
+        stats = function_stats(executions)
         body["data"]["stats"] = fn.FunctionStatsSerializer(stats).data
         return Response(body, status=status)
 

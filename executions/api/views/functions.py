@@ -149,14 +149,7 @@ class FunctionLogsApi(ApiView):
         )
         # Stats cover the function's whole log (what Mudbase reports); one aggregate over the
         # function's own rows, served by the (function, executed_at) index.
-        stats = executions.aggregate(
-            totalExecutions=Count("pk"),
-            successfulExecutions=Count("pk", filter=Q(status="success")),
-            failedExecutions=Count("pk", filter=Q(status__in=["failed", "timeout"])),
-            avgExecutionTime=Avg("execution_time"),
-            lastExecution=Max("executed_at"),
-        )
-        stats["avgExecutionTime"] = round(stats["avgExecutionTime"] or 0, 3)
+        stats = function_stats(executions)
         data = {
             "executions": fn.FunctionLogExecutionSerializer(rows[:limit], many=True).data,
             "stats": fn.FunctionStatsSerializer(stats).data,
@@ -196,3 +189,16 @@ class FunctionExecutionApi(ApiView):
         return Response(
             {"success": True, "data": fn.FunctionExecutionDetailSerializer(execution).data}
         )
+
+
+def function_stats(executions) -> dict:
+    """Mudbase's `stats` of a function's log: one aggregate over its own executions."""
+    stats = executions.aggregate(
+        totalExecutions=Count("pk"),
+        successfulExecutions=Count("pk", filter=Q(status="success")),
+        failedExecutions=Count("pk", filter=Q(status__in=["failed", "timeout"])),
+        avgExecutionTime=Avg("execution_time"),
+        lastExecution=Max("executed_at"),
+    )
+    stats["avgExecutionTime"] = round(stats["avgExecutionTime"] or 0, 3)
+    return stats

@@ -25,6 +25,19 @@ TAG = ["jobs (seed 002)"]
 ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="UUID of the job.")
 
 
+CREATED_EXAMPLE = OpenApiExample(
+    "Created",
+    value={
+        "job_id": "550e8400-e29b-41d4-a716-446655440000",
+        "status": "unprocessed",
+        "revision": 1,
+        "timestamp": "2025-06-14T10:00:00Z",
+    },
+    response_only=True,
+    status_codes=["201"],
+)
+
+
 class JobRetryApi(ApiView):
     seed = "002"
 
@@ -48,17 +61,7 @@ class JobRetryApi(ApiView):
         tags=TAG,
         body=jb.JobRetryRequestSerializer,
         examples=[
-            OpenApiExample(
-                "Created",
-                value={
-                    "job_id": "550e8400-e29b-41d4-a716-446655440000",
-                    "status": "unprocessed",
-                    "revision": 1,
-                    "timestamp": "2025-06-14T10:00:00Z",
-                },
-                response_only=True,
-                status_codes=["201"],
-            ),
+            CREATED_EXAMPLE,
             OpenApiExample("Body", value={"target_hostname": "worker-1"}, request_only=True),
         ],
     )
@@ -93,19 +96,6 @@ class JobApi(ApiView):
         )
         data = jb.JobDetailSerializer(job).data
         return Response(data)
-
-
-CREATED_EXAMPLE = OpenApiExample(
-    "Created",
-    value={
-        "job_id": "550e8400-e29b-41d4-a716-446655440000",
-        "status": "unprocessed",
-        "revision": 1,
-        "timestamp": "2025-06-14T10:00:00Z",
-    },
-    response_only=True,
-    status_codes=["201"],
-)
 
 
 class JobListApi(ApiView):
