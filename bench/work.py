@@ -233,11 +233,7 @@ def sync_retries(function, actor, requests: int) -> list[float]:
     failed = FunctionExecution.objects.create(
         tenant_id=function.tenant_id,
         function=function,
-        code=function.code,
-        environment=function.environment,
-        memory_mb=function.memory_mb,
-        function_version=function.version,
-        timeout_ms=function.timeout_ms,
+        **function.definition(),
         payload={"n": 1},
         status="failed",
         error_message="connection reset by peer",
@@ -306,7 +302,12 @@ def main() -> None:
         js_batched_s = js_drain(function, args.n, FUNCTION_BATCH, args.timeout)
         http_s = http_drain(rule, args.n, 1, args.timeout)
         http_batched_s = http_drain(rule, args.n, TASK_BATCH, args.timeout)
-        # The synchronous retry, with the workers idle (they run it once fnsync's change lands).
+    finally:
+        stop(workers)
+    # The synchronous retry, with idle workers as `manage.py worker` runs them (its default idle
+    # interval: what a user's request waits for), not the drains' equal-terms INTERVAL.
+    workers = [start(["worker", "--no-reaper"]) for _ in range(WORKERS)]
+    try:
         latencies = sync_retries(function, actor, args.sync)
     finally:
         stop(workers)
