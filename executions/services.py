@@ -21,7 +21,7 @@ from django.db.models import Model, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from . import filters, kinds, sets
+from . import filters, kinds, retry_input, sets
 from . import idempotency as idempotency_store
 from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
 from .filters import FailureFilter
@@ -174,8 +174,12 @@ def retry_one(
     `idempotency_key`: the caller's key for this retry (the console sends one per rendered Retry
     button), kept in the idempotency store: the same retry with it again answers the first
     outcome (`replayed`). The API holds its keys itself and hands its hold over (`idempotency`).
-    A function's retry waits for a worker's result; `wait=False` only queues it."""
+    A function's retry waits for a worker's result; `wait=False` only queues it.
+    `reason` (kept in the audit) and `input` (an edited input: executions/retry_input.py) are
+    the operator's options of any kind."""
     spec = _kind(kind, "kind")
+    if "reason" in options:
+        options["reason"] = retry_input.clean_reason(options["reason"])
     if idempotency_key and idempotency is None:
         # What authorises the retry (a nonce) does not make it another one.
         request = {k: v for k, v in options.items() if k not in spec.secret_options}
@@ -187,7 +191,7 @@ def retry_one(
             lambda claim: retry_one(actor, kind, object_id, idempotency=claim, **options),
         )
     actor.require(spec.permission)
-    if spec.finds_itself and idempotency is None:
+    if spec.finds_itself and idempotency is None and "input" not in options:
         pks = _valid_pks(spec, [str(object_id)])
         if not pks:
             raise NotFound(spec.not_found)
@@ -196,7 +200,27 @@ def retry_one(
     needs = spec.needs(obj)
     if needs:
         actor.require(needs)
-    return _retry(actor, kind, obj.pk, idempotency, {**spec.one_options(obj), **options})
+    options = {**spec.one_options(obj), **options}
+    if "input" in options:
+        options["input"], options["input_change"] = retry_input.prepare(kind, obj, options["input"])
+    return _retry(actor, kind, obj.pk, idempotency, options)
+
+
+def retry_failure(
+    actor: Actor,
+    kind: str,
+    object_id: str,
+    *,
+    idempotency: Claim | None = None,
+    **options: Any,
+) -> RetryOutcome:
+    """Redrive's own `POST /api/failures/{kind}/{id}/retry` (options: reason, input): it queues
+    the retry and answers at once (a function's too). A workflow retry without a nonce runs as
+    the caller, on a session made for it, as the console's does."""
+    if kind == workflows.KIND.name and options.get("nonce") is None:
+        actor.require(workflows.KIND.permission)
+        options["nonce"] = create_session(actor).nonce
+    return retry_one(actor, kind, object_id, idempotency=idempotency, wait=False, **options)
 
 
 def _kind(name: Any, field: str) -> KindSpec:
@@ -231,14 +255,18 @@ def _retry(
         return _replayed(spec, str(pk), claim.outcome, options)
     try:
         # With a key, the outcome is written in the retry's transaction (so not the one-statement
-        # path, which has none).
-        with transaction.atomic(durable=True) if claim is not None else _durable(spec, 1):
+        # path, which has none); so is an edited input of a kind that retries in place.
+        one = claim is None and "input" not in options
+        with _durable(spec, 1) if one else transaction.atomic(durable=True):
             spec.authorise(actor, options)
             audit = _audit_constants(
                 actor,
                 kind,
                 idempotency_key=claim.key if claim is not None else "",
-                details={k: v for k, v in options.items() if k in spec.audit_options},
+                details={
+                    **{k: v for k, v in options.items() if k in spec.audit_options},
+                    **_operator_details(options),
+                },
             )
             retried = _retry_audited(actor, spec, [pk], options, audit)
             if retried and claim is not None:
@@ -267,6 +295,17 @@ def _retry(
         new_id=str(new_id),
         obj=obj if obj is not None else spec.model.objects.get(pk=new_id),
     )
+
+
+def _operator_details(options: dict[str, Any]) -> dict[str, Any]:
+    """The audit's record of the operator's options: their reason, and an edited input's
+    change (the input before and the diff)."""
+    details: dict[str, Any] = {}
+    if options.get("reason"):
+        details["reason"] = options["reason"]
+    if "input_change" in options:
+        details["input"] = options["input_change"]
+    return details
 
 
 def _retry_id(obj: Model) -> Any:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from executions import filters, kinds, selectors, services, validation
+from executions import filters, kinds, retry_input, selectors, services, validation
 from executions.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -211,6 +211,7 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     shown = kinds.get(kind).shown
     context: dict[str, Any] = {
         "d": item,
+        "edit_input": retry_input.shown(kind, obj) if retry_input.editable(kind) else None,
         "row": row,
         "kind": kind,
         "obj": obj,
@@ -263,9 +264,13 @@ def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     options: dict[str, Any] = {}
     if kinds.get(kind).shown.asks_host:
         options["target_hostname"] = request.POST.get("target_hostname", "").strip() or "_any"
+    if request.POST.get("reason", "").strip():
+        options["reason"] = request.POST["reason"]
     # One per rendered Retry button: a double click or a resent form retries once.
     key = request.POST.get("idempotency_key", "")
     try:
+        if "input" in request.POST:
+            options["input"] = retry_input.parse(request.POST["input"])
         outcome = services.retry_one(request.actor, kind, object_id, idempotency_key=key, **options)
         message = ("success", kinds.get(kind).shown.retried_message(outcome))
     except (NotRetryable, IdempotencyKeyInFlight) as exc:
@@ -280,6 +285,27 @@ def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     return HttpResponseRedirect(
         _safe_next(request, reverse("detail", kwargs={"kind": kind, "object_id": object_id}))
     )
+
+
+@require_POST
+@console_view()
+def retry_review(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
+    """The edited input checked and compared with the original, before the operator confirms
+    (nothing is retried here): the diff and the confirm form, or what is wrong with it."""
+    _check_kind(kind)
+    _require_retry(request)
+    obj = get_for_tenant(
+        kinds.get(kind).model, request.tenant, kinds.get(kind).not_found, pk=object_id
+    )
+    text = request.POST.get("input", "")
+    context: dict[str, Any] = {"kind": kind, "obj": obj, "text": text}
+    try:
+        _, change = retry_input.prepare(kind, obj, retry_input.parse(text))
+        context["diff"] = change["diff"]
+    except InvalidInput as exc:
+        context["error"] = exc.message
+    context["reason"] = request.POST.get("reason", "")
+    return render(request, "console/detail.html#review", context)
 
 
 _LEVELS = {"success": messages.SUCCESS, "warning": messages.WARNING, "error": messages.ERROR}

@@ -77,6 +77,29 @@ class BulkRetrySerializer(serializers.Serializer):
         return reverse("api-bulk-retry", args=[str(obj.pk)])
 
 
+class ItemRetryRequestSerializer(serializers.Serializer):
+    """For the schema only: executions/retry_input.py checks the body (errors name the field)."""
+
+    reason = serializers.CharField(
+        required=False, max_length=500, help_text="Why; kept in the audit (at most 500 characters)"
+    )
+    input = ObjectField(
+        required=False,
+        help_text="The edited input the retry runs with: a function's payload, an automation's "
+        "event data, a job's operation data, a workflow's input, a run's inputs",
+    )
+
+
+class ItemRetrySerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    id = serializers.CharField()
+    newId = serializers.CharField(
+        help_text="The new attempt (the same id for automations and workflows)"
+    )
+    status = serializers.CharField(help_text="The new attempt's status now")
+    url = serializers.CharField(help_text="The new attempt in the console")
+
+
 class BulkRetryCancelSerializer(BulkRetrySerializer):
     cancelOutcome = serializers.ChoiceField(
         choices=["requested", "cancelled", "too_late"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -192,6 +193,73 @@ class FailureRetryApi(ApiView):
         if response.status_code == 202:
             response["Location"] = response.data["url"]
         return response
+
+
+ITEM_FIELDS = ("reason", "input")
+
+
+class FailureItemRetryApi(ApiView):
+    @extend_schema(
+        operation_id="retryFailure",
+        summary="Retry one failure, with a reason and an edited input",
+        description="Any kind. `reason` is kept in the audit; `input` replaces what the retry "
+        "runs with (a function's payload, an automation's event data, a job's operation data, a "
+        "workflow's input, a run's inputs): functions, jobs and runs get a new attempt with it; "
+        "automations and workflows retry the same record, whose input changes (the audit keeps "
+        "the one before and the diff). Queued, not awaited.",
+        tags=TAG,
+        parameters=[
+            OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=registry.names()),
+            OpenApiParameter("id", str, OpenApiParameter.PATH),
+            IDEMPOTENCY_KEY,
+        ],
+        request=fl.ItemRetryRequestSerializer,
+        responses={
+            200: fl.ItemRetrySerializer,
+            **errors("redrive", 400, 401, 403, 404, 409, 415, 422, messages={409: KEY_IN_FLIGHT}),
+        },
+        examples=[
+            OpenApiExample("With a reason", value={"reason": "upstream fixed"}, request_only=True),
+            OpenApiExample(
+                "With an edited input",
+                value={"reason": "wrong customer id", "input": {"customerId": 42}},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "200 Response",
+                value={
+                    "kind": "job",
+                    "id": "0b6f4c1e-7f1a-4f5e-9a7d-1c2b3d4e5f60",
+                    "newId": "5d2e8a4f-3b1c-4d6e-8f7a-9b0c1d2e3f40",
+                    "status": "unprocessed",
+                    "url": "/executions/job/5d2e8a4f-3b1c-4d6e-8f7a-9b0c1d2e3f40/",
+                },
+                response_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, kind: str, id: str):
+        body = request.data if request.data is not None else {}
+        if not isinstance(body, dict):
+            raise InvalidInput("Request body must be a JSON object", field="body")
+        unknown = sorted(set(body) - set(ITEM_FIELDS))
+        if unknown:
+            raise InvalidInput(f"{unknown[0]} is not a field of a retry", field=unknown[0])
+        options = {k: body[k] for k in ITEM_FIELDS if k in body and body[k] is not None}
+        if kind not in registry.names():
+            raise InvalidInput(f"kind must be one of {', '.join(registry.names())}", field="kind")
+
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            outcome = services.retry_failure(self.actor, kind, id, idempotency=claim, **options)
+            return 200, {
+                "kind": outcome.kind,
+                "id": outcome.target_id,
+                "newId": outcome.new_id,
+                "status": outcome.obj.status,
+                "url": reverse("detail", kwargs={"kind": kind, "object_id": outcome.new_id}),
+            }
+
+        return self.idempotent(request, perform)
 
 
 class BulkRetryApi(ApiView):
