@@ -508,7 +508,7 @@ def _serialise(selection: dict) -> dict:
     return {"ids": selection.get("ids", {})}
 
 
-def plan_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
+def plan_bulk_retry(actor: Actor, selection: dict, options: dict | None = None) -> BulkRetry:
     """A pending BulkRetry and its plan: the keys retryable now (BulkRetryPlan), whose counts are
     the preview it shows (total, skipped). retry_many retries those keys and no others, however
     often it is resumed (start_bulk_retry: in a worker)."""
@@ -525,6 +525,7 @@ def plan_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
             total=preview["will_retry"],
             skipped=preview["not_retryable"],
             summary={"preview": preview},
+            options=options or {},
         )
         _save_plan(bulk, keys)
     return bulk
@@ -556,26 +557,33 @@ def start_bulk_retry(
     *,
     idempotency_key: str = "",
     idempotency: Claim | None = None,
+    options: dict | None = None,
 ) -> BulkRetry:
     """Record a bulk retry (with its preview as the plan) and run it in a worker after commit.
-    Keys as for retry_one: one bulk retry per Idempotency-Key."""
+    Keys as for retry_one: one bulk retry per Idempotency-Key. `options` (checked by
+    staged.clean_options): a reason, and staging, which executions/staged.py runs."""
+    from . import staged
+
     if idempotency_key and idempotency is None:
         return _keyed(
             actor,
             idempotency_key,
             "bulk retry",
-            _serialise(selection),
-            lambda claim: start_bulk_retry(actor, selection, idempotency=claim),
+            {**_serialise(selection), **({"options": options} if options else {})},
+            lambda claim: start_bulk_retry(actor, selection, idempotency=claim, options=options),
         )
     if idempotency is not None and idempotency.outcome is not None:
         return get_for_tenant(
             BulkRetry, actor.tenant, "Bulk retry not found", pk=idempotency.outcome["new_id"]
         )
     with transaction.atomic(durable=True):
-        bulk = plan_bulk_retry(actor, selection)
+        bulk = plan_bulk_retry(actor, selection, options)
         if idempotency is not None:
             idempotency_store.record_outcome(idempotency, kind="bulk", new_id=bulk.pk)
-        enqueue_on_commit(bulk_retry_task, str(bulk.pk))
+        if staged.is_staged(bulk.options):
+            staged.start(bulk)
+        else:
+            enqueue_on_commit(bulk_retry_task, str(bulk.pk))
     return bulk
 
 
@@ -747,8 +755,7 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
     keys that were not; None: not retryable any more, the reason is looked up after)."""
     try:
         with transaction.atomic(durable=True):
-            audit = _audit_constants(actor, kind, bulk_id=bulk.pk)
-            retried = _retry_audited(actor, kinds.get(kind), keys, {}, audit)
+            retried = retry_for_bulk(actor, bulk, kind, keys)
     except IntegrityError:
         # A concurrent retry of one of these items committed while this batch waited for its
         # row lock: the batch re-checked that row, but not the row that records the retry (a
@@ -772,6 +779,16 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
     to_python = kinds.get(kind).model._meta.pk.to_python
     got = {str(to_python(r.target_id)) for r in retried}
     return len(retried), [(key, None) for key in keys if str(to_python(key)) not in got]
+
+
+def retry_for_bulk(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> list:
+    """The retry of one batch of `bulk` and its audit rows (with the bulk's reason), in the
+    caller's transaction (_retry_batch's; a staged bulk's step: executions/staged.py)."""
+    reason = (bulk.options or {}).get("reason")
+    audit = _audit_constants(
+        actor, kind, bulk_id=bulk.pk, **({"details": {"reason": reason}} if reason else {})
+    )
+    return _retry_audited(actor, kinds.get(kind), keys, {}, audit)
 
 
 def _report(failures: list[dict], kind: str, not_retried: list[tuple[str, str]]) -> None:

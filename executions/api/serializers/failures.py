@@ -71,6 +71,20 @@ class BulkRetrySerializer(serializers.Serializer):
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     url = serializers.SerializerMethodField()
+    stage = serializers.CharField(
+        help_text="A staged bulk's stage: canary, waiting, rest, stopped, finished (empty if "
+        "not staged)"
+    )
+    progress = serializers.SerializerMethodField(
+        help_text="A staged bulk's outcomes: succeeded, failedAgain, pending, failedAgainItems, "
+        "stoppedBecause, options ({} if not staged)"
+    )
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_progress(self, obj) -> dict:
+        from executions import staged
+
+        return staged.progress(obj)
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_url(self, obj) -> str:
@@ -181,3 +195,22 @@ class FailuresRetryRequestSerializer(Input):
         else:
             selection = {"ids": attrs["ids"]}
         return {"dry_run": attrs["dry_run"], "selection": selection}
+
+
+class StagingCanarySerializer(serializers.Serializer):
+    size = serializers.IntegerField(min_value=1, help_text="Retry these first")
+    minSuccessRate = serializers.FloatField(
+        required=False, min_value=0, max_value=1, help_text="Then go on if this share succeeded"
+    )
+
+
+class FailuresRetryRequestDoc(FailuresRetryRequestSerializer):
+    """For the schema only: the bulk's own options, checked by executions/staged.py."""
+
+    reason = serializers.CharField(required=False, max_length=500, help_text="Kept in the audit")
+    canary = StagingCanarySerializer(required=False)
+    ratePerSecond = serializers.FloatField(required=False, help_text="Items retried per second")
+    stopWhenFailedAgainRate = serializers.FloatField(
+        required=False,
+        help_text="Stop when more than this share of the retried items failed again",
+    )

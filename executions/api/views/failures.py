@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from executions import filters, selectors, services
+from executions import filters, selectors, services, staged
 from executions import kinds as registry
 from executions.errors import InvalidInput, PermissionDenied
 from executions.idempotency import Claim
@@ -154,7 +154,7 @@ class FailureRetryApi(ApiView):
         "Rate-limited per caller (429 with Retry-After).",
         tags=TAG,
         parameters=[IDEMPOTENCY_KEY],
-        request=fl.FailuresRetryRequestSerializer,
+        request=fl.FailuresRetryRequestDoc,
         responses={
             200: fl.PreviewSerializer,
             202: fl.BulkRetrySerializer,
@@ -173,11 +173,23 @@ class FailureRetryApi(ApiView):
                 value={"ids": {"run": ["run_0a1b2c3d4e5f60718293a4b5c6d7e8f9"]}},
                 request_only=True,
             ),
+            OpenApiExample(
+                "Staged, with a reason",
+                value={
+                    "filter": {"kind": "job", "range": "24h"},
+                    "reason": "upstream fixed",
+                    "canary": {"size": 10, "minSuccessRate": 0.9},
+                    "ratePerSecond": 50,
+                    "stopWhenFailedAgainRate": 0.5,
+                },
+                request_only=True,
+            ),
         ],
     )
     def post(self, request: Request):
         body = fl.FailuresRetryRequestSerializer.check(request.data)
         dry_run, selection = body["dry_run"], body["selection"]
+        options = staged.clean_options(request.data)
         kinds = selected_kinds(selection)
         if not any(self.actor.can(registry.get(k).permission) for k in kinds):
             raise PermissionDenied(registry.get(kinds[0]).permission)
@@ -186,7 +198,9 @@ class FailureRetryApi(ApiView):
             return Response(fl.PreviewSerializer({"dry_run": True, **preview}).data)
 
         def perform(claim: Claim | None) -> tuple[int, dict]:
-            bulk = services.start_bulk_retry(self.actor, selection, idempotency=claim)
+            bulk = services.start_bulk_retry(
+                self.actor, selection, idempotency=claim, options=options
+            )
             return 202, fl.BulkRetrySerializer(bulk).data
 
         response = self.idempotent(request, perform)
