@@ -459,10 +459,35 @@ def _valid_pks(spec: KindSpec, values: list[str]) -> list[str]:
     return out
 
 
-def preview_retry(actor: Actor, selection: dict) -> dict:
+# The items a preview lists (the counts cover them all).
+PREVIEW_ITEMS = 50
+
+
+def preview_retry(actor: Actor, selection: dict, items: int = PREVIEW_ITEMS) -> dict:
     """What retrying `selection` would do, per kind: how many will be retried, and how many will
-    not and why."""
-    return _preview(actor, selection)
+    not and why; and the first `items` that will be ({kind, id, name, error}, newest first per
+    kind), with how many more (`more`)."""
+    result = _preview(actor, selection)
+    listed: list[dict] = []
+    for kind, qs in _querysets(actor, selection).items():
+        spec = kinds.get(kind)
+        if len(listed) >= items or not actor.can(spec.permission):
+            continue
+        retryable = spec.rule.retryable(qs, actor)
+        if "__" in spec.name_field:
+            retryable = retryable.select_related(spec.name_field.split("__")[0])
+        for obj in retryable.order_by(f"-{spec.time_field}", "-pk")[: items - len(listed)]:
+            listed.append(
+                {
+                    "kind": kind,
+                    "id": str(obj.pk),
+                    "name": spec.shown.name(obj),
+                    "error": spec.shown.error(obj),
+                }
+            )
+    result["items"] = listed
+    result["more"] = max(0, result["will_retry"] - len(listed))
+    return result
 
 
 def _preview(actor: Actor, selection: dict, keys: dict[str, list[str]] | None = None) -> dict:

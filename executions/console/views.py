@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from executions import filters, kinds, retry_input, selectors, services, validation
+from executions import filters, kinds, retry_input, selectors, services, staged, validation
 from executions.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -366,7 +366,12 @@ def bulk_preview(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/bulk_preview.html",
-        {"preview": preview, "rows": rows, "hidden": hidden_items, "title": "Retry preview"},
+        {
+            "preview": preview,
+            "rows": rows,
+            "hidden": hidden_items,
+            "title": "Retry preview",
+        },
     )
 
 
@@ -376,14 +381,44 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
     _require_retry(request)
     try:
         selection, _ = _selection(request.POST)
+        options = staged.clean_options(_staging(request.POST))
         # One per rendered confirm button: confirming twice starts one bulk retry.
         bulk = services.start_bulk_retry(
-            request.actor, selection, idempotency_key=request.POST.get("idempotency_key", "")
+            request.actor,
+            selection,
+            idempotency_key=request.POST.get("idempotency_key", ""),
+            options=options,
         )
     except (InvalidInput, IdempotencyKeyInFlight, IdempotencyKeyReused) as exc:
         messages.error(request, exc.message)
         return redirect("inbox")
     return redirect("bulk", bulk_id=bulk.pk)
+
+
+def _staging(data) -> dict[str, Any]:
+    """The confirm form's reason and staging fields as the API's bulk options (percentages as
+    shares); staged.clean_options checks them (a message naming the field)."""
+    body: dict[str, Any] = {"reason": data.get("reason", "")}
+
+    def number(name: str, field: str, scale: float = 1) -> float | None:
+        raw = data.get(name, "").strip()
+        if not raw:
+            return None
+        try:
+            return float(raw) / scale
+        except ValueError:
+            raise InvalidInput(f"{field} must be a number", field=field) from None
+
+    size = number("canary_size", "canary.size")
+    if size is not None:
+        minimum = number("canary_min_success", "canary.minSuccessRate", 100)
+        body["canary"] = {
+            "size": int(size) if size == int(size) else size,
+            "minSuccessRate": 1.0 if minimum is None else minimum,
+        }
+    body["ratePerSecond"] = number("rate_per_second", "ratePerSecond")
+    body["stopWhenFailedAgainRate"] = number("stop_failed_again", "stopWhenFailedAgainRate", 100)
+    return body
 
 
 @require_GET
@@ -406,10 +441,13 @@ def _bulk_numbers(b: BulkRetry) -> dict:
     for entry in preview.get("kinds", {}).values():
         for reason, n in entry.get("not_retryable", {}).items():
             reasons[reason] = reasons.get(reason, 0) + n
+    per_kind = (b.summary or {}).get("kinds", {})
     return {
         "percent": percent,
         "active": b.status in ("pending", "running"),
-        "per_kind": (b.summary or {}).get("kinds", {}),
+        # Kinds the bulk had nothing to do with are left out.
+        "per_kind": {k: c for k, c in per_kind.items() if c.get("retried") or c.get("failed")},
+        "staged": staged.progress(b),
         "failures": (b.summary or {}).get("failures", []),
         "reasons": reasons,
     }

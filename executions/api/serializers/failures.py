@@ -48,12 +48,21 @@ class PreviewKindSerializer(serializers.Serializer):
     not_retryable = serializers.DictField(child=serializers.IntegerField())
 
 
+class PreviewItemSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    id = serializers.CharField()
+    name = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
 class PreviewSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField()
     total = serializers.IntegerField()
     will_retry = serializers.IntegerField()
     not_retryable = serializers.IntegerField()
     kinds = serializers.DictField(child=PreviewKindSerializer())
+    items = PreviewItemSerializer(many=True, help_text="The first 50 that will be retried")
+    more = serializers.IntegerField(help_text="How many more than `items` will be retried")
 
 
 class BulkRetrySerializer(serializers.Serializer):
