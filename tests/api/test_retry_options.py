@@ -215,3 +215,69 @@ def test_the_schema_documents_the_endpoint_with_examples(api):
     text = schema.content.decode()
     assert "/api/failures/{kind}/{id}/retry" in text
     assert "retryFailure" in text and "With an edited input" in text
+
+
+# --- the bulk body: a reason and staging, and the preview's items ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"canary": {"size": 0}}, "canary.size"),
+        ({"canary": {"size": 5, "minSuccessRate": 2}}, "canary.minSuccessRate"),
+        ({"canary": "ten"}, "canary"),
+        ({"ratePerSecond": -1}, "ratePerSecond"),
+        ({"stopWhenFailedAgainRate": "half"}, "stopWhenFailedAgainRate"),
+        ({"reason": "x" * 501}, "reason"),
+    ],
+)
+def test_bad_bulk_options_are_400s_naming_the_field(api, extra, field):
+    from executions.models import BulkRetry
+
+    r = api.post("/api/failures/retry", {"filter": {"kind": "automation"}, **extra})
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["field"] == field
+    assert not BulkRetry.objects.exists()
+
+
+def test_a_staged_bulk_reports_its_stage_and_outcomes(api, manifest):
+    from executions.models import BulkRetry
+
+    body = {
+        "filter": {"kind": "automation"},
+        "reason": "canary first",
+        "canary": {"size": 10, "minSuccessRate": 0.9},
+        "ratePerSecond": 50,
+        "stopWhenFailedAgainRate": 0.5,
+    }
+    r = api.post("/api/failures/retry", body)
+    assert r.status_code == 202, r.content
+    bulk = BulkRetry.objects.get()
+    assert bulk.options == {
+        "reason": "canary first",
+        "canary": {"size": 10, "minSuccessRate": 0.9},
+        "ratePerSecond": 50.0,
+        "stopWhenFailedAgainRate": 0.5,
+    }
+    shown = api.get(r.json()["url"]).json()
+    assert shown["stage"] == "canary"
+    progress = shown["progress"]
+    assert (progress["succeeded"], progress["failedAgain"], progress["pending"]) == (0, 0, 0)
+    assert progress["options"]["canary"] == {"size": 10, "minSuccessRate": 0.9}
+    # Unstaged: no stage, the bulk task as before.
+    r = api.post("/api/failures/retry", {"filter": {"kind": "run"}})
+    assert r.status_code == 202
+    plain = api.get(r.json()["url"]).json()
+    assert (plain["stage"], plain["progress"]) == ("", {})
+
+
+def test_the_preview_lists_the_first_items_and_how_many_more(api, manifest):
+    r = api.post("/api/failures/retry", {"filter": {}, "dry_run": True}).json()
+    assert r["items"] and len(r["items"]) <= 50
+    assert r["more"] == r["will_retry"] - len(r["items"])
+    item = r["items"][0]
+    assert set(item) == {"kind", "id", "name", "error"}
+    failed_job = manifest["acme"]["jobs"]["failed"]
+    one = api.post("/api/failures/retry", {"ids": {"job": [failed_job]}, "dry_run": True}).json()
+    assert [(i["kind"], i["id"]) for i in one["items"]] == [("job", failed_job)]
+    assert one["more"] == 0
