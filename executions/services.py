@@ -21,7 +21,7 @@ from django.db.models import Model, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from . import filters, kinds, sets
+from . import filters, kinds, retry_input, sets
 from . import idempotency as idempotency_store
 from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
 from .filters import FailureFilter
@@ -174,8 +174,12 @@ def retry_one(
     `idempotency_key`: the caller's key for this retry (the console sends one per rendered Retry
     button), kept in the idempotency store: the same retry with it again answers the first
     outcome (`replayed`). The API holds its keys itself and hands its hold over (`idempotency`).
-    A function's retry waits for a worker's result; `wait=False` only queues it."""
+    A function's retry waits for a worker's result; `wait=False` only queues it.
+    `reason` (kept in the audit) and `input` (an edited input: executions/retry_input.py) are
+    the operator's options of any kind."""
     spec = _kind(kind, "kind")
+    if "reason" in options:
+        options["reason"] = retry_input.clean_reason(options["reason"])
     if idempotency_key and idempotency is None:
         # What authorises the retry (a nonce) does not make it another one.
         request = {k: v for k, v in options.items() if k not in spec.secret_options}
@@ -187,7 +191,7 @@ def retry_one(
             lambda claim: retry_one(actor, kind, object_id, idempotency=claim, **options),
         )
     actor.require(spec.permission)
-    if spec.finds_itself and idempotency is None:
+    if spec.finds_itself and idempotency is None and "input" not in options:
         pks = _valid_pks(spec, [str(object_id)])
         if not pks:
             raise NotFound(spec.not_found)
@@ -196,7 +200,27 @@ def retry_one(
     needs = spec.needs(obj)
     if needs:
         actor.require(needs)
-    return _retry(actor, kind, obj.pk, idempotency, {**spec.one_options(obj), **options})
+    options = {**spec.one_options(obj), **options}
+    if "input" in options:
+        options["input"], options["input_change"] = retry_input.prepare(kind, obj, options["input"])
+    return _retry(actor, kind, obj.pk, idempotency, options)
+
+
+def retry_failure(
+    actor: Actor,
+    kind: str,
+    object_id: str,
+    *,
+    idempotency: Claim | None = None,
+    **options: Any,
+) -> RetryOutcome:
+    """Redrive's own `POST /api/failures/{kind}/{id}/retry` (options: reason, input): it queues
+    the retry and answers at once (a function's too). A workflow retry without a nonce runs as
+    the caller, on a session made for it, as the console's does."""
+    if kind == workflows.KIND.name and options.get("nonce") is None:
+        actor.require(workflows.KIND.permission)
+        options["nonce"] = create_session(actor).nonce
+    return retry_one(actor, kind, object_id, idempotency=idempotency, wait=False, **options)
 
 
 def _kind(name: Any, field: str) -> KindSpec:
@@ -231,14 +255,18 @@ def _retry(
         return _replayed(spec, str(pk), claim.outcome, options)
     try:
         # With a key, the outcome is written in the retry's transaction (so not the one-statement
-        # path, which has none).
-        with transaction.atomic(durable=True) if claim is not None else _durable(spec, 1):
+        # path, which has none); so is an edited input of a kind that retries in place.
+        one = claim is None and "input" not in options
+        with _durable(spec, 1) if one else transaction.atomic(durable=True):
             spec.authorise(actor, options)
             audit = _audit_constants(
                 actor,
                 kind,
                 idempotency_key=claim.key if claim is not None else "",
-                details={k: v for k, v in options.items() if k in spec.audit_options},
+                details={
+                    **{k: v for k, v in options.items() if k in spec.audit_options},
+                    **_operator_details(options),
+                },
             )
             retried = _retry_audited(actor, spec, [pk], options, audit)
             if retried and claim is not None:
@@ -267,6 +295,17 @@ def _retry(
         new_id=str(new_id),
         obj=obj if obj is not None else spec.model.objects.get(pk=new_id),
     )
+
+
+def _operator_details(options: dict[str, Any]) -> dict[str, Any]:
+    """The audit's record of the operator's options: their reason, and an edited input's
+    change (the input before and the diff)."""
+    details: dict[str, Any] = {}
+    if options.get("reason"):
+        details["reason"] = options["reason"]
+    if "input_change" in options:
+        details["input"] = options["input_change"]
+    return details
 
 
 def _retry_id(obj: Model) -> Any:
@@ -420,10 +459,35 @@ def _valid_pks(spec: KindSpec, values: list[str]) -> list[str]:
     return out
 
 
-def preview_retry(actor: Actor, selection: dict) -> dict:
+# The items a preview lists (the counts cover them all).
+PREVIEW_ITEMS = 50
+
+
+def preview_retry(actor: Actor, selection: dict, items: int = PREVIEW_ITEMS) -> dict:
     """What retrying `selection` would do, per kind: how many will be retried, and how many will
-    not and why."""
-    return _preview(actor, selection)
+    not and why; and the first `items` that will be ({kind, id, name, error}, newest first per
+    kind), with how many more (`more`)."""
+    result = _preview(actor, selection)
+    listed: list[dict] = []
+    for kind, qs in _querysets(actor, selection).items():
+        spec = kinds.get(kind)
+        if len(listed) >= items or not actor.can(spec.permission):
+            continue
+        retryable = spec.rule.retryable(qs, actor)
+        if "__" in spec.name_field:
+            retryable = retryable.select_related(spec.name_field.split("__")[0])
+        for obj in retryable.order_by(f"-{spec.time_field}", "-pk")[: items - len(listed)]:
+            listed.append(
+                {
+                    "kind": kind,
+                    "id": str(obj.pk),
+                    "name": spec.shown.name(obj),
+                    "error": spec.shown.error(obj),
+                }
+            )
+    result["items"] = listed
+    result["more"] = max(0, result["will_retry"] - len(listed))
+    return result
 
 
 def _preview(actor: Actor, selection: dict, keys: dict[str, list[str]] | None = None) -> dict:
@@ -469,7 +533,7 @@ def _serialise(selection: dict) -> dict:
     return {"ids": selection.get("ids", {})}
 
 
-def plan_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
+def plan_bulk_retry(actor: Actor, selection: dict, options: dict | None = None) -> BulkRetry:
     """A pending BulkRetry and its plan: the keys retryable now (BulkRetryPlan), whose counts are
     the preview it shows (total, skipped). retry_many retries those keys and no others, however
     often it is resumed (start_bulk_retry: in a worker)."""
@@ -486,6 +550,7 @@ def plan_bulk_retry(actor: Actor, selection: dict) -> BulkRetry:
             total=preview["will_retry"],
             skipped=preview["not_retryable"],
             summary={"preview": preview},
+            options=options or {},
         )
         _save_plan(bulk, keys)
     return bulk
@@ -517,26 +582,33 @@ def start_bulk_retry(
     *,
     idempotency_key: str = "",
     idempotency: Claim | None = None,
+    options: dict | None = None,
 ) -> BulkRetry:
     """Record a bulk retry (with its preview as the plan) and run it in a worker after commit.
-    Keys as for retry_one: one bulk retry per Idempotency-Key."""
+    Keys as for retry_one: one bulk retry per Idempotency-Key. `options` (checked by
+    staged.clean_options): a reason, and staging, which executions/staged.py runs."""
+    from . import staged
+
     if idempotency_key and idempotency is None:
         return _keyed(
             actor,
             idempotency_key,
             "bulk retry",
-            _serialise(selection),
-            lambda claim: start_bulk_retry(actor, selection, idempotency=claim),
+            {**_serialise(selection), **({"options": options} if options else {})},
+            lambda claim: start_bulk_retry(actor, selection, idempotency=claim, options=options),
         )
     if idempotency is not None and idempotency.outcome is not None:
         return get_for_tenant(
             BulkRetry, actor.tenant, "Bulk retry not found", pk=idempotency.outcome["new_id"]
         )
     with transaction.atomic(durable=True):
-        bulk = plan_bulk_retry(actor, selection)
+        bulk = plan_bulk_retry(actor, selection, options)
         if idempotency is not None:
             idempotency_store.record_outcome(idempotency, kind="bulk", new_id=bulk.pk)
-        enqueue_on_commit(bulk_retry_task, str(bulk.pk))
+        if staged.is_staged(bulk.options):
+            staged.start(bulk)
+        else:
+            enqueue_on_commit(bulk_retry_task, str(bulk.pk))
     return bulk
 
 
@@ -708,8 +780,7 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
     keys that were not; None: not retryable any more, the reason is looked up after)."""
     try:
         with transaction.atomic(durable=True):
-            audit = _audit_constants(actor, kind, bulk_id=bulk.pk)
-            retried = _retry_audited(actor, kinds.get(kind), keys, {}, audit)
+            retried = retry_for_bulk(actor, bulk, kind, keys)
     except IntegrityError:
         # A concurrent retry of one of these items committed while this batch waited for its
         # row lock: the batch re-checked that row, but not the row that records the retry (a
@@ -733,6 +804,16 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
     to_python = kinds.get(kind).model._meta.pk.to_python
     got = {str(to_python(r.target_id)) for r in retried}
     return len(retried), [(key, None) for key in keys if str(to_python(key)) not in got]
+
+
+def retry_for_bulk(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> list:
+    """The retry of one batch of `bulk` and its audit rows (with the bulk's reason), in the
+    caller's transaction (_retry_batch's; a staged bulk's step: executions/staged.py)."""
+    reason = (bulk.options or {}).get("reason")
+    audit = _audit_constants(
+        actor, kind, bulk_id=bulk.pk, **({"details": {"reason": reason}} if reason else {})
+    )
+    return _retry_audited(actor, kinds.get(kind), keys, {}, audit)
 
 
 def _report(failures: list[dict], kind: str, not_retried: list[tuple[str, str]]) -> None:

@@ -152,6 +152,11 @@ urlpatterns = [
     # Redrive's own
     path("api/failures", failures.FailureListApi.as_view(), name="api-failures"),
     path("api/failures/retry", failures.FailureRetryApi.as_view(), name="api-failures-retry"),
+    path(
+        "api/failures/<str:kind>/<str:id>/retry",
+        failures.FailureItemRetryApi.as_view(),
+        name="api-failure-retry",
+    ),
     path("api/bulk-retries/<str:id>", failures.BulkRetryApi.as_view(), name="api-bulk-retry"),
     path(
         "api/bulk-retries/<str:id>/cancel",

@@ -17,6 +17,7 @@ urlpatterns = [
     re_path(rf"^executions/{KIND}/{ID}/$", views.detail, name="detail"),
     re_path(rf"^executions/{KIND}/{ID}/live/$", views.live, name="live"),
     re_path(rf"^executions/{KIND}/{ID}/retry/$", views.retry, name="retry"),
+    re_path(rf"^executions/{KIND}/{ID}/retry/review/$", views.retry_review, name="retry_review"),
     path("bulk/preview/", views.bulk_preview, name="bulk_preview"),
     path("bulk/start/", views.bulk_start, name="bulk_start"),
     path("bulk/<uuid:bulk_id>/", views.bulk, name="bulk"),

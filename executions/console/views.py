@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from executions import filters, kinds, selectors, services, validation
+from executions import filters, kinds, retry_input, selectors, services, staged, validation
 from executions.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -211,6 +211,7 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     shown = kinds.get(kind).shown
     context: dict[str, Any] = {
         "d": item,
+        "edit_input": retry_input.shown(kind, obj) if retry_input.editable(kind) else None,
         "row": row,
         "kind": kind,
         "obj": obj,
@@ -263,9 +264,13 @@ def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     options: dict[str, Any] = {}
     if kinds.get(kind).shown.asks_host:
         options["target_hostname"] = request.POST.get("target_hostname", "").strip() or "_any"
+    if request.POST.get("reason", "").strip():
+        options["reason"] = request.POST["reason"]
     # One per rendered Retry button: a double click or a resent form retries once.
     key = request.POST.get("idempotency_key", "")
     try:
+        if "input" in request.POST:
+            options["input"] = retry_input.parse(request.POST["input"])
         outcome = services.retry_one(request.actor, kind, object_id, idempotency_key=key, **options)
         message = ("success", kinds.get(kind).shown.retried_message(outcome))
     except (NotRetryable, IdempotencyKeyInFlight) as exc:
@@ -280,6 +285,27 @@ def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     return HttpResponseRedirect(
         _safe_next(request, reverse("detail", kwargs={"kind": kind, "object_id": object_id}))
     )
+
+
+@require_POST
+@console_view()
+def retry_review(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
+    """The edited input checked and compared with the original, before the operator confirms
+    (nothing is retried here): the diff and the confirm form, or what is wrong with it."""
+    _check_kind(kind)
+    _require_retry(request)
+    obj = get_for_tenant(
+        kinds.get(kind).model, request.tenant, kinds.get(kind).not_found, pk=object_id
+    )
+    text = request.POST.get("input", "")
+    context: dict[str, Any] = {"kind": kind, "obj": obj, "text": text}
+    try:
+        _, change = retry_input.prepare(kind, obj, retry_input.parse(text))
+        context["diff"] = change["diff"]
+    except InvalidInput as exc:
+        context["error"] = exc.message
+    context["reason"] = request.POST.get("reason", "")
+    return render(request, "console/detail.html#review", context)
 
 
 _LEVELS = {"success": messages.SUCCESS, "warning": messages.WARNING, "error": messages.ERROR}
@@ -340,7 +366,12 @@ def bulk_preview(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/bulk_preview.html",
-        {"preview": preview, "rows": rows, "hidden": hidden_items, "title": "Retry preview"},
+        {
+            "preview": preview,
+            "rows": rows,
+            "hidden": hidden_items,
+            "title": "Retry preview",
+        },
     )
 
 
@@ -350,14 +381,44 @@ def bulk_start(request: HttpRequest) -> HttpResponse:
     _require_retry(request)
     try:
         selection, _ = _selection(request.POST)
+        options = staged.clean_options(_staging(request.POST))
         # One per rendered confirm button: confirming twice starts one bulk retry.
         bulk = services.start_bulk_retry(
-            request.actor, selection, idempotency_key=request.POST.get("idempotency_key", "")
+            request.actor,
+            selection,
+            idempotency_key=request.POST.get("idempotency_key", ""),
+            options=options,
         )
     except (InvalidInput, IdempotencyKeyInFlight, IdempotencyKeyReused) as exc:
         messages.error(request, exc.message)
         return redirect("inbox")
     return redirect("bulk", bulk_id=bulk.pk)
+
+
+def _staging(data) -> dict[str, Any]:
+    """The confirm form's reason and staging fields as the API's bulk options (percentages as
+    shares); staged.clean_options checks them (a message naming the field)."""
+    body: dict[str, Any] = {"reason": data.get("reason", "")}
+
+    def number(name: str, field: str, scale: float = 1) -> float | None:
+        raw = data.get(name, "").strip()
+        if not raw:
+            return None
+        try:
+            return float(raw) / scale
+        except ValueError:
+            raise InvalidInput(f"{field} must be a number", field=field) from None
+
+    size = number("canary_size", "canary.size")
+    if size is not None:
+        minimum = number("canary_min_success", "canary.minSuccessRate", 100)
+        body["canary"] = {
+            "size": int(size) if size == int(size) else size,
+            "minSuccessRate": 1.0 if minimum is None else minimum,
+        }
+    body["ratePerSecond"] = number("rate_per_second", "ratePerSecond")
+    body["stopWhenFailedAgainRate"] = number("stop_failed_again", "stopWhenFailedAgainRate", 100)
+    return body
 
 
 @require_GET
@@ -380,10 +441,13 @@ def _bulk_numbers(b: BulkRetry) -> dict:
     for entry in preview.get("kinds", {}).values():
         for reason, n in entry.get("not_retryable", {}).items():
             reasons[reason] = reasons.get(reason, 0) + n
+    per_kind = (b.summary or {}).get("kinds", {})
     return {
         "percent": percent,
         "active": b.status in ("pending", "running"),
-        "per_kind": (b.summary or {}).get("kinds", {}),
+        # Kinds the bulk had nothing to do with are left out.
+        "per_kind": {k: c for k, c in per_kind.items() if c.get("retried") or c.get("failed")},
+        "staged": staged.progress(b),
         "failures": (b.summary or {}).get("failures", []),
         "reasons": reasons,
     }

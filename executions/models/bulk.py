@@ -39,6 +39,13 @@ class BulkRetry(models.Model):
     # Set by the conditional UPDATE that starts the bulk's last batch: from then on a cancel has
     # nothing left to stop and is answered "too late" (services.cancel_bulk_retry).
     last_batch_started = models.BooleanField(default=False)
+    # What the caller asked for besides the selection: reason, canary, ratePerSecond,
+    # stopWhenFailedAgainRate (executions/staged.py runs a bulk with staging options).
+    options = models.JSONField(default=dict, blank=True)
+    # A staged bulk's stage (canary, waiting, rest, stopped, finished) and its own progress
+    # (position in the plan, what is still pending, what failed again); "" when not staged.
+    stage = models.CharField(max_length=16, blank=True, default="")
+    staged = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

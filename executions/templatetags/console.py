@@ -4,8 +4,10 @@ kind badges."""
 from __future__ import annotations
 
 import html
+import json
 import secrets
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -105,6 +107,12 @@ def status_badge(status: str) -> str:
 
 
 @register.filter
+def json_text(value: Any, indent: int | None = None) -> str:
+    """A JSON value as text (escaped by the template like any other text)."""
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
+
+
+@register.filter
 def get_item(mapping: dict, key: str):
     return mapping.get(key) if isinstance(mapping, dict) else None
 
@@ -143,6 +151,8 @@ _RETRY_FORM = (
     '<input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">'
     '<input type="hidden" name="idempotency_key" value="{key}">'
     '<input type="hidden" name="next" value="{next}">{host}'
+    '<input name="reason" class="reason" maxlength="500" placeholder="Reason (optional)" '
+    'aria-label="Reason for the retry">'
     '<button type="submit" class="btn retry">Retry</button></form>'
 )
 

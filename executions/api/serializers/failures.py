@@ -48,12 +48,21 @@ class PreviewKindSerializer(serializers.Serializer):
     not_retryable = serializers.DictField(child=serializers.IntegerField())
 
 
+class PreviewItemSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    id = serializers.CharField()
+    name = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
 class PreviewSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField()
     total = serializers.IntegerField()
     will_retry = serializers.IntegerField()
     not_retryable = serializers.IntegerField()
     kinds = serializers.DictField(child=PreviewKindSerializer())
+    items = PreviewItemSerializer(many=True, help_text="The first 50 that will be retried")
+    more = serializers.IntegerField(help_text="How many more than `items` will be retried")
 
 
 class BulkRetrySerializer(serializers.Serializer):
@@ -71,10 +80,47 @@ class BulkRetrySerializer(serializers.Serializer):
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     url = serializers.SerializerMethodField()
+    stage = serializers.CharField(
+        help_text="A staged bulk's stage: canary, waiting, rest, stopped, finished (empty if "
+        "not staged)"
+    )
+    progress = serializers.SerializerMethodField(
+        help_text="A staged bulk's outcomes: succeeded, failedAgain, pending, failedAgainItems, "
+        "stoppedBecause, options ({} if not staged)"
+    )
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_progress(self, obj) -> dict:
+        from executions import staged
+
+        return staged.progress(obj)
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_url(self, obj) -> str:
         return reverse("api-bulk-retry", args=[str(obj.pk)])
+
+
+class ItemRetryRequestSerializer(serializers.Serializer):
+    """For the schema only: executions/retry_input.py checks the body (errors name the field)."""
+
+    reason = serializers.CharField(
+        required=False, max_length=500, help_text="Why; kept in the audit (at most 500 characters)"
+    )
+    input = ObjectField(
+        required=False,
+        help_text="The edited input the retry runs with: a function's payload, an automation's "
+        "event data, a job's operation data, a workflow's input, a run's inputs",
+    )
+
+
+class ItemRetrySerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    id = serializers.CharField()
+    newId = serializers.CharField(
+        help_text="The new attempt (the same id for automations and workflows)"
+    )
+    status = serializers.CharField(help_text="The new attempt's status now")
+    url = serializers.CharField(help_text="The new attempt in the console")
 
 
 class BulkRetryCancelSerializer(BulkRetrySerializer):
@@ -158,3 +204,22 @@ class FailuresRetryRequestSerializer(Input):
         else:
             selection = {"ids": attrs["ids"]}
         return {"dry_run": attrs["dry_run"], "selection": selection}
+
+
+class StagingCanarySerializer(serializers.Serializer):
+    size = serializers.IntegerField(min_value=1, help_text="Retry these first")
+    minSuccessRate = serializers.FloatField(
+        required=False, min_value=0, max_value=1, help_text="Then go on if this share succeeded"
+    )
+
+
+class FailuresRetryRequestDoc(FailuresRetryRequestSerializer):
+    """For the schema only: the bulk's own options, checked by executions/staged.py."""
+
+    reason = serializers.CharField(required=False, max_length=500, help_text="Kept in the audit")
+    canary = StagingCanarySerializer(required=False)
+    ratePerSecond = serializers.FloatField(required=False, help_text="Items retried per second")
+    stopWhenFailedAgainRate = serializers.FloatField(
+        required=False,
+        help_text="Stop when more than this share of the retried items failed again",
+    )

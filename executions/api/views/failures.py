@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from executions import filters, selectors, services
+from executions import filters, selectors, services, staged
 from executions import kinds as registry
 from executions.errors import InvalidInput, PermissionDenied
 from executions.idempotency import Claim
@@ -153,7 +154,7 @@ class FailureRetryApi(ApiView):
         "Rate-limited per caller (429 with Retry-After).",
         tags=TAG,
         parameters=[IDEMPOTENCY_KEY],
-        request=fl.FailuresRetryRequestSerializer,
+        request=fl.FailuresRetryRequestDoc,
         responses={
             200: fl.PreviewSerializer,
             202: fl.BulkRetrySerializer,
@@ -172,11 +173,23 @@ class FailureRetryApi(ApiView):
                 value={"ids": {"run": ["run_0a1b2c3d4e5f60718293a4b5c6d7e8f9"]}},
                 request_only=True,
             ),
+            OpenApiExample(
+                "Staged, with a reason",
+                value={
+                    "filter": {"kind": "job", "range": "24h"},
+                    "reason": "upstream fixed",
+                    "canary": {"size": 10, "minSuccessRate": 0.9},
+                    "ratePerSecond": 50,
+                    "stopWhenFailedAgainRate": 0.5,
+                },
+                request_only=True,
+            ),
         ],
     )
     def post(self, request: Request):
         body = fl.FailuresRetryRequestSerializer.check(request.data)
         dry_run, selection = body["dry_run"], body["selection"]
+        options = staged.clean_options(request.data)
         kinds = selected_kinds(selection)
         if not any(self.actor.can(registry.get(k).permission) for k in kinds):
             raise PermissionDenied(registry.get(kinds[0]).permission)
@@ -185,13 +198,82 @@ class FailureRetryApi(ApiView):
             return Response(fl.PreviewSerializer({"dry_run": True, **preview}).data)
 
         def perform(claim: Claim | None) -> tuple[int, dict]:
-            bulk = services.start_bulk_retry(self.actor, selection, idempotency=claim)
+            bulk = services.start_bulk_retry(
+                self.actor, selection, idempotency=claim, options=options
+            )
             return 202, fl.BulkRetrySerializer(bulk).data
 
         response = self.idempotent(request, perform)
         if response.status_code == 202:
             response["Location"] = response.data["url"]
         return response
+
+
+ITEM_FIELDS = ("reason", "input")
+
+
+class FailureItemRetryApi(ApiView):
+    @extend_schema(
+        operation_id="retryFailure",
+        summary="Retry one failure, with a reason and an edited input",
+        description="Any kind. `reason` is kept in the audit; `input` replaces what the retry "
+        "runs with (a function's payload, an automation's event data, a job's operation data, a "
+        "workflow's input, a run's inputs): functions, jobs and runs get a new attempt with it; "
+        "automations and workflows retry the same record, whose input changes (the audit keeps "
+        "the one before and the diff). Queued, not awaited.",
+        tags=TAG,
+        parameters=[
+            OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=registry.names()),
+            OpenApiParameter("id", str, OpenApiParameter.PATH),
+            IDEMPOTENCY_KEY,
+        ],
+        request=fl.ItemRetryRequestSerializer,
+        responses={
+            200: fl.ItemRetrySerializer,
+            **errors("redrive", 400, 401, 403, 404, 409, 415, 422, messages={409: KEY_IN_FLIGHT}),
+        },
+        examples=[
+            OpenApiExample("With a reason", value={"reason": "upstream fixed"}, request_only=True),
+            OpenApiExample(
+                "With an edited input",
+                value={"reason": "wrong customer id", "input": {"customerId": 42}},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "200 Response",
+                value={
+                    "kind": "job",
+                    "id": "0b6f4c1e-7f1a-4f5e-9a7d-1c2b3d4e5f60",
+                    "newId": "5d2e8a4f-3b1c-4d6e-8f7a-9b0c1d2e3f40",
+                    "status": "unprocessed",
+                    "url": "/executions/job/5d2e8a4f-3b1c-4d6e-8f7a-9b0c1d2e3f40/",
+                },
+                response_only=True,
+            ),
+        ],
+    )
+    def post(self, request: Request, kind: str, id: str):
+        body = request.data if request.data is not None else {}
+        if not isinstance(body, dict):
+            raise InvalidInput("Request body must be a JSON object", field="body")
+        unknown = sorted(set(body) - set(ITEM_FIELDS))
+        if unknown:
+            raise InvalidInput(f"{unknown[0]} is not a field of a retry", field=unknown[0])
+        options = {k: body[k] for k in ITEM_FIELDS if k in body and body[k] is not None}
+        if kind not in registry.names():
+            raise InvalidInput(f"kind must be one of {', '.join(registry.names())}", field="kind")
+
+        def perform(claim: Claim | None) -> tuple[int, dict]:
+            outcome = services.retry_failure(self.actor, kind, id, idempotency=claim, **options)
+            return 200, {
+                "kind": outcome.kind,
+                "id": outcome.target_id,
+                "newId": outcome.new_id,
+                "status": outcome.obj.status,
+                "url": reverse("detail", kwargs={"kind": kind, "object_id": outcome.new_id}),
+            }
+
+        return self.idempotent(request, perform)
 
 
 class BulkRetryApi(ApiView):

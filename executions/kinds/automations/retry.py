@@ -27,7 +27,7 @@ from django_tasks_db.backend import DatabaseBackend
 from ... import events, sets
 from ...models import Attempt, AuditEvent, AutomationExecution, Kind
 from ...queueing import enqueue_on_commit
-from ..base import Retried, Rule, by_status, copy_to_history, write_audit
+from ..base import ANY, Retried, Rule, by_status, copy_to_history, write_audit
 from .run import run_automation_executions
 
 if TYPE_CHECKING:
@@ -57,11 +57,18 @@ def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
 
 
 def retry(
-    actor: Actor, ids: list[str], *, audit: dict | None = None, rows: bool = False, **options
+    actor: Actor,
+    ids: list[str],
+    *,
+    audit: dict | None = None,
+    rows: bool = False,
+    input=ANY,  # noqa: A002 - the operator's edited event data (executions/retry_input.py)
+    **options,
 ) -> list[Retried]:
     """Set-based: lock the failed rows among `ids`, copy them to the history, reset them, queue
     them, write their events and, given `audit` (the AuditEvent columns every row shares), their
-    audit rows. With `rows`, each Retried carries the reset execution (Retried.obj)."""
+    audit rows. With `rows`, each Retried carries the reset execution (Retried.obj). `input`:
+    the execution's new event data, set in the retry's transaction (the caller's: services)."""
     if not ids:
         return []
     now = timezone.now()
@@ -74,6 +81,10 @@ def retry(
             objs = {str(o.pk): o for o in AutomationExecution.objects.filter(pk__in=locked)}
     if not locked:
         return []
+    if input is not ANY:
+        AutomationExecution.objects.filter(pk__in=locked).update(trigger_data=input)
+        for obj in objs.values():
+            obj.trigger_data = input
     for start in range(0, len(locked), TASK_BATCH):
         enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
     if rows:

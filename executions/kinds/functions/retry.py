@@ -73,10 +73,12 @@ def retry(
     *,
     queued: bool = True,
     seen_retry=ANY,
+    input=ANY,  # noqa: A002 - the operator's edited payload (executions/retry_input.py)
     **options,
 ) -> list[Retried]:
     """`seen_retry`: for a single retry, the latest retry its caller saw when it looked the
-    execution up; if another request has retried it since, this one retries nothing."""
+    execution up; if another request has retried it since, this one retries nothing. `input`:
+    the payload the new execution runs with instead of the original's."""
     # Lock, then decide: the locked rows are as the last retry committed them.
     originals = list(
         FunctionExecution.objects.select_for_update(of=("self",))
@@ -89,7 +91,7 @@ def retry(
     if not originals:
         return []
     invoked_by = "api_key" if actor.api_key is not None else "manual"
-    new = _append_retries(originals, invoked_by, queued=queued)
+    new = _append_retries(originals, invoked_by, queued=queued, payload=input)
     return [
         Retried(target_id=o.pk, new_id=n.pk, status_before=o.status, status_after="running")
         for o, n in zip(originals, new, strict=True)
@@ -102,6 +104,7 @@ def _append_retries(
     *,
     queued: bool = True,
     run_after=None,
+    payload=ANY,
 ) -> list[FunctionExecution]:
     """The one place a retry is written: the originals are locked and retryable. `invoked_by`
     None: each retry is invoked as its original was."""
@@ -110,7 +113,7 @@ def _append_retries(
         FunctionExecution(
             tenant_id=o.tenant_id,
             function=o.function,
-            payload=o.payload,
+            payload=o.payload if payload is ANY else payload,
             invoked_by=invoked_by or o.invoked_by,
             retry_count=o.retry_count + 1,
             retry_of=o,

@@ -86,10 +86,12 @@ def retry(
     *,
     target_hostname: str | None = None,
     seen_retry=ANY,
+    input=ANY,  # noqa: A002 - the operator's edited operation (executions/retry_input.py)
     **options,
 ) -> list[Retried]:
     """`seen_retry`: for a single retry, the latest clone its caller saw when it looked the job
-    up; if another request has cloned it since, this one clones nothing."""
+    up; if another request has cloned it since, this one clones nothing. `input`: the operation
+    (same type, edited data) the clone runs instead of the original's."""
     target = target_hostname or Job.ANY_HOST
     if not HOSTNAME_RE.match(target):
         raise InvalidInput("target_hostname must be a valid hostname", field="target_hostname")
@@ -105,7 +107,9 @@ def retry(
     if not originals:
         return []
     clones = create_jobs(
-        actor.tenant, [(o.operation, o) for o in originals], target_hostname=target
+        actor.tenant,
+        [(o.operation if input is ANY else input, o) for o in originals],
+        target_hostname=target,
     )
     mark_jobs(
         {

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from django.db.models import QuerySet
 
 from ...models import Run
-from ..base import Retried, Rule
+from ..base import ANY, Retried, Rule
 from .run import enqueue_runs, new_run
 
 if TYPE_CHECKING:
@@ -49,7 +49,8 @@ def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
     return {k: v for k, v in counts.items() if v}
 
 
-def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
+def retry(actor: Actor, ids: list[str], *, input=ANY, **options) -> list[Retried]:  # noqa: A002
+    """`input`: the inputs (prop values) the new run gets instead of the original's."""
     originals = list(
         retryable(Run.objects.select_for_update(of=("self",)), actor).filter(
             pk__in=ids, tenant=actor.tenant
@@ -61,7 +62,7 @@ def retry(actor: Actor, ids: list[str], **options) -> list[Retried]:
             o.workflow_definition,
             workflow_id=o.workflow_id,
             workflow_version=o.workflow_version,
-            prop_values=o.prop_values,
+            prop_values=o.prop_values if input is ANY else input,
             triggered_by=actor.label,
             trigger_source="retry",
             owner=o.workflow_owner_user_id,

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from ...models import Kind, WorkflowExecution, WorkflowTaskExecution
 from ...queueing import enqueue_on_commit
-from ..base import Retried, Rule, by_status, copy_to_history
+from ..base import ANY, Retried, Rule, by_status, copy_to_history
 from .run import advance_workflow
 
 if TYPE_CHECKING:
@@ -46,8 +46,15 @@ def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
 
 
 def retry(
-    actor: Actor, ids: list[str], *, run_as: str = "", nonce_session: int | None = None, **options
+    actor: Actor,
+    ids: list[str],
+    *,
+    run_as: str = "",
+    nonce_session: int | None = None,
+    input=ANY,  # noqa: A002 - the operator's edited input (executions/retry_input.py)
+    **options,
 ) -> list[Retried]:
+    """`input`: the execution's new input (the audit row keeps the one it had)."""
     rows = list(
         WorkflowExecution.objects.select_for_update()
         .filter(pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE)
@@ -96,6 +103,7 @@ def retry(
         error_message=None,
         error_stack=None,
         updated_at=now,
+        **({} if input is ANY else {"input": input}),
     )
     WorkflowTaskExecution.objects.filter(
         execution_id__in=locked, status__in=WorkflowTaskExecution.FINAL_BAD, is_optional=False
