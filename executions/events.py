@@ -1,6 +1,7 @@
 """Domain events through a small outbox: rows are written in the transaction that caused them and
 published (a Django signal other code can subscribe to) only once it commits. A rolled-back retry
-therefore publishes nothing."""
+therefore publishes nothing. Events a tenant's webhook subscribes to also enqueue, in that same
+transaction, the task that fans them out to deliveries (executions/webhooks/fanout.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from django.utils import timezone
 
 from . import sets
 from .models import OutboxEvent, Tenant
+from .queueing import enqueue_on_commit
+from .webhooks import fanout
 
 log = logging.getLogger("redrive.events")
 
@@ -21,9 +24,9 @@ published = Signal()
 
 def emit_many(tenant: Tenant, name: str, payloads: list[dict]) -> None:
     now = timezone.now()
-    # Nobody subscribed (receivers connect at import): nothing to deliver after commit, so the
-    # rows are written as published and the commit hook is skipped.
-    listening = published.has_listeners(OutboxEvent)
+    # Nobody subscribed (receivers connect at import; webhooks: the tenant's subscriptions):
+    # nothing to deliver after commit, so the rows are written as published and no hook is set.
+    listening = _listening(tenant, name)
     ids = sets.insert_rows(
         OutboxEvent,
         {
@@ -46,7 +49,7 @@ def emit_from(
     statement), its payload the SQL expression `payload_sql`. Returns (sql, params, listening);
     when listening the INSERT returns the new ids: hand them to publish_on_commit()."""
     now = timezone.now()
-    listening = published.has_listeners(OutboxEvent)
+    listening = _listening(tenant, name)
     sql, params = sets.insert_from(
         OutboxEvent,
         {
@@ -62,9 +65,15 @@ def emit_from(
     return (sql + " RETURNING id" if listening else sql), params, listening
 
 
+def _listening(tenant: Tenant, name: str) -> bool:
+    return published.has_listeners(OutboxEvent) or fanout.wanted(tenant.pk, name)
+
+
 def publish_on_commit(ids: list[int]) -> None:
     if ids:
-        transaction.on_commit(lambda: publish(ids))
+        if published.has_listeners(OutboxEvent):
+            transaction.on_commit(lambda: publish(ids))
+        enqueue_on_commit(fanout.fan_out, list(ids))
 
 
 def publish(ids: list[int]) -> None:

@@ -287,6 +287,15 @@ RUN_WORKFLOW = {
     },
 }
 
+WEBHOOK_BODY = {
+    "url": None,
+    "events": [None],
+    "filter": {"kind": None, "name": None},
+    "format": None,
+    "description": None,
+    "enabled": None,
+}
+
 ENDPOINTS = (
     # the console
     Endpoint(
@@ -336,6 +345,14 @@ ENDPOINTS = (
     ),
     Endpoint("switch_tenant", "/tenant/", ("POST",), form=("tenant",), console=True),
     Endpoint("api_keys", "/keys/", ("GET", "POST"), form=("name", "permissions"), console=True),
+    Endpoint(
+        "webhooks",
+        "/webhooks/",
+        ("GET", "POST"),
+        form=("url", "events", "format", "kind", "name", "description"),
+        console=True,
+    ),
+    Endpoint("webhook_action", "/webhooks/{sub_id}/{action}/", ("POST",), console=True),
     Endpoint(
         "revoke_api_key",
         "/keys/{key_id}/revoke/",
@@ -643,6 +660,11 @@ ENDPOINTS = (
         real={"id": "run_workflow"},
     ),
     # Redrive's own
+    # issue 21: webhooks
+    Endpoint("api-webhooks", "/api/webhooks", ("GET", "POST"), body=WEBHOOK_BODY),
+    Endpoint("api-webhook", "/api/webhooks/{id}", ("GET", "PATCH", "DELETE"), body=WEBHOOK_BODY),
+    Endpoint("api-webhook-rotate", "/api/webhooks/{id}/rotate-secret", ("POST",)),
+    Endpoint("api-webhook-deliveries", "/api/webhooks/{id}/deliveries", params=("limit", "before")),
     Endpoint("api-failures", "/api/failures", params=(*FILTER_FIELDS, "group", "limit", "cursor")),
     Endpoint(
         "api-failures-retry",
