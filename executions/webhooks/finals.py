@@ -46,13 +46,22 @@ def finished(model: type[Model], rows: list[tuple[Any, dict]]) -> None:
         out = by_tenant.setdefault(obj.tenant_id, {})
         if failed:
             out.setdefault("execution.failed", []).append(data)
-        if getattr(obj, "retry_of_id", None) is not None or getattr(obj, "attempt", 1) > 1:
+        if _is_retry(spec, obj):
             outcome = "failed" if failed else "succeeded"
             out.setdefault("retry.finished", []).append({**data, "outcome": outcome})
     for tenant_id, named in by_tenant.items():
         tenant = Tenant(pk=tenant_id)
         for name, payloads in named.items():
             events.emit_many(tenant, name, payloads)
+
+
+def _is_retry(spec, obj) -> bool:
+    """A clone of a failed item (functions, jobs, runs), or an attempt after an item's first
+    (the kinds that retry in place)."""
+    parent = spec.shown.clone_parent
+    if parent is not None:
+        return getattr(obj, f"{parent}_id", None) is not None
+    return (getattr(obj, "attempt", None) or 1) > 1
 
 
 def bulk_finished(bulk_id) -> None:
