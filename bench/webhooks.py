@@ -9,7 +9,8 @@ subscription, so one subscription is one worker's at a time).
 - delay_p95_ms: with 2 long-running workers, N/5 events committed in transactions of 20 at half
   the measured delivery rate (not saturated); per event, its commit to its arrival.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres uv run python bench/webhooks.py --n 10000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+        uv run python bench/webhooks.py --n 10000
 """
 
 from __future__ import annotations
