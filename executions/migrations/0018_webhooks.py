@@ -92,7 +92,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('status__in', ('pending', 'failed'))), fields=['subscription', 'id'], name='webhook_delivery_due'),
+            index=models.Index(condition=models.Q(('status__in', ('pending', 'failed'))), fields=['subscription', 'event_id', 'id'], name='webhook_delivery_due'),
         ),
         migrations.AddIndex(
             model_name='webhookdelivery',

@@ -95,7 +95,7 @@ class WebhookDelivery(Failure):
         indexes = [
             # The worker's next delivery of a subscription, in order.
             models.Index(
-                fields=["subscription", "id"],
+                fields=["subscription", "event_id", "id"],
                 name="webhook_delivery_due",
                 condition=Q(status__in=("pending", "failed")),
             ),

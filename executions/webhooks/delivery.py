@@ -1,6 +1,6 @@
-"""Sending a subscription's deliveries: in order (by id), one worker at a time (the one holding
-the subscription's lease), each signed and POSTed; at least once (a worker killed mid-send leaves
-the delivery pending: the next holder sends it again under the same `webhook-id`).
+"""Sending a subscription's deliveries: in their events' order, one worker at a time (the one
+holding the subscription's lease), each signed and POSTed; at least once (a worker killed
+mid-send leaves the delivery pending: the next holder sends it again under the same `webhook-id`).
 
 A failed attempt makes the delivery `failed` (in the inbox from then on, as the `delivery` kind)
 and holds back the later ones until its retry, after an exponential backoff with jitter (about
@@ -131,7 +131,7 @@ def _release(sub_id, token: int) -> None:
 def _head_due(sub_id) -> bool:
     head = (
         WebhookDelivery.objects.filter(subscription_id=sub_id, status__in=(PENDING, FAILED))
-        .order_by("id")
+        .order_by("event_id", "id")
         .values_list("status", "next_attempt_at")
         .first()
     )
@@ -161,7 +161,7 @@ def _drain(sub_id) -> int:
         batch = list(
             WebhookDelivery.objects.filter(
                 subscription_id=sub_id, status__in=(PENDING, FAILED)
-            ).order_by("id")[:BATCH]
+            ).order_by("event_id", "id")[:BATCH]
         )
         if not batch:
             return sent

@@ -62,40 +62,63 @@ def matches(sub: WebhookSubscription, name: str, data: dict) -> bool:
 
 @worker_task
 def fan_out(event_ids: list[int]) -> int:
-    now = timezone.now()
-    events = list(OutboxEvent.objects.filter(pk__in=event_ids).order_by("pk"))
-    subs: dict[int, list[WebhookSubscription]] = defaultdict(list)
-    for sub in WebhookSubscription.objects.filter(
-        tenant_id__in={e.tenant_id for e in events}, enabled=True
-    ):
-        subs[sub.tenant_id].append(sub)
-    rows = []
-    for event in events:
-        data = event.payload if isinstance(event.payload, dict) else {"value": event.payload}
-        for sub in subs[event.tenant_id]:
-            if matches(sub, event.name, data):
-                rows.append(
-                    WebhookDelivery(
-                        tenant_id=event.tenant_id,
-                        subscription=sub,
-                        event_id=event.pk,
-                        event_type=event.name,
-                        message_id=f"msg_{sub.pk.hex}_{event.pk}",
-                        payload=payloads.standard(event.name, event.created_at, data),
-                        url=sub.url,
-                        committed_at=event.created_at,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+    """One delivery per (event, matching subscription). Two fan-outs of a tenant run one after
+    the other (the subscriptions' row locks), and each takes every earlier event of the tenant
+    not fanned out yet too: a later commit's fan-out that runs first writes the earlier events
+    first, so deliveries (ordered by event id) keep the events' order."""
     from .delivery import kick
 
+    now = timezone.now()
     with transaction.atomic():
+        given = list(OutboxEvent.objects.filter(pk__in=event_ids).values_list("tenant_id", "pk"))
+        tenants = {tenant for tenant, _ in given}
+        subs: dict[int, list[WebhookSubscription]] = defaultdict(list)
+        for sub in (
+            WebhookSubscription.objects.select_for_update()
+            .filter(tenant_id__in=tenants, enabled=True)
+            .order_by("pk")
+        ):
+            subs[sub.tenant_id].append(sub)
+        earlier = (
+            OutboxEvent.objects.filter(
+                tenant_id__in=tenants, published_at__isnull=True, pk__lt=max(pk for _, pk in given)
+            )
+            if given
+            else OutboxEvent.objects.none()
+        )
+        events = list(
+            (OutboxEvent.objects.filter(pk__in=event_ids) | earlier).distinct().order_by("pk")
+        )
+        rows = [
+            _delivery(sub, event, now)
+            for event in events
+            for sub in subs[event.tenant_id]
+            if matches(sub, event.name, _data(event))
+        ]
         # A second run of this task (its worker died after the commit) writes nothing new.
         WebhookDelivery.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-        OutboxEvent.objects.filter(pk__in=event_ids, published_at__isnull=True).update(
+        OutboxEvent.objects.filter(pk__in=[e.pk for e in events], published_at__isnull=True).update(
             published_at=now
         )
         for sub_id in dict.fromkeys(r.subscription_id for r in rows):
             kick(sub_id)
     return len(rows)
+
+
+def _data(event: OutboxEvent) -> dict:
+    return event.payload if isinstance(event.payload, dict) else {"value": event.payload}
+
+
+def _delivery(sub: WebhookSubscription, event: OutboxEvent, now) -> WebhookDelivery:
+    return WebhookDelivery(
+        tenant_id=event.tenant_id,
+        subscription=sub,
+        event_id=event.pk,
+        event_type=event.name,
+        message_id=f"msg_{sub.pk.hex}_{event.pk}",
+        payload=payloads.standard(event.name, event.created_at, _data(event)),
+        url=sub.url,
+        committed_at=event.created_at,
+        created_at=now,
+        updated_at=now,
+    )

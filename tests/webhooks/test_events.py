@@ -23,17 +23,21 @@ EVENTS = [
 ]
 
 
-def failed(tenant, name: str, fail: bool) -> AutomationExecution:
-    rule = AutomationRule.objects.create(
-        tenant=tenant, name=name, actions=[{"handler": "counter", "params": {"fail": fail}}]
-    )
+def failed(tenant, name: str, handler: str) -> AutomationExecution:
+    actions = [{"handler": handler}]  # the demo's noop, or fail
+    rule = AutomationRule.objects.create(tenant=tenant, name=name, actions=actions)
     return AutomationExecution.objects.create(
-        tenant=tenant, automation_rule=rule, status="failed", error_message="first failure"
+        tenant=tenant,
+        automation_rule=rule,
+        status="failed",
+        error_message="first failure",
+        execution_context={"actions": actions},
+        actions_total=1,
     )
 
 
 def test_a_bulk_retry_sends_every_event(allow_local, admin, tenant, receiver, worker_process):
-    ok, again = failed(tenant, "ok", False), failed(tenant, "again", True)
+    ok, again = failed(tenant, "ok", "noop"), failed(tenant, "again", "fail")
     from executions.webhooks import subscriptions
 
     _, secret = subscriptions.create(admin, {"url": receiver.url, "events": EVENTS})

@@ -1,5 +1,5 @@
 """When a webhook delivery may be retried, and what a retry does: a failed or dead delivery goes
-back to `pending` (ahead of its subscription's later ones: order is by id) and the
+back to `pending` (ahead of its subscription's later ones: order is by event) and the
 subscription's worker is woken. Not while its subscription is disabled: enable it first."""
 
 from __future__ import annotations
