@@ -58,6 +58,7 @@ from .models import (
     Run,
     SavedWorkflow,
     Tenant,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookSubscription,
     WorkerHeartbeat,
@@ -829,3 +830,13 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin)
     list_filter = ("tenant", "status", "event_type")
     search_fields = ("message_id", "url")
     list_select_related = ("tenant",)
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Every attempt of every delivery: a subscription's delivery log."""
+
+    ordering = ("-id",)
+    list_display = ("id", "subscription", "number", "at", "response_status", "ok", "duration_ms")
+    list_filter = ("tenant", "ok")
+    list_select_related = ("subscription",)

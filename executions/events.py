@@ -5,6 +5,7 @@ transaction, the task that fans them out to deliveries (executions/webhooks/fano
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.db import transaction
@@ -49,27 +50,37 @@ def emit_from(
     statement), its payload the SQL expression `payload_sql`. Returns (sql, params, listening);
     when listening the INSERT returns the new ids: hand them to publish_on_commit()."""
     now = timezone.now()
-    listening = _listening(tenant, name)
+    constants = {"tenant_id": tenant.pk, "name": name, "created_at": now}
+    if published.has_listeners(OutboxEvent):
+        sql, params = sets.insert_from(
+            OutboxEvent,
+            {**constants, "published_at": None},
+            {"payload": payload_sql},
+            source,
+            payload_params,
+        )
+        return sql + " RETURNING id", params, True
+    # Whether a webhook takes the event is asked inside the statement (once: an InitPlan), so a
+    # retry stays one statement; only the events to deliver return their id (the others NULL).
     sql, params = sets.insert_from(
         OutboxEvent,
+        constants,
         {
-            "tenant_id": tenant.pk,
-            "name": name,
-            "created_at": now,
-            "published_at": None if listening else now,
+            "payload": payload_sql,
+            "published_at": f"CASE WHEN {fanout.WANTED} THEN NULL ELSE %s END",
         },
-        {"payload": payload_sql},
         source,
-        payload_params,
+        (*payload_params, tenant.pk, json.dumps([name]), now),
     )
-    return (sql + " RETURNING id" if listening else sql), params, listening
+    return sql + " RETURNING CASE WHEN published_at IS NULL THEN id END AS id", params, True
 
 
 def _listening(tenant: Tenant, name: str) -> bool:
     return published.has_listeners(OutboxEvent) or fanout.wanted(tenant.pk, name)
 
 
-def publish_on_commit(ids: list[int]) -> None:
+def publish_on_commit(ids: list[int | None]) -> None:
+    ids = [pk for pk in ids or () if pk is not None]  # emit_from's NULLs: nothing to deliver
     if ids:
         if published.has_listeners(OutboxEvent):
             transaction.on_commit(lambda: publish(ids))

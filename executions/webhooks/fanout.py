@@ -15,6 +15,12 @@ from ..models import OutboxEvent, WebhookDelivery, WebhookSubscription
 from ..queueing import worker_task
 from . import payloads
 
+# The same question in SQL, for events.emit_from's statement (PostgreSQL): tenant id, ["name"].
+WANTED = (
+    "EXISTS (SELECT 1 FROM executions_webhooksubscription s WHERE s.tenant_id = %s "
+    "AND s.enabled AND s.events @> %s::jsonb)"
+)
+
 
 def wanted(tenant_id, name: str) -> bool:
     return any(

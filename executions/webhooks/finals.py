@@ -11,6 +11,7 @@ from django.db.models import Model
 
 from .. import events, kinds
 from ..models import BulkRetry, Tenant, WebhookSubscription
+from . import fanout
 
 FINAL_EVENTS = ("execution.failed", "retry.finished")
 
@@ -52,7 +53,8 @@ def finished(model: type[Model], rows: list[tuple[Any, dict]]) -> None:
     for tenant_id, named in by_tenant.items():
         tenant = Tenant(pk=tenant_id)
         for name, payloads in named.items():
-            events.emit_many(tenant, name, payloads)
+            if fanout.wanted(tenant_id, name):
+                events.emit_many(tenant, name, payloads)
 
 
 def _is_retry(spec, obj) -> bool:
@@ -67,6 +69,8 @@ def _is_retry(spec, obj) -> bool:
 def bulk_finished(bulk_id) -> None:
     """`bulk_retry.finished`, in the transaction that marks the bulk finished (or cancelled)."""
     bulk = BulkRetry.objects.get(pk=bulk_id)
+    if not fanout.wanted(bulk.tenant_id, "bulk_retry.finished"):
+        return  # nobody subscribed: no outbox row either
     events.emit_many(
         bulk.tenant,
         "bulk_retry.finished",
