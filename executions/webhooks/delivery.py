@@ -92,8 +92,8 @@ def deliver(sub_id: str) -> int:
             sent += _drain(sub_id)
         finally:
             _release(sub_id, token)
-        # A delivery written while we held the lease had its task find the lease taken and
-        # leave: after releasing, look once more, so none is left waiting.
+        # A delivery fanned out while we held the lease got no task of its own (fanout.py) or
+        # one that found the lease taken: after releasing, look once more, so none waits.
         if not _head_due(sub_id):
             return sent
 

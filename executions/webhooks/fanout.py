@@ -106,9 +106,17 @@ def fan_out(event_ids: list[int]) -> int:
         OutboxEvent.objects.filter(pk__in=[e.pk for e in events], published_at__isnull=True).update(
             published_at=now
         )
+        # A subscription whose worker holds it now needs no task: that worker looks again
+        # after releasing it (delivery.deliver), and finds these.
+        free = {s.pk for group in subs.values() for s in group if _free(s, now)}
         for sub_id in dict.fromkeys(r.subscription_id for r in rows):
-            kick(sub_id)
+            if sub_id in free:
+                kick(sub_id)
     return len(rows)
+
+
+def _free(sub: WebhookSubscription, now) -> bool:
+    return sub.lease_expires_at is None or sub.lease_expires_at < now
 
 
 def _data(event: OutboxEvent) -> dict:
