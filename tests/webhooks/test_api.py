@@ -94,7 +94,7 @@ def test_admins_only_and_tenant_isolation(allow_local, admin, operator, other_ad
         events.emit_many(other_admin.tenant, "retry.finished", [{"kind": "job", "id": "1"}])
         events.emit_many(admin.tenant, "retry.finished", [{"kind": "job", "id": "2"}])
     fanout.fan_out.call([e for e in events.OutboxEvent.objects.values_list("pk", flat=True)])
-    assert list(WebhookDelivery.objects.values_list("tenant_id", "payload__data__id")) == [
+    assert [(d.tenant_id, d.payload["data"]["id"]) for d in WebhookDelivery.objects.all()] == [
         (admin.tenant.pk, "2")
     ]
 
