@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
@@ -31,7 +32,7 @@ from rest_framework_api_key.models import APIKey
 from . import handlers, kinds, permissions, services
 from .adminsite import admin_tenant_ids
 from .client_ip import client_ip
-from .errors import NotFound, NotRetryable, PermissionDenied
+from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
 from .kinds.forms import DefinitionForm, audit_definition_change
 from .kinds.functions.forms import FunctionForm, audit_change, masked_environment
 from .models import (
@@ -57,6 +58,9 @@ from .models import (
     Run,
     SavedWorkflow,
     Tenant,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
     WorkerHeartbeat,
     Workflow,
     WorkflowExecution,
@@ -65,6 +69,8 @@ from .models import (
     WorkflowTaskExecution,
 )
 from .tenancy import Actor
+from .webhooks import signing as webhook_signing
+from .webhooks import subscriptions as webhook_subscriptions
 from .work import secrets
 
 # Above this many items the action asks for confirmation first.
@@ -760,3 +766,77 @@ class WorkerHeartbeatAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = ("worker_id", "hostname", "pid", "started_at", "seen_at")
     search_fields = ("worker_id", "hostname")
     ordering = ("-seen_at",)
+
+
+# --- webhooks (issue 21) ----------------------------------------------------------------------
+
+
+class WebhookSubscriptionForm(forms.ModelForm):
+    """Checked by the API's own validation (webhooks.subscriptions.validate): the allow-list,
+    the event types, the filter's kind."""
+
+    class Meta:
+        model = WebhookSubscription
+        fields = (
+            "tenant",
+            "url",
+            "events",
+            "filter_kind",
+            "filter_name",
+            "format",
+            "description",
+            "enabled",
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        body = {
+            "url": data.get("url"),
+            "events": data.get("events"),
+            "filter": {"kind": data.get("filter_kind"), "name": data.get("filter_name") or ""},
+        }
+        try:
+            webhook_subscriptions.validate(body, partial=False)
+        except InvalidInput as exc:
+            field = exc.field.split(".")[-1].split("[")[0]
+            field = {"kind": "filter_kind", "name": "filter_name"}.get(field, field)
+            self.add_error(field if field in self.fields else None, exc.message)
+        return data
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(TenantScopedAdmin):
+    form = WebhookSubscriptionForm
+    tenant_admins_edit = True
+    ordering = ("-created_at",)
+    list_display = ("url", "tenant", "enabled", "disabled_reason", "format", "created_at")
+    list_filter = ("tenant", "enabled")
+    readonly_fields = ("masked_secret", "disabled_reason", "disabled_at", "failing_since")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        new = not change
+        if new:
+            obj.secret = webhook_signing.new_secret()
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        if new:  # shown once: the pages after this one mask it
+            messages.warning(request, f"Signing secret (shown only now): {obj.secret}")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyMixin, FailureFieldsMixin, TenantScopedAdmin):
+    ordering = ("-id",)
+    list_display = ("id", "event_type", "url", "status", "attempt", "response_status", "updated_at")
+    list_filter = ("tenant", "status", "event_type")
+    search_fields = ("message_id", "url")
+    list_select_related = ("tenant",)
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Every attempt of every delivery: a subscription's delivery log."""
+
+    ordering = ("-id",)
+    list_display = ("id", "subscription", "number", "at", "response_status", "ok", "duration_ms")
+    list_filter = ("tenant", "ok")
+    list_select_related = ("subscription",)

@@ -1,9 +1,11 @@
 """Domain events through a small outbox: rows are written in the transaction that caused them and
 published (a Django signal other code can subscribe to) only once it commits. A rolled-back retry
-therefore publishes nothing."""
+therefore publishes nothing. Events a tenant's webhook subscribes to also enqueue, in that same
+transaction, the task that fans them out to deliveries (executions/webhooks/fanout.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from django.db import transaction
@@ -12,6 +14,8 @@ from django.utils import timezone
 
 from . import sets
 from .models import OutboxEvent, Tenant
+from .queueing import enqueue_on_commit
+from .webhooks import fanout
 
 log = logging.getLogger("redrive.events")
 
@@ -21,9 +25,9 @@ published = Signal()
 
 def emit_many(tenant: Tenant, name: str, payloads: list[dict]) -> None:
     now = timezone.now()
-    # Nobody subscribed (receivers connect at import): nothing to deliver after commit, so the
-    # rows are written as published and the commit hook is skipped.
-    listening = published.has_listeners(OutboxEvent)
+    # Nobody subscribed (receivers connect at import; webhooks: the tenant's subscriptions):
+    # nothing to deliver after commit, so the rows are written as published and no hook is set.
+    listening = _listening(tenant, name)
     ids = sets.insert_rows(
         OutboxEvent,
         {
@@ -46,25 +50,41 @@ def emit_from(
     statement), its payload the SQL expression `payload_sql`. Returns (sql, params, listening);
     when listening the INSERT returns the new ids: hand them to publish_on_commit()."""
     now = timezone.now()
-    listening = published.has_listeners(OutboxEvent)
+    constants = {"tenant_id": tenant.pk, "name": name, "created_at": now}
+    if published.has_listeners(OutboxEvent):
+        sql, params = sets.insert_from(
+            OutboxEvent,
+            {**constants, "published_at": None},
+            {"payload": payload_sql},
+            source,
+            payload_params,
+        )
+        return sql + " RETURNING id", params, True
+    # Whether a webhook takes the event is asked inside the statement (once: an InitPlan), so a
+    # retry stays one statement; only the events to deliver return their id (the others NULL).
     sql, params = sets.insert_from(
         OutboxEvent,
+        constants,
         {
-            "tenant_id": tenant.pk,
-            "name": name,
-            "created_at": now,
-            "published_at": None if listening else now,
+            "payload": payload_sql,
+            "published_at": f"CASE WHEN {fanout.WANTED} THEN NULL ELSE %s END",
         },
-        {"payload": payload_sql},
         source,
-        payload_params,
+        (*payload_params, tenant.pk, json.dumps([name]), now),
     )
-    return (sql + " RETURNING id" if listening else sql), params, listening
+    return sql + " RETURNING CASE WHEN published_at IS NULL THEN id END AS id", params, True
 
 
-def publish_on_commit(ids: list[int]) -> None:
+def _listening(tenant: Tenant, name: str) -> bool:
+    return published.has_listeners(OutboxEvent) or fanout.wanted(tenant.pk, name)
+
+
+def publish_on_commit(ids: list[int | None]) -> None:
+    ids = [pk for pk in ids or () if pk is not None]  # emit_from's NULLs: nothing to deliver
     if ids:
-        transaction.on_commit(lambda: publish(ids))
+        if published.has_listeners(OutboxEvent):
+            transaction.on_commit(lambda: publish(ids))
+        enqueue_on_commit(fanout.fan_out, list(ids))
 
 
 def publish(ids: list[int]) -> None:

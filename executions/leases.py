@@ -167,9 +167,12 @@ def claim(
 def finish(model: type[Model], pk, token: int, *, running_status: str, **values) -> bool:
     """The fenced closing UPDATE. False means the attempt was reaped or re-claimed meanwhile."""
     keeper.release(model, pk)
-    updated = model.objects.filter(pk=pk, lease_token=token, status=running_status).update(
-        lease_owner="", lease_expires_at=None, **values
-    )
+    with transaction.atomic():
+        updated = model.objects.filter(pk=pk, lease_token=token, status=running_status).update(
+            lease_owner="", lease_expires_at=None, **values
+        )
+        if updated:
+            became_final(model, [(pk, values)])
     if not updated:
         log.warning("dropped a late result for %s %s (token %s)", model.__name__, pk, token)
     return bool(updated)
@@ -264,6 +267,14 @@ class Finisher:
                         len(rows) - cursor.rowcount,
                         self.model.__name__,
                     )
+            became_final(self.model, [(pk, values) for pk, _, values in self.pending])
+
+
+def became_final(model: type[Model], rows: list[tuple]) -> None:
+    """Attempts that became final: their events (webhooks), in the finishing transaction."""
+    from .webhooks import finals  # imports the kinds, which import this module
+
+    finals.finished(model, rows)
 
 
 def _json_value(value):

@@ -9,7 +9,7 @@ from .models import ApiKey, Role
 COMMAND_PERMISSION = "command:execute"  # re-running a command.exec job (executions/work)
 # Defining and starting seed 000's functions: operators hold them, as they hold retry.
 FUNCTION_PERMISSIONS = ("functions:write", "functions:execute")
-ADMIN_PERMISSIONS = ("apikeys:manage", "audit:read")
+ADMIN_PERMISSIONS = ("apikeys:manage", "audit:read", "webhooks:manage")
 # Defining work (automation rules): an admin's, like managing keys; starting work is the kinds'
 # retry permission (jobs:write, automation:execute), which operators hold.
 DEFINE_PERMISSIONS = ("automation:write",)

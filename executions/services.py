@@ -45,6 +45,7 @@ from .models import (
 )
 from .queueing import enqueue_on_commit, worker_task
 from .tenancy import Actor, get_for_tenant
+from .webhooks import finals
 
 log = logging.getLogger("redrive.services")
 
@@ -772,6 +773,7 @@ def retry_many(
         )
         # Its work is done; a task given back once more finds the bulk finished, not a plan.
         BulkRetryPlan.objects.filter(bulk=bulk).delete()
+        finals.bulk_finished(bulk.pk)
     return BulkRetry.objects.get(pk=bulk.pk)
 
 

@@ -271,6 +271,12 @@ def env_modules(name: str) -> list[str]:
 
 # Where HTTP work may connect; private, loopback and link-local addresses only when named here.
 REDRIVE_HTTP_ALLOW = env_http_allow("REDRIVE_HTTP_ALLOW", "*")
+# Webhook deliveries: each attempt's timeout, and the backoff's first retry (the others scale
+# with it: 5 s, 30 s, 2 min, 10 min, 1 h, ... over about a day; tests shorten it).
+REDRIVE_WEBHOOK_TIMEOUT_S = env_int("REDRIVE_WEBHOOK_TIMEOUT_S", 10, minimum=1)
+REDRIVE_WEBHOOK_FIRST_RETRY_MS = env_int("REDRIVE_WEBHOOK_FIRST_RETRY_MS", 5000, minimum=10)
+# Where the console is, for the links Slack and Teams messages carry.
+REDRIVE_CONSOLE_URL = env_url("REDRIVE_CONSOLE_URL", "http://127.0.0.1:8000", ("http", "https"))
 # Memory for a function's JavaScript unless its limits.memoryMb says otherwise.
 REDRIVE_JS_MEMORY_MB = env_int("REDRIVE_JS_MEMORY_MB", 64, minimum=16)
 # Modules with @handler functions, besides installed apps' redrive_handlers.py.

@@ -15,6 +15,7 @@ from .views import (
     health,
     jobs,
     runs,
+    webhooks,
     workflows,
 )
 
@@ -25,6 +26,19 @@ FNS = "api/functions/projects/<str:projectId>/functions"
 DEF = function_definitions
 
 urlpatterns = [
+    # issue 21: webhooks
+    path("api/webhooks", webhooks.WebhookListApi.as_view(), name="api-webhooks"),
+    path("api/webhooks/<str:id>", webhooks.WebhookApi.as_view(), name="api-webhook"),
+    path(
+        "api/webhooks/<str:id>/rotate-secret",
+        webhooks.WebhookRotateApi.as_view(),
+        name="api-webhook-rotate",
+    ),
+    path(
+        "api/webhooks/<str:id>/deliveries",
+        webhooks.WebhookDeliveriesApi.as_view(),
+        name="api-webhook-deliveries",
+    ),
     # seed 000: defining and starting functions
     path(FNS, DEF.FunctionListApi.as_view(), name="api-functions"),
     path(FN, DEF.FunctionApi.as_view(), name="api-function"),

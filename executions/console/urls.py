@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path, re_path
 
-from . import views
+from . import views, webhooks
 
 KIND = r"(?P<kind>[a-z_]{1,32})"
 ID = r"(?P<object_id>[A-Za-z0-9_-]{1,64})"
@@ -26,4 +26,10 @@ urlpatterns = [
     path("keys/", views.api_keys, name="api_keys"),
     path("keys/<str:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("audit/", views.audit, name="audit"),
+    path("webhooks/", webhooks.webhooks, name="webhooks"),
+    re_path(
+        r"^webhooks/(?P<sub_id>[0-9a-f-]{36})/(?P<action>rotate|delete|pause|resume)/$",
+        webhooks.webhook_action,
+        name="webhook_action",
+    ),
 ]

@@ -1,7 +1,7 @@
 """The kinds of execution Redrive finds and retries, one package each:
 
 functions/ (seed 000)  automations/ (seed 001)  jobs/ (seed 002)  workflows/ (seed 003)
-runs/ (seed 004)
+runs/ (seed 004)  deliveries/ (issue 21: webhook deliveries that failed)
 
 A package holds everything about its kind: retry.py (when an item may be retried and what a retry
 does), run.py (how its work runs in a worker, and its task) and its KIND (base.KindSpec: statuses,
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from . import automations, functions, jobs, runs, workflows
+from . import automations, deliveries, functions, jobs, runs, workflows
 from .base import ANY, KindSpec, Retried, write_audit
 
 KINDS: tuple[KindSpec, ...] = (
@@ -23,6 +23,7 @@ KINDS: tuple[KindSpec, ...] = (
     jobs.KIND,
     workflows.KIND,
     runs.KIND,
+    deliveries.KIND,
 )
 
 __all__ = ["ANY", "BY_NAME", "KINDS", "KindSpec", "Retried", "get", "names", "write_audit"]

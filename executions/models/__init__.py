@@ -30,6 +30,7 @@ from .tenancy import (
     Tenant,
     WorkflowSession,
 )
+from .webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from .workflows import Workflow, WorkflowExecution, WorkflowHeader, WorkflowTaskExecution
 
 __all__ = [
@@ -58,6 +59,9 @@ __all__ = [
     "Run",
     "SavedWorkflow",
     "Tenant",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "WorkerHeartbeat",
     "Workflow",
     "WorkflowExecution",

@@ -23,6 +23,9 @@ from executions.models import (
     FunctionExecution,
     Membership,
     Tenant,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 
 from .conftest import (
@@ -207,6 +210,7 @@ def test_every_list_shows_only_the_tenant_admins_tenants(login, manifest) -> Non
     # Idempotency-Key's record, a workflow session and a saved workflow, through the API as carol.
     carol = Client(headers={"X-API-Key": manifest["api_keys"]["carol"]})
     items = manifest["globex"]
+    items_tenant = Tenant.objects.get(slug="globex")
     assert carol.post(
         f"/api/v1/automation/executions/{items['automations']['failed']}/retry",
         content_type="application/json",
@@ -242,6 +246,21 @@ def test_every_list_shows_only_the_tenant_admins_tenants(login, manifest) -> Non
         content_type="application/json",
     )
     assert defined.status_code == 201, defined.content
+    hook = WebhookSubscription.objects.create(  # a webhook, a delivery and its attempt
+        tenant=items_tenant, url="https://hooks.example.com/g", events=["retry.finished"]
+    )
+    sent = WebhookDelivery.objects.create(
+        tenant=items_tenant,
+        subscription=hook,
+        event_type="retry.finished",
+        message_id="msg_globex",
+        payload={},
+        url=hook.url,
+        status="failed",
+    )
+    WebhookAttempt.objects.create(
+        tenant=items_tenant, subscription=hook, delivery=sent, number=1, response_status=500
+    )
     client = login("alice")
     with_foreign_rows = []
     for model in apps.get_app_config("executions").get_models():

@@ -214,7 +214,8 @@ def test_ten_thousand_mixed_items_retry_through_retry_many(tenant, admin, capsys
         print(f"\nretry_many: 10,000 mixed items in {elapsed:.2f}s")
 
     assert (bulk.status, bulk.total, bulk.done, bulk.failed) == ("finished", 10000, 10000, 0)
-    assert {k: v["retried"] for k, v in bulk.summary["kinds"].items()} == plan
+    # (Kinds with no failed items, such as webhook deliveries here, are listed with 0.)
+    assert {k: v["retried"] for k, v in bulk.summary["kinds"].items() if v["retried"]} == plan
     assert AutomationExecution.objects.filter(status="pending", attempt=2).count() == 4000
     assert Attempt.objects.filter(kind="automation").count() == 4000
     assert (

@@ -38,6 +38,7 @@ from executions.models import (
     FunctionExecution,
     SavedWorkflow,
     Tenant,
+    WebhookSubscription,
 )
 from executions.tenancy import Actor
 
@@ -287,6 +288,15 @@ RUN_WORKFLOW = {
     },
 }
 
+WEBHOOK_BODY = {
+    "url": None,
+    "events": [None],
+    "filter": {"kind": None, "name": None},
+    "format": None,
+    "description": None,
+    "enabled": None,
+}
+
 ENDPOINTS = (
     # the console
     Endpoint(
@@ -353,6 +363,20 @@ ENDPOINTS = (
     ),
     Endpoint("switch_tenant", "/tenant/", ("POST",), form=("tenant",), console=True),
     Endpoint("api_keys", "/keys/", ("GET", "POST"), form=("name", "permissions"), console=True),
+    Endpoint(
+        "webhooks",
+        "/webhooks/",
+        ("GET", "POST"),
+        form=("url", "events", "format", "kind", "name", "description"),
+        console=True,
+    ),
+    Endpoint(
+        "webhook_action",
+        "/webhooks/{sub_id}/{action}/",
+        ("POST",),
+        console=True,
+        real={"sub_id": "webhook", "action": "webhook_action"},
+    ),
     Endpoint(
         "revoke_api_key",
         "/keys/{key_id}/revoke/",
@@ -660,6 +684,27 @@ ENDPOINTS = (
         real={"id": "run_workflow"},
     ),
     # Redrive's own
+    # issue 21: webhooks
+    Endpoint("api-webhooks", "/api/webhooks", ("GET", "POST"), body=WEBHOOK_BODY),
+    Endpoint(
+        "api-webhook",
+        "/api/webhooks/{id}",
+        ("GET", "PATCH", "DELETE"),
+        body=WEBHOOK_BODY,
+        real={"id": "webhook"},
+    ),
+    Endpoint(
+        "api-webhook-rotate",
+        "/api/webhooks/{id}/rotate-secret",
+        ("POST",),
+        real={"id": "webhook"},
+    ),
+    Endpoint(
+        "api-webhook-deliveries",
+        "/api/webhooks/{id}/deliveries",
+        params=("limit", "before"),
+        real={"id": "webhook"},
+    ),
     Endpoint("api-failures", "/api/failures", params=(*FILTER_FIELDS, "group", "limit", "cursor")),
     Endpoint(
         "api-failures-retry",
@@ -720,6 +765,18 @@ def real_ids(manifest: dict) -> dict[str, list[str]]:
     return {
         "kind": list(kinds.names()),
         "item": [str(pk) for pk in items],
+        "webhook": [
+            str(
+                WebhookSubscription.objects.create(
+                    tenant=Tenant.objects.get(slug=slug),
+                    url="https://hooks.example.com/redrive",
+                    events=["retry.finished"],
+                    secret="whsec_dGVzdC1vbmx5LXRlc3Qtb25seS10ZXN0",
+                ).pk
+            )
+            for slug in ("acme", "globex")
+        ],
+        "webhook_action": ["rotate", "pause", "resume", "delete"],
         "project": [acme["functions"]["project_id"], globex["functions"]["project_id"]],
         "function": [acme["functions"]["function_id"], globex["functions"]["function_id"]],
         "index": ["0", "1", "2", "999999999"],

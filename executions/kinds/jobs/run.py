@@ -110,6 +110,8 @@ def job_transition(
             return False
         revision = Job.objects.filter(pk=job_id).values_list("revision", flat=True).get()
         JobEvent.objects.create(job_id=job_id, revision=revision, type=event, data=event_data or {})
+        if token is not None:  # the attempt it held is final: its webhooks' events
+            leases.became_final(Job, [(job_id, values)])
     return True
 
 

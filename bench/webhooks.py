@@ -1,0 +1,182 @@
+"""Webhooks (issue 21): N events to a local receiver (http.server on 127.0.0.1, keep-alive) with
+2 worker processes. Events go to 4 tenants' subscriptions in turn (deliveries are in order per
+subscription, so one subscription is one worker's at a time).
+
+- deliveries_per_s: N events committed (in transactions of 500, not timed), then 2 workers
+  started; N / the time until the receiver has all N.
+- stock_per_s: in the same run, stock django-tasks-db `db_worker` (2 processes) draining N no-op
+  tasks, one per event (bench/drain.py's reference).
+- delay_p95_ms: with 2 long-running workers, N/5 events committed in transactions of 20 at half
+  the measured delivery rate (not saturated); per event, its commit to its arrival.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+        uv run python bench/webhooks.py --n 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from common import ROOT, bench_database, setup_django
+from drain import stock_drain, wait_all
+
+WORKERS = 2
+SUBSCRIPTIONS = 4
+EVENT = "execution.failed"
+arrived: dict[int, float] = {}
+
+
+class Receiver(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint would
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["content-length"]))
+        at = time.time()
+        # {"type":..,"timestamp":..,"data":{"seq":N,...}}: the sequence number without parsing.
+        seq = int(body[body.index(b'"seq":') + 6 : body.index(b",", body.index(b'"seq":'))])
+        arrived.setdefault(seq, at)
+        self.send_response(204)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def start_receiver() -> str:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hook"
+
+
+def subscribe(url: str) -> list:
+    from django.contrib.auth.models import User
+
+    from executions.models import Membership, Tenant
+    from executions.tenancy import Actor
+    from executions.webhooks import subscriptions
+
+    tenants = []
+    for i in range(SUBSCRIPTIONS):
+        tenant = Tenant.objects.create(slug=f"t{i}", name=f"T{i}", workflows_project=f"t{i}")
+        user = User.objects.create(username=f"admin{i}")
+        Membership.objects.create(user=user, tenant=tenant, role="admin")
+        subscriptions.create(
+            Actor.for_user(user, tenant, source="cli"), {"url": url, "events": [EVENT]}
+        )
+        tenants.append(tenant)
+    return tenants
+
+
+def emit(tenants: list, first: int, n: int, per_commit: int) -> dict[int, float]:
+    """Events first..first+n, `per_commit` to a transaction, each tenant's in turn."""
+    from django.db import transaction
+
+    from executions import events
+
+    committed = {}
+    for start in range(first, first + n, per_commit):
+        seqs = range(start, min(start + per_commit, first + n))
+        with transaction.atomic():
+            for i, tenant in enumerate(tenants):
+                payloads = [
+                    {"seq": s, "kind": "job", "id": str(s), "name": "bench", "error": "boom"}
+                    for s in seqs
+                    if s % len(tenants) == i
+                ]
+                if payloads:
+                    events.emit_many(tenant, EVENT, payloads)
+        at = time.time()
+        committed.update(dict.fromkeys(seqs, at))
+    return committed
+
+
+def worker(env: dict, batch: bool) -> subprocess.Popen:
+    args = ["worker", "--interval", "0.05", *(["--batch"] if batch else [])]
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_arrived(count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(arrived) < count:
+        if time.monotonic() > deadline:
+            sys.exit(f"only {len(arrived)} of {count} deliveries arrived")
+        time.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    args = parser.parse_args()
+    os.environ["REDRIVE_HTTP_ALLOW"] = "127.0.0.1"
+    bench_database("redrive_bench_webhooks")
+    setup_django()
+    from django.db import connections
+
+    url = start_receiver()
+    tenants = subscribe(url)
+    env = dict(os.environ)
+
+    # Throughput: everything committed first, then 2 workers.
+    emit(tenants, 0, args.n, 500)
+    connections.close_all()
+    started = time.perf_counter()
+    workers = [worker(env, batch=True) for _ in range(WORKERS)]
+    wait_arrived(args.n, 900)
+    elapsed = time.perf_counter() - started
+    wait_all(workers, 300)
+    rate = args.n / elapsed
+
+    stock = stock_drain(args.n)
+
+    # Delay: 2 running workers, events committed at half the measured rate.
+    arrived.clear()
+    workers = [worker(env, batch=False) for _ in range(WORKERS)]
+    # The workers' start-up is not part of the delay: one event per subscription first.
+    emit(tenants, 10**9, SUBSCRIPTIONS, SUBSCRIPTIONS)
+    wait_arrived(SUBSCRIPTIONS, 300)
+    arrived.clear()
+    n_delay, per_commit = max(args.n // 5, 100), 20
+    pause = per_commit / (rate / 2)
+    committed = {}
+    for first in range(0, n_delay, per_commit):
+        began = time.monotonic()
+        committed.update(
+            emit(tenants, args.n + first, min(per_commit, n_delay - first), per_commit)
+        )
+        time.sleep(max(0.0, pause - (time.monotonic() - began)))
+    wait_arrived(n_delay, 300)
+    for w in workers:
+        w.terminate()
+        w.wait(30)
+    delays = sorted((arrived[s] - committed[s]) * 1000 for s in committed)
+    p95 = delays[int(len(delays) * 0.95) - 1]
+
+    print(f"n: {args.n}")
+    print(f"deliveries_per_s: {rate:.0f}")
+    print(f"stock_per_s: {stock:.0f}")
+    print(f"delay_p95_ms: {p95:.0f}")
+    print(
+        f"summary: {WORKERS} workers delivered {args.n} signed events at {rate:.0f}/s, "
+        f"{rate / stock:.2f}x stock db_worker's no-op tasks (target >= 1); commit to delivery "
+        f"p95 {p95:.0f} ms, median {statistics.median(delays):.0f} ms at {rate / 2:.0f} events/s "
+        f"(target p95 <= 1000 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
