@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('executions', '0017_function_definitions'),
+        ('executions', '0018_retry_options'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
