@@ -30,6 +30,7 @@ from .tenancy import (
     Tenant,
     WorkflowSession,
 )
+from .triage import FailureGroup
 from .workflows import Workflow, WorkflowExecution, WorkflowHeader, WorkflowTaskExecution
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Failure",
     "FailureCount",
     "FailureCountDelta",
+    "FailureGroup",
     "Function",
     "FunctionExecution",
     "FunctionVersion",

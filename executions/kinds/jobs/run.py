@@ -110,6 +110,9 @@ def job_transition(
             return False
         revision = Job.objects.filter(pk=job_id).values_list("revision", flat=True).get()
         JobEvent.objects.create(job_id=job_id, revision=revision, type=event, data=event_data or {})
+        from ... import triage  # imports the kinds, which import this module
+
+        triage.settled(Job, [job_id])  # a completed clone resolves its chain; a failure counts
     return True
 
 
