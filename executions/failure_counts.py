@@ -3,10 +3,11 @@ folding their deltas into FailureCount.
 
 One statement-level trigger per kind's table and event appends one row per changed (tenant, kind,
 status, triage state, fingerprint, source, hour) to FailureCountDelta: the failed rows its
-statement wrote (+) and those it moved away (-: another status, hour, fingerprint...), grouped. Append-only, so writers
-never wait on a shared counter. ENABLE ALWAYS: they also fire under session_replication_role
-replica. Migration 0003 made the five first kinds' triggers; `install()` (run after every migrate)
-makes those of a kind that has none yet, from its KIND, and counts what its table already holds.
+statement wrote (+) and those it moved away (-: another status, hour, fingerprint...), grouped.
+Append-only, so writers never wait on a shared counter. ENABLE ALWAYS: they also fire under
+session_replication_role replica. Migration 0003 made the five first kinds' triggers (0018 made
+them again, with the triage state); `install()` (run after every migrate) makes those of a kind
+that has none yet, from its KIND, and counts what its table already holds.
 
 `fold()` moves the deltas into FailureCount in one statement (DELETE ... RETURNING feeding an
 upsert, in key order), so a delta is added exactly once even when two folds race: the second one's
