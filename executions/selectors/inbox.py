@@ -103,6 +103,11 @@ class Row:
         return self.obj.triage
 
     @property
+    def is_failure(self) -> bool:
+        """Whether it is a failure an operator may triage (failed, or resolved by a retry)."""
+        return self.status in self.shown.spec.failed_statuses or self.triage == "resolved"
+
+    @property
     def chain(self) -> str:
         """Where its retry chain ended, in an operator's words: "retried 2× → success"."""
         if not self.retries:
