@@ -7,7 +7,8 @@ rows in the same run:
 - raw_s:     hand-written UPDATEs of the same state changes on an identical copy of the rows
              (same columns and indexes; no failure-count triggers, no audit).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres uv run python bench/resolve.py --n 100000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+        uv run python bench/resolve.py --n 100000
 """
 
 from __future__ import annotations
