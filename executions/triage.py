@@ -39,6 +39,7 @@ STATES = ("open", "resolved", "ignored", "all")
 # The statuses an attempt succeeds with, across the kinds (success, completed, COMPLETED).
 SUCCESS = frozenset({"success", "completed", "COMPLETED"})
 MAX_REASON = 1000
+CHUNK = 10_000
 WORKER = "redrive"  # the actor of what nobody did by hand (the automatic resolve, regressions)
 
 
@@ -54,8 +55,15 @@ def settled(model: type[Model], pks: Iterable[Any]) -> None:
     their chains, failures are counted against their group. Anything but a kind's model: no-op."""
     kind = _kind_of(model)
     pks = list(pks)
-    if kind is None or not pks:
+    if kind is None:
         return
+    # In chunks: a query takes at most 65,535 parameters (a bulk's thousands of successes).
+    for i in range(0, len(pks), CHUNK):
+        _settled(kind, pks[i : i + CHUNK])
+
+
+def _settled(kind: kinds.KindSpec, pks: list) -> None:
+    model = kind.model
     fields = ["pk", "tenant_id", "status", "fingerprint", "triage"]
     parent = kind.shown.clone_parent
     if parent is not None:
