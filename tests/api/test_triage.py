@@ -113,3 +113,15 @@ def test_a_bad_state_is_a_400_naming_state(api):
     r = api.get("/api/failures", {"state": "closed"})
     assert r.status_code == 400
     assert r.json()["error"]["field"] == "state"
+
+
+def test_the_groups_page_renders_a_failure_without_a_fingerprint(manifest):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    Job.objects.filter(pk=manifest["acme"]["jobs"]["failed"]).update(fingerprint="")
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="alice"))
+    page = client.get("/groups/")
+    assert page.status_code == 200
+    assert "Ignore group" in page.content.decode()  # the groups with a fingerprint still have it
