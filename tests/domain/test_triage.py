@@ -234,3 +234,24 @@ def test_a_bad_state_names_state():
         filters.parse({"state": "closed"})
     assert bad.value.field == "state"
     assert filters.parse({}).state == "open"
+
+
+@pytest.mark.django_db
+def test_counts_chart_and_groups_follow_the_state(admin, items):
+    one, two = items.failed("job", handler="fail"), items.failed("run", handler="fail")
+    fp = MODELS["job"].objects.get(pk=one).fingerprint
+    triage.ignore_group(admin, fp)
+    since = {"since": (timezone.now() - timedelta(hours=3)).isoformat()}  # whole hours: the rollup
+
+    def seen(state: str):
+        flt = filters.parse({**since, "state": state})
+        count, _ = selectors.matching_count(admin.tenant, flt)
+        chart = selectors.failures_over_time(admin.tenant, flt).total
+        groups = {g.fingerprint for g in selectors.group_by_fingerprint(admin.tenant, flt)}
+        return count, chart, groups
+
+    run_fp = MODELS["run"].objects.get(pk=two).fingerprint
+    assert seen("open") == (1, 1, {run_fp})
+    assert seen("ignored") == (1, 1, {fp})
+    assert seen("all") == (2, 2, {fp, run_fp})
+    assert seen("resolved") == (0, 0, set())
