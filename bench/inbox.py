@@ -100,6 +100,7 @@ def main() -> None:
     failed = AutomationExecution.objects.filter(tenant=tenant, status="failed").first()
     pages = {
         "inbox": "/",
+        "open_inbox": "/?state=open",  # the default (issue 20): failures still needing someone
         "by_kind": "/?kind=job",
         "search": "/?q=refused",
         "groups": "/groups/",

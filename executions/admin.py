@@ -45,6 +45,7 @@ from .models import (
     BulkRetryPlan,
     FailureCount,
     FailureCountDelta,
+    FailureGroup,
     Function,
     FunctionExecution,
     FunctionVersion,
@@ -753,6 +754,16 @@ class FailureCountDeltaAdmin(ReadOnlyMixin, TenantScopedAdmin):
 
     list_display = ("bucket", "kind", "status", "fingerprint", "source", "n", "tenant_id")
     list_filter = ("kind", "status")
+
+
+@admin.register(FailureGroup)
+class FailureGroupAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Error groups' triage (executions/triage.py changes them: the console and the API)."""
+
+    ordering = ("-updated_at", "-id")
+    list_display = ("fingerprint", "kind", "state", "until", "reason", "regressed_at", "tenant")
+    list_filter = ("kind", "state")
+    search_fields = ("fingerprint", "reason")
 
 
 @admin.register(WorkerHeartbeat)

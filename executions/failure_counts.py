@@ -2,11 +2,12 @@
 folding their deltas into FailureCount.
 
 One statement-level trigger per kind's table and event appends one row per changed (tenant, kind,
-status, fingerprint, source, hour) to FailureCountDelta: the failed rows its statement wrote (+)
-and those it moved away (-: another status, hour, fingerprint...), grouped. Append-only, so writers
-never wait on a shared counter. ENABLE ALWAYS: they also fire under session_replication_role
-replica. Migration 0003 made the five first kinds' triggers; `install()` (run after every migrate)
-makes those of a kind that has none yet, from its KIND, and counts what its table already holds.
+status, triage state, fingerprint, source, hour) to FailureCountDelta: the failed rows its
+statement wrote (+) and those it moved away (-: another status, hour, fingerprint...), grouped.
+Append-only, so writers never wait on a shared counter. ENABLE ALWAYS: they also fire under
+session_replication_role replica. Migration 0003 made the five first kinds' triggers (0018 made
+them again, with the triage state); `install()` (run after every migrate) makes those of a kind
+that has none yet, from its KIND, and counts what its table already holds.
 
 `fold()` moves the deltas into FailureCount in one statement (DELETE ... RETURNING feeding an
 upsert, in key order), so a delta is added exactly once even when two folds race: the second one's
@@ -26,16 +27,17 @@ from . import sets
 FOLD = """
     WITH moved AS (
         DELETE FROM executions_failurecountdelta
-        RETURNING tenant_id, kind, status, fingerprint, source, bucket, n, first_at, last_at, sample
+        RETURNING tenant_id, kind, status, state, fingerprint, source, bucket, n, first_at,
+            last_at, sample
     )
     INSERT INTO executions_failurecount AS fc
-        (tenant_id, kind, status, fingerprint, source, bucket, n, first_at, last_at, sample)
-    SELECT tenant_id, kind, status, fingerprint, source, bucket, sum(n), min(first_at),
+        (tenant_id, kind, status, state, fingerprint, source, bucket, n, first_at, last_at, sample)
+    SELECT tenant_id, kind, status, state, fingerprint, source, bucket, sum(n), min(first_at),
         max(last_at), coalesce(min(nullif(sample, '')), '')
     FROM moved
-    GROUP BY 1, 2, 3, 4, 5, 6
-    ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (tenant_id, kind, status, fingerprint, source, bucket) DO UPDATE SET
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT (tenant_id, kind, status, state, fingerprint, source, bucket) DO UPDATE SET
         n = fc.n + EXCLUDED.n,
         first_at = LEAST(fc.first_at, EXCLUDED.first_at),
         last_at = GREATEST(fc.last_at, EXCLUDED.last_at),
@@ -74,16 +76,22 @@ EVENTS = {
 }
 
 
+# A failure's triage as counted: "regressed" is open.
+STATE = "CASE WHEN triage = 'regressed' THEN 'open' ELSE triage END"
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
 def _rows(counted: Counted, relation: str, sign: int) -> str:
     statuses = ", ".join(_literal(s) for s in counted.statuses)
+    # Counted by triage state too (executions/triage.py): a failure still failed, and a record
+    # that failed and was resolved by its own success (automations, workflows retry in place).
     return (
-        f"SELECT tenant_id, status, fingerprint, {counted.source} AS source, "  # noqa: S608 - code's names
-        f"{counted.time} AS t, error_message, {sign} AS d FROM {relation} "
-        f"WHERE status IN ({statuses})"
+        f"SELECT tenant_id, status, {STATE} AS state, fingerprint, "  # noqa: S608 - code's names
+        f"{counted.source} AS source, {counted.time} AS t, error_message, {sign} AS d "
+        f"FROM {relation} WHERE status IN ({statuses}) OR triage = 'resolved'"
     )
 
 
@@ -91,13 +99,14 @@ def _append(counted: Counted, rows: str, into: str = "executions_failurecountdel
     """The INSERT of `rows`' counts, grouped by key and hour, into `into`."""
     return f"""
         INSERT INTO {into}
-            (tenant_id, kind, status, fingerprint, source, bucket, n, first_at, last_at, sample)
-        SELECT tenant_id, {_literal(counted.kind)}, status, fingerprint, source,
+            (tenant_id, kind, status, state, fingerprint, source, bucket, n, first_at, last_at,
+            sample)
+        SELECT tenant_id, {_literal(counted.kind)}, status, state, fingerprint, source,
             date_trunc('hour', t, 'UTC'), sum(d), min(t) FILTER (WHERE d > 0),
             max(t) FILTER (WHERE d > 0),
             coalesce(left(min(error_message) FILTER (WHERE d > 0), 500), '')
         FROM ({rows}) AS changed
-        GROUP BY 1, 2, 3, 4, 5, 6
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
         HAVING sum(d) <> 0
     """  # noqa: S608 - built from code's names
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import kinds as registry
@@ -23,6 +23,7 @@ RANGES = {
     "30d": timedelta(days=30),
 }
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
+STATES = ("open", "resolved", "ignored", "all")
 MAX_TEXT = 200
 
 
@@ -35,6 +36,9 @@ class FailureFilter:
     q: str = ""
     fingerprint: str = ""
     name: str = ""
+    # Triage (executions/triage.py): open | resolved | ignored | all. "all" here, so code that
+    # builds a filter itself sees every failure; parse() defaults to "open", as the inbox does.
+    state: str = "all"
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -46,6 +50,7 @@ class FailureFilter:
             "q": self.q,
             "fingerprint": self.fingerprint,
             "name": self.name,
+            "state": self.state,
         }
 
     def queryset(self, kind: str, tenant: Tenant) -> QuerySet:
@@ -55,7 +60,17 @@ class FailureFilter:
         )
         if self.statuses and not any(s in meta.all_statuses for s in self.statuses):
             return meta.model.objects.none()
-        qs = meta.model.objects.filter(tenant=tenant, status__in=statuses)
+        failed = Q(status__in=statuses)
+        if self.state == "open":
+            failed &= Q(triage__in=("open", "regressed"))
+        elif self.state == "ignored":
+            failed &= Q(triage="ignored")
+        elif self.state == "resolved":
+            # A record retried in place that succeeded is resolved too, in its success status.
+            failed = Q(triage="resolved") & (failed if self.statuses else Q())
+        elif not self.statuses:
+            failed |= Q(triage="resolved")
+        qs = meta.model.objects.filter(failed, tenant=tenant)
         if self.since:
             qs = qs.filter(**{f"{meta.time_field}__gte": self.since})
         if self.until:
@@ -137,6 +152,9 @@ def parse(data) -> FailureFilter:
     if fp and not _FINGERPRINT.fullmatch(fp):
         raise InvalidInput("fingerprint must be 16 lowercase hex characters", field="fingerprint")
     name = validation.text(_single(data, "name"), "name", MAX_TEXT)
+    state = _single(data, "state") or "open"
+    if state not in STATES:
+        raise InvalidInput(f"state must be one of {', '.join(STATES)}", field="state")
     return FailureFilter(
         kinds=tuple(kinds) or registry.names(),
         statuses=tuple(statuses),
@@ -145,4 +163,5 @@ def parse(data) -> FailureFilter:
         q=q,
         fingerprint=fp,
         name=name,
+        state=state,
     )

@@ -166,13 +166,17 @@ def claim(
 
 def finish(model: type[Model], pk, token: int, *, running_status: str, **values) -> bool:
     """The fenced closing UPDATE. False means the attempt was reaped or re-claimed meanwhile."""
+    from . import triage  # imports the kinds, which import this module
+
     keeper.release(model, pk)
+    # The finish and what it settles (a success resolves its chain) commit together.
     with transaction.atomic():
         updated = model.objects.filter(pk=pk, lease_token=token, status=running_status).update(
             lease_owner="", lease_expires_at=None, **values
         )
         if updated:
             became_final(model, [(pk, values)])
+            triage.settled(model, [pk])
     if not updated:
         log.warning("dropped a late result for %s %s (token %s)", model.__name__, pk, token)
     return bool(updated)
@@ -212,12 +216,15 @@ class Finisher:
 
     def flush(self) -> None:
         if self.pending:
-            if connection.vendor == "postgresql":
-                self._flush_set_based()
-            else:
-                with transaction.atomic():
+            from . import triage  # imports the kinds, which import this module
+
+            with transaction.atomic():  # the finishes and what they settle commit together
+                if connection.vendor == "postgresql":
+                    self._flush_set_based()
+                else:
                     for pk, token, values in self.pending:
                         finish(self.model, pk, token, running_status=self.running_status, **values)
+                triage.settled(self.model, [pk for pk, _, _ in self.pending])
             self.pending = []
         self.last_flush = time.monotonic()
 

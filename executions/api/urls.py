@@ -15,6 +15,7 @@ from .views import (
     health,
     jobs,
     runs,
+    triage,
     webhooks,
     workflows,
 )
@@ -170,6 +171,26 @@ urlpatterns = [
         "api/failures/<str:kind>/<str:id>/retry",
         failures.FailureItemRetryApi.as_view(),
         name="api-failure-retry",
+    ),
+    path(
+        "api/failures/<str:kind>/<str:id>/ignore",
+        triage.FailureIgnoreApi.as_view(),
+        name="api-failure-ignore",
+    ),
+    path(
+        "api/failures/<str:kind>/<str:id>/reopen",
+        triage.FailureReopenApi.as_view(),
+        name="api-failure-reopen",
+    ),
+    path(
+        "api/groups/<str:fingerprint>/ignore",
+        triage.GroupIgnoreApi.as_view(),
+        name="api-group-ignore",
+    ),
+    path(
+        "api/groups/<str:fingerprint>/reopen",
+        triage.GroupReopenApi.as_view(),
+        name="api-group-reopen",
     ),
     path("api/bulk-retries/<str:id>", failures.BulkRetryApi.as_view(), name="api-bulk-retry"),
     path(

@@ -13,13 +13,14 @@ from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import push_url
+from django_htmx.http import HttpResponseClientRefresh, push_url
 
-from executions import filters, kinds, retry_input, selectors, services, staged, validation
+from executions import filters, kinds, retry_input, selectors, services, staged, triage, validation
 from executions.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -38,6 +39,7 @@ from .forms import ApiKeyForm
 PAGE_SIZE = 50
 STOP_POLLING = 286  # htmx stops polling an element that answers 286
 FAILED_STATUSES = sorted({s for meta in kinds.BY_NAME.values() for s in meta.failed_statuses})
+STATE_TABS = [("open", "Open"), ("resolved", "Resolved"), ("ignored", "Ignored"), ("all", "All")]
 RANGE_CHOICES = [("", "Any time"), ("1h", "Last hour"), ("24h", "Last 24 h"), ("7d", "Last 7 days")]
 
 
@@ -63,7 +65,7 @@ def _url_patterns(kind: str) -> dict[str, str]:
     if kind not in _URLS:
         _URLS[kind] = {
             name: reverse(name, kwargs={"kind": kind, "object_id": "__ID__"})
-            for name in ("detail", "live", "retry")
+            for name in ("detail", "live", "retry", "ignore", "reopen")
         }
     return _URLS[kind]
 
@@ -119,6 +121,10 @@ def _filter_context(request: HttpRequest, flt: FailureFilter, error: InvalidInpu
             "fingerprint": request.GET.get("fingerprint", ""),
         },
         "filter_query": _query_without(request, "cursor"),
+        # The Open / Resolved / Ignored / All tabs: the filter with another `state`.
+        "state": flt.state if error is None else "open",
+        "state_query": _query_without(request, "cursor", "state"),
+        "state_tabs": STATE_TABS,
     }
 
 
@@ -182,7 +188,11 @@ def groups(request: HttpRequest) -> HttpResponse:
     flt, error = _filter_or_error(request)
     context = _filter_context(request, flt, error)
     found = selectors.group_by_fingerprint(request.tenant, flt) if error is None else []
-    context.update(groups=found, title="Failures by error")
+    context.update(
+        groups=found,
+        group_states=triage.group_states(request.tenant, [g.fingerprint for g in found]),
+        title="Failures by error",
+    )
     if _partial(request):
         return _pushed(
             request,
@@ -309,6 +319,89 @@ def retry_review(request: HttpRequest, kind: str, object_id: str) -> HttpRespons
 
 
 _LEVELS = {"success": messages.SUCCESS, "warning": messages.WARNING, "error": messages.ERROR}
+
+
+# --- triage: ignore and reopen (the state changes are executions/triage.py's) -------------------
+
+
+def _ignore_form(post) -> dict:
+    """The console's ignore form as triage.parse_ignore reads it: a date alone (the date input)
+    is that day's start, UTC; no date, until it happens again."""
+    until = post.get("until", "").strip()
+    if len(until) == 10 and until[4:5] == "-":
+        until += "T00:00:00Z"
+    return {"reason": post.get("reason", ""), "until": until or "again"}
+
+
+def _ignored_message(until) -> str:
+    return (
+        f"Ignored until {until:%Y-%m-%d %H:%M} UTC" if until else "Ignored until it happens again"
+    )
+
+
+@require_POST
+@console_view()
+def ignore(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
+    _check_kind(kind)
+    try:
+        reason, until = triage.parse_ignore(_ignore_form(request.POST))
+        triage.ignore(request.actor, kind, object_id, reason=reason, until=until)
+        message = ("success", _ignored_message(until))
+    except InvalidInput as exc:
+        message = ("error", exc.message)
+    return _triaged(request, kind, object_id, message)
+
+
+@require_POST
+@console_view()
+def reopen(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
+    _check_kind(kind)
+    try:
+        triage.reopen(request.actor, kind, object_id)
+        message = ("success", "Open again")
+    except InvalidInput as exc:
+        message = ("error", exc.message)
+    return _triaged(request, kind, object_id, message)
+
+
+def _triaged(request: HttpRequest, kind: str, object_id: str, message) -> HttpResponse:
+    if request.htmx:
+        return _row_response(request, kind, object_id, message)
+    messages.add_message(request, _LEVELS[message[0]], message[1])
+    return HttpResponseRedirect(
+        _safe_next(request, reverse("detail", kwargs={"kind": kind, "object_id": object_id}))
+    )
+
+
+@require_POST
+@console_view()
+def group_ignore(request: HttpRequest, fingerprint: str) -> HttpResponse:
+    try:
+        reason, until = triage.parse_ignore(_ignore_form(request.POST))
+        n = triage.ignore_group(request.actor, fingerprint, reason=reason, until=until)
+        message = ("success", f"{_ignored_message(until)}: {n} failure{pluralize(n)}")
+    except InvalidInput as exc:
+        message = ("error", exc.message)
+    return _group_triaged(request, message)
+
+
+@require_POST
+@console_view()
+def group_reopen(request: HttpRequest, fingerprint: str) -> HttpResponse:
+    try:
+        n = triage.reopen_group(request.actor, fingerprint)
+        message = ("success", f"Open again: {n} failure{pluralize(n)}")
+    except InvalidInput as exc:
+        message = ("error", exc.message)
+    return _group_triaged(request, message)
+
+
+def _group_triaged(request: HttpRequest, message) -> HttpResponse:
+    # The groups, their counts and the tabs all change: the page is loaded again, with the message.
+    messages.add_message(request, _LEVELS[message[0]], message[1])
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    return HttpResponseRedirect(_safe_next(request, reverse("groups")))
 
 
 # --- bulk retry ---------------------------------------------------------------------------------

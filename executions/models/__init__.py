@@ -30,6 +30,7 @@ from .tenancy import (
     Tenant,
     WorkflowSession,
 )
+from .triage import FailureGroup
 from .webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from .workflows import Workflow, WorkflowExecution, WorkflowHeader, WorkflowTaskExecution
 
@@ -45,6 +46,7 @@ __all__ = [
     "Failure",
     "FailureCount",
     "FailureCountDelta",
+    "FailureGroup",
     "Function",
     "FunctionExecution",
     "FunctionVersion",

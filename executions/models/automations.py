@@ -81,6 +81,23 @@ class AutomationExecution(Leased, Failure):
                 name="autoexec_failed_inbox",
                 condition=Q(status__in=["failed", "timeout"]),
             ),
+            # Triage (executions/triage.py): the open inbox, the resolved tab, a fingerprint's
+            # failures by state (ignoring a group, reopening it).
+            models.Index(
+                fields=["tenant", "-updated_at", "-execution_id"],
+                name="autoexec_open_inbox",
+                condition=Q(status__in=["failed", "timeout"]) & Q(triage__in=["open", "regressed"]),
+            ),
+            models.Index(
+                fields=["tenant", "-updated_at", "-execution_id"],
+                name="autoexec_resolved",
+                condition=Q(triage="resolved"),
+            ),
+            models.Index(
+                fields=["tenant", "fingerprint", "triage"],
+                name="autoexec_triage_fp",
+                condition=Q(status__in=["failed", "timeout"]),
+            ),
             models.Index(fields=["tenant", "status", "-started_at"], name="autoexec_list"),
             models.Index(
                 fields=["status", "lease_expires_at"],

@@ -77,6 +77,12 @@ class Failure(models.Model):
     error_message = models.TextField(null=True, blank=True)
     error_stack = models.TextField(null=True, blank=True)
     fingerprint = models.CharField(max_length=16, blank=True, default="")
+    # Whether it still needs an operator (executions/triage.py, the one place that changes it):
+    # open (regressed: open again after its fingerprint was resolved or ignored), resolved,
+    # ignored (until its fingerprint fails again, or after `triage_until`). A database default,
+    # so the set-based inserts of retries and seeds need not name it.
+    triage = models.CharField(max_length=9, default="open", db_default="open")
+    triage_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True

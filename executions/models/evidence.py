@@ -51,6 +51,7 @@ class AuditEvent(models.Model):
         CONSOLE = "console"
         ADMIN = "admin"
         CLI = "cli"
+        WORKER = "worker"  # what nobody did by hand: a failure resolved by its retry's success
 
     # Every audit row is one more entry in each of its indexes, and a bulk retry writes one per
     # item: the tenant is the head of audit_recent (no index of its own), and the user, key and
@@ -180,6 +181,7 @@ class FailureCount(models.Model):
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=32)
+    state = models.CharField(max_length=9, default="open", db_default="open")  # open/resolved/...
     fingerprint = models.CharField(max_length=16)
     source = models.CharField(max_length=200)
     bucket = models.DateTimeField()
@@ -191,7 +193,7 @@ class FailureCount(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "kind", "status", "fingerprint", "source", "bucket"],
+                fields=["tenant", "kind", "status", "state", "fingerprint", "source", "bucket"],
                 name="failurecount_key",
             )
         ]
@@ -203,6 +205,7 @@ class FailureCountDelta(models.Model):
     tenant_id = models.UUIDField()
     kind = models.CharField(max_length=16)
     status = models.CharField(max_length=32)
+    state = models.CharField(max_length=9, default="open", db_default="open")
     fingerprint = models.CharField(max_length=16)
     source = models.CharField(max_length=200)
     bucket = models.DateTimeField()

@@ -168,6 +168,23 @@ class FunctionExecution(Leased, Failure):
                 name="fnexec_failed_inbox",
                 condition=Q(status__in=["failed", "timeout"]),
             ),
+            # Triage (executions/triage.py): the open inbox, the resolved tab, a fingerprint's
+            # failures by state (ignoring a group, reopening it).
+            models.Index(
+                fields=["tenant", "-executed_at", "-id"],
+                name="fnexec_open_inbox",
+                condition=Q(status__in=["failed", "timeout"]) & Q(triage__in=["open", "regressed"]),
+            ),
+            models.Index(
+                fields=["tenant", "-executed_at", "-id"],
+                name="fnexec_resolved",
+                condition=Q(triage="resolved"),
+            ),
+            models.Index(
+                fields=["tenant", "fingerprint", "triage"],
+                name="fnexec_triage_fp",
+                condition=Q(status__in=["failed", "timeout"]),
+            ),
             models.Index(
                 fields=["status", "lease_expires_at"],
                 name="fnexec_lease",

@@ -67,6 +67,23 @@ class Job(Leased, Failure):
                 name="job_failed_inbox",
                 condition=Q(status="failed"),
             ),
+            # Triage (executions/triage.py): the open inbox, the resolved tab, a fingerprint's
+            # failures by state (ignoring a group, reopening it).
+            models.Index(
+                fields=["tenant", "-updated_at", "-job_id"],
+                name="job_open_inbox",
+                condition=Q(status="failed") & Q(triage__in=["open", "regressed"]),
+            ),
+            models.Index(
+                fields=["tenant", "-updated_at", "-job_id"],
+                name="job_resolved",
+                condition=Q(triage="resolved"),
+            ),
+            models.Index(
+                fields=["tenant", "fingerprint", "triage"],
+                name="job_triage_fp",
+                condition=Q(status="failed"),
+            ),
             models.Index(fields=["tenant", "status", "-created_at"], name="job_list"),
             models.Index(
                 fields=["status", "lease_expires_at"],

@@ -69,6 +69,24 @@ class Run(Leased, Failure):
                 name="run_failed_inbox",
                 condition=Q(status__in=["failure", "cancelled", "partial"]),
             ),
+            # Triage (executions/triage.py): the open inbox, the resolved tab, a fingerprint's
+            # failures by state (ignoring a group, reopening it).
+            models.Index(
+                fields=["tenant", "-started_at", "-id"],
+                name="run_open_inbox",
+                condition=Q(status__in=["failure", "cancelled", "partial"])
+                & Q(triage__in=["open", "regressed"]),
+            ),
+            models.Index(
+                fields=["tenant", "-started_at", "-id"],
+                name="run_resolved",
+                condition=Q(triage="resolved"),
+            ),
+            models.Index(
+                fields=["tenant", "fingerprint", "triage"],
+                name="run_triage_fp",
+                condition=Q(status__in=["failure", "cancelled", "partial"]),
+            ),
             models.Index(fields=["tenant", "status", "-started_at"], name="run_list"),
             models.Index(
                 fields=["status", "lease_expires_at"],

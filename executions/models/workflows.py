@@ -95,6 +95,24 @@ class WorkflowExecution(Failure):
                 name="wfexec_failed_inbox",
                 condition=Q(status__in=["FAILED", "TIMED_OUT", "TERMINATED"]),
             ),
+            # Triage (executions/triage.py): the open inbox, the resolved tab, a fingerprint's
+            # failures by state (ignoring a group, reopening it).
+            models.Index(
+                fields=["tenant", "-updated_at", "-id"],
+                name="wfexec_open_inbox",
+                condition=Q(status__in=["FAILED", "TIMED_OUT", "TERMINATED"])
+                & Q(triage__in=["open", "regressed"]),
+            ),
+            models.Index(
+                fields=["tenant", "-updated_at", "-id"],
+                name="wfexec_resolved",
+                condition=Q(triage="resolved"),
+            ),
+            models.Index(
+                fields=["tenant", "fingerprint", "triage"],
+                name="wfexec_triage_fp",
+                condition=Q(status__in=["FAILED", "TIMED_OUT", "TERMINATED"]),
+            ),
             models.Index(fields=["tenant", "status", "-created_time"], name="wfexec_list"),
         ]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Model, QuerySet, Sum, Value
+from django.db.models import Count, Model, QuerySet, Sum, Value
 
 from executions import heartbeats, kinds
 from executions.errors import InvalidInput
@@ -54,6 +54,7 @@ class Row:
     reason: str | None = None  # why the viewer cannot retry it (set by the caller, per actor)
     urls: dict[str, str] = field(default_factory=dict)  # set by the caller (the console)
     waiting: str | None = None  # what it (or its retry) waits for, see waiting_for_host()
+    retries: int = 0  # how often it was retried (fill_chains)
 
     @property
     def shown(self):
@@ -94,6 +95,35 @@ class Row:
         return is_active(self.kind, self.status) or (
             new is not None and is_active(self.kind, new.status)
         )
+
+    @property
+    def triage(self) -> str:
+        """open, regressed (open again: its fingerprint failed after being resolved or
+        ignored), resolved or ignored (executions/triage.py)."""
+        return self.obj.triage
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether it is a failure an operator may triage (failed, or resolved by a retry)."""
+        return self.status in self.shown.spec.failed_statuses or self.triage == "resolved"
+
+    @property
+    def chain(self) -> str:
+        """Where its retry chain ended, in an operator's words: "retried 2× → success"."""
+        if not self.retries:
+            return ""
+        times = "retried" if self.retries == 1 else f"retried {self.retries}×"
+        new = self.new_attempt
+        last = new.status if new is not None else self.status
+        if self.triage == "resolved":
+            end = "success"
+        elif is_active(self.kind, last):
+            end = "running"
+        elif last in self.shown.spec.failed_statuses:
+            end = "failed again"
+        else:
+            end = last
+        return f"{times} → {end}"
 
     @property
     def key(self) -> str:
@@ -176,7 +206,30 @@ def inbox(tenant: Tenant, flt: FailureFilter, cursor: str | None = None, limit: 
             last.kind, kinds.get(last.kind).time_field, last.obj
         ).encode()
     fill_attempts(rows)
+    fill_chains(rows)
     return Page(rows=rows, next_cursor=next_cursor, limit=limit)
+
+
+def fill_chains(rows: list[Row]) -> None:
+    """How often each row was retried: kinds that clone count the retries of it (one query per
+    kind for the page); kinds that retry in place, their attempts but the first."""
+    cloned: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.shown.clone_parent is None:
+            row.retries = max(row.attempts - 1, 0)
+        elif row.new_attempt is not None:
+            cloned.setdefault(row.kind, []).append(row)
+    for kind, kind_rows in cloned.items():
+        model = kinds.get(kind).model
+        parent = kinds.get(kind).shown.clone_parent
+        counts = dict(
+            model.objects.filter(**{f"{parent}__in": [r.obj.pk for r in kind_rows]})
+            .order_by()
+            .values_list(parent)
+            .annotate(n=Count("pk"))
+        )
+        for row in kind_rows:
+            row.retries = counts.get(row.obj.pk, 1)
 
 
 def waiting_for_host(rows: list[Row]) -> None:
@@ -261,4 +314,5 @@ def row(tenant: Tenant, kind: str, object_id: str) -> Row:
     qs = _rows_queryset(kind, kinds.get(kind).model.objects.all())
     result = Row(kind, get_for_tenant(qs, tenant, "Not found", pk=object_id))
     fill_attempts([result])
+    fill_chains([result])
     return result

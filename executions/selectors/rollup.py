@@ -35,6 +35,12 @@ def counted(tenant: Tenant, flt: FailureFilter) -> tuple[QuerySet | None, list[F
         if not set(statuses) <= set(meta.failed_statuses):
             return None, [flt]
         cond = Q(kind=kind, status__in=statuses or meta.failed_statuses)
+        if flt.state in ("open", "ignored"):
+            cond &= Q(state=flt.state)
+        elif flt.state == "resolved":
+            cond = Q(kind=kind, state="resolved") & (cond if statuses else Q())
+        elif not statuses:
+            cond |= Q(kind=kind, state="resolved")
         if flt.name:
             cond &= Q(source__in=_sources_named(tenant, kind, flt.name))
         per_kind.append(cond)

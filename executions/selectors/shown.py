@@ -11,7 +11,7 @@ from executions import kinds
 
 # The columns every kind's row reads besides its own (the heavy JSON and stack columns stay in
 # the database).
-_COMMON_ROW_FIELDS = ("tenant_id", "status", "error_message", "fingerprint")
+_COMMON_ROW_FIELDS = ("tenant_id", "status", "error_message", "fingerprint", "triage")
 # Columns a chain's items leave in the database: the timeline shows none of them.
 HEAVY = {"payload", "result", "params", "workflow_definition", "execution_state", "node_states"}
 

@@ -141,10 +141,36 @@ _ROW = (
     '<span class="clamp" title="{error}">{error_text}</span></td>'
     '<td data-label="When" class="when">{when}</td>'
     '<td data-label="Attempts" class="num">{attempts}</td>'
-    '<td data-label="Status" class="status">{status}{then}{waiting}</td>'
-    '<td data-label="Retry" class="act">{action}{message}</td>'
+    '<td data-label="Status" class="status">{status}{then}{triage}{chain}{waiting}</td>'
+    '<td data-label="Retry" class="act">{action}{triage_action}{message}</td>'
     "</tr>"
 )
+# Ignore (until it happens again) or reopen, beside Retry (executions/triage.py).
+_TRIAGE_FORM = (
+    '<form method="post" action="{url}" hx-post="{url}" hx-target="closest tr" '
+    'hx-swap="outerHTML" hx-disabled-elt="find button" class="triage-form">'
+    '<input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">'
+    '<input type="hidden" name="next" value="{next}">'
+    '<button type="submit" class="btn ghost {action}">{label}</button></form>'
+)
+_TRIAGE_LABELS = {"regressed": "regression", "resolved": "resolved", "ignored": "ignored"}
+
+
+def triage_action(context, row) -> str:
+    """The row's Ignore or Reopen button, for those who may retry it."""
+    if not context["request"].can_retry or not row.is_failure:
+        return ""
+    action = "reopen" if row.triage in ("ignored", "resolved") else "ignore"
+    return _html(
+        _TRIAGE_FORM,
+        url=row.urls[action],
+        csrf=context.get("csrf_token") or "",
+        next=context.get("next_url") or "",
+        action=action,
+        label=action.capitalize(),
+    )
+
+
 _RETRY_FORM = (
     '<form method="post" action="{url}" hx-post="{url}" hx-target="closest tr" '
     'hx-swap="outerHTML" hx-disabled-elt="find button">'
@@ -225,6 +251,11 @@ def inbox_row(context, row) -> str:
         attempts=row.attempts,
         status=status_badge(row.status),
         then=then,
+        triage=_html(' <span class="triage triage-{}">{}</span>', row.triage, label)
+        if (label := _TRIAGE_LABELS.get(row.triage))
+        else "",
+        chain=_html('<span class="chain">{}</span>', row.chain) if row.chain else "",
+        triage_action=triage_action(context, row),
         waiting=_html('<span class="waiting">{}</span>', row.waiting) if row.waiting else "",
         action=action,
         message=_html(

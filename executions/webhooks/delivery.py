@@ -264,6 +264,7 @@ def _record(sub: WebhookSubscription, done: list[tuple[WebhookDelivery, Sent]]) 
                 updated_at=now,
             )
         WebhookAttempt.objects.bulk_create(_attempt(sub, d, r, d.attempt + 1) for d, r in done)
+        _settled([d.pk for d, _ in done])
         if sub.failing_since is not None:
             WebhookSubscription.objects.filter(pk=sub.pk).update(failing_since=None)
             sub.failing_since = None
@@ -313,6 +314,14 @@ def _failed(sub: WebhookSubscription, delivery: WebhookDelivery, result: Sent) -
         WebhookDelivery.objects.filter(pk=delivery.pk, status__in=(PENDING, FAILED)).update(
             **values
         )
+        _settled([delivery.pk])
+
+
+def _settled(pks: list) -> None:
+    """A delivery is a kind like the others: a success resolves it, a failure counts in its group."""
+    from .. import triage  # imports the kinds, whose deliveries package imports this module
+
+    triage.settled(WebhookDelivery, pks)
 
 
 def reap(now) -> int:

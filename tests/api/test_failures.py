@@ -33,6 +33,8 @@ def test_failures_lists_every_kind_newest_first_without_repeats(api, manifest):
                 "name",
                 "error",
                 "fingerprint",
+                "state",
+                "chain",
                 "failedAt",
                 "url",
                 "retryUrl",

@@ -183,6 +183,8 @@ VALID = {
     "createdTimeStart": st.integers(0, 2 * 10**12).map(str),
     "createdTimeEnd": st.integers(0, 2 * 10**12).map(str),
     "group": st.just("fingerprint"),
+    "state": st.sampled_from(list(filters.STATES)),
+    "reason": PLAIN,
     "mode": st.sampled_from(["filter", "ids"]),
     "source": st.sampled_from(["api", "console", "admin", "cli"]),
     "bulk": st.uuids().map(str),
@@ -231,7 +233,7 @@ def pairs(draw: Callable, names: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
-FILTER_FIELDS = ("kind", "status", "since", "until", "range", "q", "fingerprint", "name")
+FILTER_FIELDS = ("kind", "status", "since", "until", "range", "q", "fingerprint", "name", "state")
 FILTER_BODY = dict.fromkeys(FILTER_FIELDS)
 
 # --- every route ------------------------------------------------------------------------------
@@ -328,6 +330,38 @@ ENDPOINTS = (
         form=("input", "reason"),
         console=True,
         real=ITEM,
+    ),
+    Endpoint(
+        "ignore",
+        "/executions/{kind}/{object_id}/ignore/",
+        ("POST",),
+        form=("reason", "until", "next"),
+        console=True,
+        real=ITEM,
+    ),
+    Endpoint(
+        "reopen",
+        "/executions/{kind}/{object_id}/reopen/",
+        ("POST",),
+        form=("next",),
+        console=True,
+        real=ITEM,
+    ),
+    Endpoint(
+        "group_ignore",
+        "/groups/{fingerprint}/ignore/",
+        ("POST",),
+        form=("reason", "until", "next"),
+        console=True,
+        real={"fingerprint": "group"},
+    ),
+    Endpoint(
+        "group_reopen",
+        "/groups/{fingerprint}/reopen/",
+        ("POST",),
+        form=("next",),
+        console=True,
+        real={"fingerprint": "group"},
     ),
     Endpoint(
         "bulk_preview",
@@ -727,6 +761,32 @@ ENDPOINTS = (
         body={"reason": None, "input": {"x": None}},
         real={"kind": "kind", "id": "item"},
     ),
+    Endpoint(
+        "api-failure-ignore",
+        "/api/failures/{kind}/{id}/ignore",
+        ("POST",),
+        body={"reason": None, "until": None},
+        real={"kind": "kind", "id": "item"},
+    ),
+    Endpoint(
+        "api-failure-reopen",
+        "/api/failures/{kind}/{id}/reopen",
+        ("POST",),
+        real={"kind": "kind", "id": "item"},
+    ),
+    Endpoint(
+        "api-group-ignore",
+        "/api/groups/{fingerprint}/ignore",
+        ("POST",),
+        body={"reason": None, "until": None},
+        real={"fingerprint": "group"},
+    ),
+    Endpoint(
+        "api-group-reopen",
+        "/api/groups/{fingerprint}/reopen",
+        ("POST",),
+        real={"fingerprint": "group"},
+    ),
     Endpoint("api-bulk-retry", "/api/bulk-retries/{id}", real={"id": "bulk"}),
     Endpoint(
         "api-bulk-retry-cancel", "/api/bulk-retries/{id}/cancel", ("POST",), real={"id": "bulk"}
@@ -796,6 +856,11 @@ def real_ids(manifest: dict) -> dict[str, list[str]]:
         "run": [acme["runs"]["failure"], globex["runs"]["failure"]],
         "run_workflow": [_saved_workflow("acme"), _saved_workflow("globex")],
         "bulk": [str(bulk.pk)],
+        "group": list(
+            kinds.get("job")
+            .model.objects.exclude(fingerprint="")
+            .values_list("fingerprint", flat=True)[:2]
+        ),
         "api_key": [str(pk) for pk in ApiKey.objects.values_list("pk", flat=True)[:3]],
     }
 

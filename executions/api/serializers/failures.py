@@ -24,6 +24,8 @@ class FailureSerializer(serializers.Serializer):
     name = serializers.CharField(allow_null=True)
     error = serializers.CharField(allow_null=True)
     fingerprint = serializers.CharField()
+    state = serializers.ChoiceField(choices=["open", "regressed", "resolved", "ignored"])
+    chain = serializers.CharField(help_text='where its retry chain ended: "retried 2× → success"')
     failedAt = serializers.DateTimeField(allow_null=True)
     url = serializers.CharField()
     retryUrl = serializers.CharField()

@@ -58,6 +58,8 @@ def failure_page(
                 "name": row.name,
                 "error": row.error_message,
                 "fingerprint": row.fingerprint,
+                "state": row.triage,
+                "chain": row.chain,
                 "failedAt": row.when,
                 "url": url,
                 "retryUrl": retry_url,
@@ -110,6 +112,9 @@ class FailureListApi(ApiView):
             OpenApiParameter("q", str, description="text in the error message"),
             OpenApiParameter("fingerprint", str, description="16 hex characters"),
             OpenApiParameter("name", str, description="function/rule/operation/workflow name"),
+            OpenApiParameter(
+                "state", str, enum=list(filters.STATES), description="triage; default open"
+            ),
             OpenApiParameter("group", str, enum=["fingerprint"]),
             OpenApiParameter("limit", int, description="1-200, default 50"),
             OpenApiParameter("cursor", str),

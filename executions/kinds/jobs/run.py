@@ -112,6 +112,9 @@ def job_transition(
         JobEvent.objects.create(job_id=job_id, revision=revision, type=event, data=event_data or {})
         if token is not None:  # the attempt it held is final: its webhooks' events
             leases.became_final(Job, [(job_id, values)])
+        from ... import triage  # imports the kinds, which import this module
+
+        triage.settled(Job, [job_id])  # a completed clone resolves its chain; a failure counts
     return True
 
 

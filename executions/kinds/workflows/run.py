@@ -196,9 +196,13 @@ def _settle_workflow(execution: WorkflowExecution, definitions: dict) -> None:
         }
     else:
         values = {"status": "COMPLETED", "reason_for_incompletion": None, "error_message": None}
-    WorkflowExecution.objects.filter(
-        pk=execution.pk, status="RUNNING", attempt=execution.attempt
-    ).update(end_time=now, updated_at=now, **values)
+    from ... import triage  # imports the kinds, which import this module
+
+    with transaction.atomic():  # settled with its triage: a completed retry resolves it
+        if WorkflowExecution.objects.filter(
+            pk=execution.pk, status="RUNNING", attempt=execution.attempt
+        ).update(end_time=now, updated_at=now, **values):
+            triage.settled(WorkflowExecution, [execution.pk])
 
 
 def _deps_could_run(definitions: dict, tasks: list, task: WorkflowTaskExecution) -> bool:

@@ -1,0 +1,257 @@
+"""Triage (executions/triage.py): a failure is open until a retry in its chain (or its own record)
+succeeds, resolved in the same transaction; operators ignore one failure or a whole group, until
+it happens again or until a date; a resolved or ignored fingerprint failing again regresses; new
+groups and regressions are outbox events; all audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from executions import filters, selectors, services, triage
+from executions.errors import InvalidInput, NotFound, PermissionDenied
+from executions.models import AuditEvent, FailureGroup, OutboxEvent
+
+from .conftest import KINDS, MODELS, Items, options
+
+
+def state_of(kind: str, pk) -> str:
+    return MODELS[kind].objects.values_list("triage", flat=True).get(pk=pk)
+
+
+def listed(tenant, state: str) -> set[str]:
+    page = selectors.inbox(tenant, filters.parse({"state": state}), limit=200)
+    return {row.key for row in page.rows}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_successful_retry_resolves_its_chain_in_every_kind(admin, items, run_worker):
+    failed = {kind: items.failed(kind) for kind in KINDS}  # flaky: fails once, then succeeds
+    assert {k: state_of(k, pk) for k, pk in failed.items()} == dict.fromkeys(KINDS, "open")
+    assert listed(admin.tenant, "open") == {f"{k}:{pk}" for k, pk in failed.items()}
+    for kind, pk in failed.items():
+        services.retry_one(admin, kind, pk, **options(admin, kind))
+
+    run_worker()
+
+    assert {k: state_of(k, pk) for k, pk in failed.items()} == dict.fromkeys(KINDS, "resolved")
+    assert listed(admin.tenant, "open") == set()
+    assert listed(admin.tenant, "resolved") == {f"{k}:{pk}" for k, pk in failed.items()}
+    resolved = AuditEvent.objects.filter(action="resolve", source="worker")
+    assert sorted(resolved.values_list("kind", "target_id")) == sorted(
+        (k, str(pk)) for k, pk in failed.items()
+    )
+
+
+@pytest.mark.django_db
+def test_a_later_retry_in_the_chain_resolves_the_first_failure(admin, items):
+    from executions.kinds.jobs import run as jobs_run
+
+    first = items.failed("job", failures=2)  # fails twice, then succeeds
+    second = services.retry_job(admin, first).new_id
+    jobs_run.execute(second, "test-host")
+    assert (state_of("job", first), state_of("job", second)) == ("open", "open")
+    third = services.retry_job(admin, second).new_id
+    jobs_run.execute(third, "test-host")
+
+    assert (state_of("job", first), state_of("job", second)) == ("resolved", "resolved")
+    page = selectors.inbox(admin.tenant, filters.parse({"state": "resolved"}))
+    rows = {row.id: row for row in page.rows}
+    assert rows[str(first)].chain == "retried → success"
+
+
+@pytest.mark.django_db
+def test_a_failed_retry_leaves_its_chain_open(admin, items):
+    from executions.kinds.jobs import run as jobs_run
+
+    first = items.failed("job", failures=5)
+    second = services.retry_job(admin, first).new_id
+    jobs_run.execute(second, "test-host")
+    assert (state_of("job", first), state_of("job", second)) == ("open", "open")
+    row = next(r for r in selectors.inbox(admin.tenant, filters.parse({})).rows if r.id == first)
+    assert row.chain == "retried → failed again"
+
+
+@pytest.mark.django_db
+def test_ignoring_one_failure_hides_it_until_its_fingerprint_fails_again(admin, items):
+    one, two = items.failed("job", handler="fail"), items.failed("job", handler="fail")
+    triage.ignore(admin, "job", one, reason="known outage")
+
+    assert listed(admin.tenant, "open") == {f"job:{two}"}
+    assert listed(admin.tenant, "ignored") == {f"job:{one}"}
+    assert listed(admin.tenant, "all") == {f"job:{one}", f"job:{two}"}
+    audit = AuditEvent.objects.get(action="ignore")
+    assert (audit.target_id, audit.details) == (
+        str(one),
+        {"state": "ignored", "reason": "known outage", "until": "again"},
+    )
+
+    three = items.failed("job", handler="fail")  # the same fingerprint happens again
+
+    assert state_of("job", one) == "open"
+    assert listed(admin.tenant, "open") == {f"job:{one}", f"job:{two}", f"job:{three}"}
+
+
+@pytest.mark.django_db
+def test_ignoring_a_group_until_a_date_keeps_its_new_failures_ignored(admin, items):
+    one = items.failed("job", handler="fail")
+    fp = MODELS["job"].objects.get(pk=one).fingerprint
+    until = timezone.now() + timedelta(days=1)
+    assert triage.ignore_group(admin, fp, reason="maintenance", until=until) == 1
+
+    two = items.failed("job", handler="fail")
+
+    assert (state_of("job", one), state_of("job", two)) == ("ignored", "ignored")
+    assert FailureGroup.objects.get(fingerprint=fp).state == "ignored"
+    assert not OutboxEvent.objects.filter(name="failure.regressed").exists()
+
+
+@pytest.mark.django_db
+def test_an_ignored_group_that_fails_again_regresses(admin, items):
+    one = items.failed("job", handler="fail")
+    fp = MODELS["job"].objects.get(pk=one).fingerprint
+    triage.ignore_group(admin, fp)
+
+    two = items.failed("job", handler="fail")
+
+    assert (state_of("job", one), state_of("job", two)) == ("open", "regressed")
+    group = FailureGroup.objects.get(fingerprint=fp)
+    assert (group.state, group.regressed_at is not None) == ("open", True)
+    event = OutboxEvent.objects.get(name="failure.regressed")
+    assert event.payload == {
+        "kind": "job",
+        "name": "package.install",
+        "fingerprint": fp,
+        "executionId": str(two),
+        "message": MODELS["job"].objects.get(pk=two).error_message,
+        "tenantId": str(admin.tenant.pk),
+    }
+    assert AuditEvent.objects.filter(action="regressed", target_id=str(two)).exists()
+    assert listed(admin.tenant, "open") == {f"job:{one}", f"job:{two}"}
+
+
+@pytest.mark.django_db
+def test_a_resolved_group_that_fails_again_regresses(admin, items):
+    from executions.kinds.jobs import run as jobs_run
+
+    first = items.failed("job")
+    fp = MODELS["job"].objects.get(pk=first).fingerprint
+    jobs_run.execute(services.retry_job(admin, first).new_id, "test-host")
+    assert FailureGroup.objects.get(fingerprint=fp).state == "resolved"
+
+    again = items.failed("job")
+
+    assert state_of("job", again) == "regressed"
+    assert OutboxEvent.objects.filter(name="failure.regressed").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_new_fingerprint_emits_one_new_group_event(admin, items):
+    one = items.failed("job", handler="fail")
+    items.failed("job", handler="fail")
+    items.failed("run", handler="fail")
+
+    events = OutboxEvent.objects.filter(name="failure.new_group").order_by("pk")
+    assert [e.payload["kind"] for e in events] == ["job", "run"]
+    assert events[0].payload["executionId"] == str(one)
+    assert set(events[0].payload) >= {
+        "kind",
+        "name",
+        "fingerprint",
+        "executionId",
+        "message",
+        "tenantId",
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_failure_emits_nothing(admin):
+    items = Items(admin.tenant)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        items.failed("job", handler="fail")
+        assert OutboxEvent.objects.filter(name="failure.new_group").exists()
+        raise RuntimeError("roll back")
+    assert not OutboxEvent.objects.exists()
+    assert not FailureGroup.objects.exists()
+
+
+@pytest.mark.django_db
+def test_reopen_opens_an_ignored_failure_and_group_again(admin, items):
+    one = items.failed("job", handler="fail")
+    fp = MODELS["job"].objects.get(pk=one).fingerprint
+    triage.ignore(admin, "job", one)
+    triage.reopen(admin, "job", one)
+    assert state_of("job", one) == "open"
+    triage.ignore_group(admin, fp)
+    assert triage.reopen_group(admin, fp) == 1
+    assert state_of("job", one) == "open"
+    assert FailureGroup.objects.get(fingerprint=fp).state == "open"
+    actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))
+    assert actions == ["ignore", "reopen", "ignore_group", "reopen_group"]
+
+
+@pytest.mark.django_db
+def test_viewers_cannot_and_other_tenants_see_nothing(admin, viewer, operator, items, other_tenant):
+    one = items.failed("job", handler="fail")
+    fp = MODELS["job"].objects.get(pk=one).fingerprint
+    with pytest.raises(PermissionDenied):
+        triage.ignore(viewer, "job", one)
+    with pytest.raises(PermissionDenied):
+        triage.ignore_group(viewer, fp)
+    assert state_of("job", one) == "open"
+    triage.ignore(operator, "job", one)  # operators may
+
+    foreign = Items(other_tenant).failed("job", handler="fail")
+    with pytest.raises(NotFound):
+        triage.ignore(admin, "job", foreign)
+    with pytest.raises(NotFound):
+        triage.ignore_group(admin, "0123456789abcdef")
+    assert state_of("job", foreign) == "open"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"until": "tomorrow"}, "until"),
+        ({"until": "2001-01-01T00:00:00Z"}, "until"),
+        ({"until": 5}, "until"),
+        ({"reason": ["x"]}, "reason"),
+        ({"reason": "x" * 1001}, "reason"),
+        ([], "body"),
+    ],
+)
+def test_bad_ignore_bodies_name_their_field(body, field):
+    with pytest.raises(InvalidInput) as bad:
+        triage.parse_ignore(body)
+    assert bad.value.field == field
+
+
+def test_a_bad_state_names_state():
+    with pytest.raises(InvalidInput) as bad:
+        filters.parse({"state": "closed"})
+    assert bad.value.field == "state"
+    assert filters.parse({}).state == "open"
+
+
+@pytest.mark.django_db
+def test_counts_chart_and_groups_follow_the_state(admin, items):
+    one, two = items.failed("job", handler="fail"), items.failed("run", handler="fail")
+    fp = MODELS["job"].objects.get(pk=one).fingerprint
+    triage.ignore_group(admin, fp)
+    since = {"since": (timezone.now() - timedelta(hours=3)).isoformat()}  # whole hours: the rollup
+
+    def seen(state: str):
+        flt = filters.parse({**since, "state": state})
+        count, _ = selectors.matching_count(admin.tenant, flt)
+        chart = selectors.failures_over_time(admin.tenant, flt).total
+        groups = {g.fingerprint for g in selectors.group_by_fingerprint(admin.tenant, flt)}
+        return count, chart, groups
+
+    run_fp = MODELS["run"].objects.get(pk=two).fingerprint
+    assert seen("open") == (1, 1, {run_fp})
+    assert seen("ignored") == (1, 1, {fp})
+    assert seen("all") == (2, 2, {fp, run_fp})
+    assert seen("resolved") == (0, 0, set())
