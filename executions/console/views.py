@@ -37,7 +37,6 @@ from .forms import ApiKeyForm
 
 PAGE_SIZE = 50
 STOP_POLLING = 286  # htmx stops polling an element that answers 286
-FAILED_STATUSES = sorted({s for meta in kinds.BY_NAME.values() for s in meta.failed_statuses})
 RANGE_CHOICES = [("", "Any time"), ("1h", "Last hour"), ("24h", "Last 24 h"), ("7d", "Last 7 days")]
 
 
@@ -82,7 +81,16 @@ def _prepare(request: HttpRequest, rows: list[selectors.Row]) -> list[selectors.
         new = r.new_attempt
         if new is not None:
             r.urls["new"] = urls["detail"].replace("__ID__", str(new.pk))
+            # The row already links the retry and its status: no "was already retried as <id>"
+            # beside it, which reads like an error.
+            if selectors.is_active(r.kind, new.status) and r.reason == kinds.get(
+                r.kind
+            ).rule.reason(r.obj):
+                r.reason = RETRY_IN_PROGRESS
     return rows
+
+
+RETRY_IN_PROGRESS = "Retry in progress"
 
 
 def _query_without(request: HttpRequest, *keys: str) -> str:
@@ -106,7 +114,7 @@ def _filter_context(request: HttpRequest, flt: FailureFilter, error: InvalidInpu
         "flt": flt,
         "filter_error": error,
         "kinds": list(kinds.names()),
-        "failed_statuses": FAILED_STATUSES,
+        "failed_statuses": kinds.WORDS,
         "ranges": RANGE_CHOICES,
         "current": {
             "kind": request.GET.get("kind", ""),
@@ -203,13 +211,20 @@ def _check_kind(kind: str) -> None:
 @console_view()
 def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     _check_kind(kind)
+    return render(request, "console/detail.html", _detail_context(request, kind, object_id))
+
+
+def _detail_context(
+    request: HttpRequest, kind: str, object_id: str, message: tuple[str, str] | None = None
+) -> dict[str, Any]:
     # The audit trail is for those who may open /audit/ (audit:read): a viewer sees neither.
     can_read_audit = request.actor.can("audit:read")
     item = selectors.detail(request.tenant, kind, object_id, with_audit=can_read_audit)
     row = _prepare(request, [selectors.Row(kind, item.obj)])[0]
     obj = item.obj
     shown = kinds.get(kind).shown
-    context: dict[str, Any] = {
+    return {
+        "message": message,
         "d": item,
         "row": row,
         "kind": kind,
@@ -223,17 +238,20 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
         "kind_sections": f"{shown.template}#sections",
         "can_read_audit": can_read_audit,
     }
-    return render(request, "console/detail.html", context)
 
 
 def _row_response(
     request: HttpRequest, kind: str, object_id: str, message: tuple[str, str] | None = None
 ) -> HttpResponse:
+    if request.htmx.target == "status-box":
+        # The detail page: its status box, and its attempts, lineage and audit swapped in
+        # beside it (hx-swap-oob), so that all of them follow the retry until it is final.
+        context = _detail_context(request, kind, object_id, message)
+        status = 200 if context["row"].active or message else STOP_POLLING
+        return render(request, "console/detail.html#live", context, status=status)
     row = _prepare(request, [selectors.row(request.tenant, kind, object_id)])[0]
     context = {"row": row, "message": message, "kind": kind, "next_url": _safe_next(request, "/")}
     status = 200 if row.active or message else STOP_POLLING
-    if request.htmx.target == "status-box":
-        return render(request, "console/detail.html#status", context, status=status)
     return render(request, "console/inbox.html#row", context, status=status)
 
 
