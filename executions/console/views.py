@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -444,6 +445,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             name=form.cleaned_data["name"],
             user=request.user,
             permissions=form.cleaned_data["permissions"],
+            expiry_date=form.cleaned_data["expires"],
         )
         # Shown once, on the page the redirect lands on; only the hash is stored.
         request.session["redrive_new_key"] = key
@@ -456,6 +458,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             "form": form,
             "keys": keys,
             "new_key": request.session.pop("redrive_new_key", None),
+            "now": timezone.now(),
             "title": "API keys",
         },
         status=400 if request.method == "POST" else 200,

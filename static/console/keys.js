@@ -131,3 +131,25 @@
     }
   });
 })();
+
+// The API keys page: a role preset ticks that role's permissions (the server applies the preset
+// anyway; this shows what it means). Ticking a box by hand makes the key custom.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    var form = target.form;
+    if (!form || form.id !== "key-form") return;
+    var preset = form.querySelector("select[data-presets]");
+    if (target === preset) {
+      var option = preset.options[preset.selectedIndex];
+      var wanted = (option.getAttribute("data-permissions") || "").split(",");
+      if (!option.value) return;
+      form.querySelectorAll('input[name="permissions"]').forEach(function (box) {
+        box.checked = wanted.indexOf(box.value) >= 0;
+      });
+    } else if (target.name === "permissions" && preset) {
+      preset.value = "";
+    }
+  });
+})();

@@ -126,10 +126,10 @@ def test_retry_on_the_detail_page_goes_pending_then_final_without_reload(
 
     page.click("#status-box button.retry")
     expect(page.locator("#status-box .msg")).to_have_text("Retry queued: the execution is pending")
-    expect(page.locator("#status-box .now .badge").first).to_have_text("pending")
+    expect(page.locator("#status-box .now .badge").first).to_have_text("queued")  # pending
     # Only now is there a worker: the polling row must pick up the change by itself.
     worker_process()
-    expect(page.locator("#status-box .now .badge").first).to_have_text("completed", timeout=30_000)
+    expect(page.locator("#status-box .now .badge").first).to_have_text("succeeded", timeout=30_000)
     assert page.evaluate("window.__notReloaded") is True
     assert AutomationExecution.objects.get(pk=execution_id).status == "completed"
     page.reload()
@@ -152,7 +152,7 @@ def test_retry_in_the_inbox_row_and_a_double_click_makes_one_retry(
     new = Job.objects.get(retry_of_id=job_id)
     # the row follows the new job live until it is final
     expect(target.locator(".then .badge")).to_have_text(
-        re.compile("completed|failed"), timeout=30_000
+        re.compile("succeeded|failed"), timeout=30_000
     )
     assert Job.objects.filter(retry_of_id=job_id).count() == 1
     assert AuditEvent.objects.filter(kind="job", target_id=job_id).count() == 1
