@@ -1,7 +1,8 @@
 """The console in a real browser: Debian's chromium driven by Playwright against pytest-django's
 live server, with a real `manage.py worker` process running the retried work.
 
-Screenshots of the inbox, a detail page and a bulk retry's progress go to test-artifacts/.
+Screenshots of the inbox, a detail page and a bulk retry's progress go to test-artifacts/ (and
+the README's to docs/, with REDRIVE_README_SHOTS=1).
 """
 
 from __future__ import annotations
@@ -76,9 +77,17 @@ def sign_in(page: Page, manifest: dict, username: str) -> None:
     expect(page).to_have_title("Failures · Redrive")
 
 
+# The README's screenshots (docs/): the tests that take them refresh them with
+# REDRIVE_README_SHOTS=1 (see the README's "Test it"); otherwise test-artifacts/ only.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+README_SHOTS = {"inbox.png", "detail-job.png", "keys-help.png", "inbox-dark.png", "api-keys.png"}
+
+
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=False)
+    if name in README_SHOTS and os.environ.get("REDRIVE_README_SHOTS") == "1":
+        shutil.copyfile(ARTIFACTS / name, DOCS / name)
 
 
 def row(page: Page, kind: str, pk: str):

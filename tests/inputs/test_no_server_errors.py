@@ -335,7 +335,13 @@ ENDPOINTS = (
         real={"bulk_id": "bulk"},
     ),
     Endpoint("switch_tenant", "/tenant/", ("POST",), form=("tenant",), console=True),
-    Endpoint("api_keys", "/keys/", ("GET", "POST"), form=("name", "permissions"), console=True),
+    Endpoint(
+        "api_keys",
+        "/keys/",
+        ("GET", "POST"),
+        form=("name", "role", "permissions", "expires"),
+        console=True,
+    ),
     Endpoint(
         "revoke_api_key",
         "/keys/{key_id}/revoke/",
