@@ -127,6 +127,7 @@ def test_a_retry_on_a_jobs_detail_page_updates_attempts_lineage_and_audit_live(
     expect(page.locator("#attempts ol > li").nth(1).locator(".badge")).to_have_text("succeeded")
     expect(page.locator("#lineage .badge").last).to_have_text("succeeded")
     assert page.evaluate("window.__notReloaded") is True
+    page.locator("#attempts").evaluate("e => e.scrollIntoView()")  # what the retry changed
     shot(page, "detail-job.png")
 
 
@@ -183,16 +184,18 @@ def test_the_inbox_by_keyboard_and_copy_id_buttons(page: Page, manifest: dict) -
     page.keyboard.press("r")  # the focused row's own Retry button
     expect(rows.nth(1).locator(".msg")).to_contain_text("Retried as job")
     assert Job.objects.filter(retry_of_id=focused_id).count() == 1
-    page.keyboard.press("/")
-    expect(page.locator("#f-q")).to_be_focused()
-    page.keyboard.type("j")  # typing in the search box is text, not a move
-    expect(page.locator("#f-q")).to_have_value("j")
-
     # copy-id: a row's, then the detail page's
     first_id = rows.nth(0).get_attribute("id").removeprefix("row-job-")
     rows.nth(0).locator("button.copy").click()
     expect(rows.nth(0).locator("button.copy")).to_have_text("copied")
     assert page.evaluate("navigator.clipboard.readText()") == first_id
+    page.keyboard.press("/")
+    expect(page.locator("#f-q")).to_be_focused()
+    page.keyboard.type("j")  # typing in the search box is text, not a move
+    expect(page).to_have_url(re.compile(r"\?kind=job&q=j$"))
+    expect(page.locator("#f-q")).to_have_value("j")
+    expect(page.locator("tr.kb-focus")).to_have_count(0)
+
     page.goto(f"/executions/job/{first_id}/")
     page.locator(".detail-head button.copy").click()
     assert page.evaluate("navigator.clipboard.readText()") == first_id
