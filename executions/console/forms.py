@@ -22,7 +22,7 @@ class ApiKeyForm(forms.Form):
     role = forms.ChoiceField(
         required=False,
         label="Preset",
-        help_text="A role's permissions, as `create_api_key --role`; or tick them below.",
+        help_text="All of a role's permissions, as manage.py create_api_key --role gives.",
     )
     permissions = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple,
