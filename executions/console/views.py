@@ -231,9 +231,11 @@ def _detail_context(
         "kind": kind,
         "obj": obj,
         "title": f"{shown.label} {obj.pk}",
-        "input_json": selectors.pretty(shown.input(obj)),
-        "output_json": selectors.pretty(shown.output(obj)),
-        "logs": shown.logs(obj),
+        # Callables, which the template calls when it shows them: the status box's polls
+        # (detail.html#live) never do.
+        "input_json": lambda: selectors.pretty(shown.input(obj)),
+        "output_json": lambda: selectors.pretty(shown.output(obj)),
+        "logs": lambda: shown.logs(obj),
         "shown": shown,
         "kind_facts": f"{shown.template}#facts",
         "kind_sections": f"{shown.template}#sections",
