@@ -136,9 +136,21 @@ def parse(data) -> FailureFilter:
         )
     statuses = _values(data, "status")
     known = {s for meta in registry.KINDS for s in meta.all_statuses}
-    bad = [s for s in statuses if s not in known]
+    bad = [s for s in statuses if s not in known and s not in registry.WORDS]
     if bad:
-        raise InvalidInput(f"status {bad[0]!r} is not a status of any kind", field="status")
+        raise InvalidInput(
+            f"status {bad[0]!r} is not one of {', '.join(registry.WORDS)} nor a status of any kind",
+            field="status",
+        )
+    # A word of the console's vocabulary ("timed out") stands for each kind's failed statuses
+    # it names (`timeout`, `TIMED_OUT`); a kind's own status stays as it is.
+    statuses = list(
+        dict.fromkeys(
+            raw
+            for s in statuses
+            for raw in (sorted(registry.failed_statuses_for(s)) if s in registry.WORDS else [s])
+        )
+    )
     since, until = _datetime(data, "since"), _datetime(data, "until")
     rng = _single(data, "range")
     if rng:

@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -38,7 +39,6 @@ from .forms import ApiKeyForm
 
 PAGE_SIZE = 50
 STOP_POLLING = 286  # htmx stops polling an element that answers 286
-FAILED_STATUSES = sorted({s for meta in kinds.BY_NAME.values() for s in meta.failed_statuses})
 STATE_TABS = [("open", "Open"), ("resolved", "Resolved"), ("ignored", "Ignored"), ("all", "All")]
 RANGE_CHOICES = [("", "Any time"), ("1h", "Last hour"), ("24h", "Last 24 h"), ("7d", "Last 7 days")]
 
@@ -84,7 +84,16 @@ def _prepare(request: HttpRequest, rows: list[selectors.Row]) -> list[selectors.
         new = r.new_attempt
         if new is not None:
             r.urls["new"] = urls["detail"].replace("__ID__", str(new.pk))
+            # The row already links the retry and its status: no "was already retried as <id>"
+            # beside it, which reads like an error.
+            if selectors.is_active(r.kind, new.status) and r.reason == kinds.get(
+                r.kind
+            ).rule.reason(r.obj):
+                r.reason = RETRY_IN_PROGRESS
     return rows
+
+
+RETRY_IN_PROGRESS = "Retry in progress"
 
 
 def _query_without(request: HttpRequest, *keys: str) -> str:
@@ -108,7 +117,7 @@ def _filter_context(request: HttpRequest, flt: FailureFilter, error: InvalidInpu
         "flt": flt,
         "filter_error": error,
         "kinds": list(kinds.names()),
-        "failed_statuses": FAILED_STATUSES,
+        "failed_statuses": kinds.WORDS,
         "ranges": RANGE_CHOICES,
         "current": {
             "kind": request.GET.get("kind", ""),
@@ -213,38 +222,50 @@ def _check_kind(kind: str) -> None:
 @console_view()
 def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
     _check_kind(kind)
+    return render(request, "console/detail.html", _detail_context(request, kind, object_id))
+
+
+def _detail_context(
+    request: HttpRequest, kind: str, object_id: str, message: tuple[str, str] | None = None
+) -> dict[str, Any]:
     # The audit trail is for those who may open /audit/ (audit:read): a viewer sees neither.
     can_read_audit = request.actor.can("audit:read")
     item = selectors.detail(request.tenant, kind, object_id, with_audit=can_read_audit)
     row = _prepare(request, [selectors.Row(kind, item.obj)])[0]
     obj = item.obj
     shown = kinds.get(kind).shown
-    context: dict[str, Any] = {
+    return {
+        "message": message,
         "d": item,
         "edit_input": retry_input.shown(kind, obj) if retry_input.editable(kind) else None,
         "row": row,
         "kind": kind,
         "obj": obj,
         "title": f"{shown.label} {obj.pk}",
-        "input_json": selectors.pretty(shown.input(obj)),
-        "output_json": selectors.pretty(shown.output(obj)),
-        "logs": shown.logs(obj),
+        # Callables, which the template calls when it shows them: the status box's polls
+        # (detail.html#live) never do.
+        "input_json": lambda: selectors.pretty(shown.input(obj)),
+        "output_json": lambda: selectors.pretty(shown.output(obj)),
+        "logs": lambda: shown.logs(obj),
         "shown": shown,
         "kind_facts": f"{shown.template}#facts",
         "kind_sections": f"{shown.template}#sections",
         "can_read_audit": can_read_audit,
     }
-    return render(request, "console/detail.html", context)
 
 
 def _row_response(
     request: HttpRequest, kind: str, object_id: str, message: tuple[str, str] | None = None
 ) -> HttpResponse:
+    if request.htmx.target == "status-box":
+        # The detail page: its status box, and its attempts, lineage and audit swapped in
+        # beside it (hx-swap-oob), so that all of them follow the retry until it is final.
+        context = _detail_context(request, kind, object_id, message)
+        status = 200 if context["row"].active or message else STOP_POLLING
+        return render(request, "console/detail.html#live", context, status=status)
     row = _prepare(request, [selectors.row(request.tenant, kind, object_id)])[0]
     context = {"row": row, "message": message, "kind": kind, "next_url": _safe_next(request, "/")}
     status = 200 if row.active or message else STOP_POLLING
-    if request.htmx.target == "status-box":
-        return render(request, "console/detail.html#status", context, status=status)
     return render(request, "console/inbox.html#row", context, status=status)
 
 
@@ -583,6 +604,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             name=form.cleaned_data["name"],
             user=request.user,
             permissions=form.cleaned_data["permissions"],
+            expiry_date=form.cleaned_data["expires"],
         )
         # Shown once, on the page the redirect lands on; only the hash is stored.
         request.session["redrive_new_key"] = key
@@ -595,6 +617,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             "form": form,
             "keys": keys,
             "new_key": request.session.pop("redrive_new_key", None),
+            "now": timezone.now(),
             "title": "API keys",
         },
         status=400 if request.method == "POST" else 200,

@@ -26,7 +26,19 @@ KINDS: tuple[KindSpec, ...] = (
     deliveries.KIND,
 )
 
-__all__ = ["ANY", "BY_NAME", "KINDS", "KindSpec", "Retried", "get", "names", "write_audit"]
+__all__ = [
+    "ANY",
+    "BY_NAME",
+    "KINDS",
+    "WORDS",
+    "KindSpec",
+    "Retried",
+    "failed_statuses_for",
+    "get",
+    "names",
+    "status_word",
+    "write_audit",
+]
 
 
 class _ByName(Mapping[str, KindSpec]):
@@ -60,3 +72,30 @@ def names() -> tuple[str, ...]:
 def get(name: str) -> KindSpec:
     """The kind called `name`; KeyError if there is none."""
     return BY_NAME[name]
+
+
+# The console's one status vocabulary for failures, in the order its status filter lists them;
+# each kind maps its own statuses onto it (KindSpec.status_words).
+WORDS: tuple[str, ...] = ("failed", "timed out", "cancelled", "terminated", "partial")
+
+
+def status_word(status: str, kind: str | None = None) -> str:
+    """`status` in the console's vocabulary: the kind's own mapping, else any kind's (a task's
+    or node's status is one of its kind's words), else the status itself, in lower case."""
+    found = BY_NAME.get(kind) if kind else None
+    if found is not None and status in found.status_words:
+        return found.status_words[status]
+    for spec in KINDS:
+        if status in spec.status_words:
+            return spec.status_words[status]
+    return status.replace("_", " ").lower()
+
+
+def failed_statuses_for(word: str) -> set[str]:
+    """The kinds' failed statuses that the vocabulary's `word` names (for the status filter)."""
+    return {
+        status
+        for spec in KINDS
+        for status in spec.failed_statuses
+        if spec.status_words.get(status) == word
+    }

@@ -3,8 +3,8 @@ helpers its retry rule and its runner build on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
@@ -97,6 +97,9 @@ class KindSpec:
     retried_meanwhile: Callable[[Model], str] = _retried_meanwhile
     # What retried an item, when that is why it cannot be retried now ("" if nothing did).
     retried_by: Callable[[Model], str] | None = None
+    # Each status in the console's one vocabulary (kinds.WORDS): its badges and status filter
+    # say "timed out" for a function's `timeout` and a workflow's `TIMED_OUT` alike.
+    status_words: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.shown.spec = self

@@ -37,6 +37,23 @@ def log_lines(raw: Any) -> list[dict]:
     return out
 
 
+def dependency_order(ids: list[str], depends_on: dict[str, list[str]]) -> list[str]:
+    """`ids` with each after what it depends on, otherwise in their own order (a node of a
+    cycle, or depending on an unknown one, comes after the rest rather than being dropped)."""
+    done: list[str] = []
+    placed: set[str] = set()
+    waiting = list(ids)
+    while waiting:
+        ready = [i for i in waiting if all(d in placed for d in depends_on.get(i) or [])]
+        if not ready:
+            ready = waiting[:1]
+        for i in ready:
+            done.append(i)
+            placed.add(i)
+        waiting = [i for i in waiting if i not in placed]
+    return done
+
+
 def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
 
@@ -61,6 +78,7 @@ class Shown:
     no_output_note: ClassVar[str] = ""  # said after "No output" when output() is None
     input_field: ClassVar[str]
     output_field: ClassVar[str | None] = None
+    outputs_per_node: ClassVar[bool] = False  # its sections show each node's output instead
     retried_text: ClassVar[str]  # formatted with the services.RetryOutcome as `outcome`
     api_url_names: ClassVar[tuple[str, str]]  # the item's API route and its retry route
     waits_for_host: ClassVar[bool] = False  # an unprocessed item waits for a live host worker

@@ -34,6 +34,11 @@ class TimelineEntry:
     current: bool = False  # the item this page is about
     source: str = ""  # "attempt" (history row) or "item" (a row of the kind itself)
 
+    @property
+    def failed(self) -> bool:
+        """Its message is an error (a successful run's is its summary, "4 nodes succeeded")."""
+        return self.status in kinds.get(self.kind).failed_statuses
+
 
 @dataclass
 class Detail:
@@ -61,6 +66,16 @@ class Detail:
     @property
     def when(self) -> datetime:
         return getattr(self.obj, kinds.get(self.kind).time_field)
+
+    @property
+    def failed(self) -> bool:
+        """Its message is an error, not a successful item's summary."""
+        return self.obj.status in kinds.get(self.kind).failed_statuses
+
+    @property
+    def attempt_number(self) -> int:
+        """This page's place on the timeline (the original of a retried job is attempt 1)."""
+        return next((e.number for e in self.timeline if e.current), len(self.timeline))
 
 
 def _entry(kind: str, item: Model, number: int, current: bool) -> TimelineEntry:
@@ -128,6 +143,7 @@ def detail(tenant: Tenant, kind: str, object_id: str, *, with_audit: bool = True
                 "-created_at", "-id"
             )[:100]
         )
+    _set_outcomes(audit, timeline, shown.clone_parent is not None)
     return Detail(
         kind=kind,
         obj=obj,
@@ -175,3 +191,20 @@ def _chain(kind: str, obj: Model) -> list[Model]:
     }
     made = kinds.get(kind).shown.started_field
     return sorted(items.values(), key=lambda item: (depths[str(item.pk)], getattr(item, made)))
+
+
+def _set_outcomes(audit: list[AuditEvent], timeline: list[TimelineEntry], clones: bool) -> None:
+    """Each retry's outcome on its audit row (`outcome`: the status its new attempt has now, or
+    None): the clone it made, or, for a kind that retries in place, the attempt that followed
+    it (the n-th retry made the timeline's attempt n + 1)."""
+    if clones:
+        status = {entry.object_id: entry.status for entry in timeline}
+        for event in audit:
+            event.outcome = status.get(event.new_target_id)
+        return
+    retries = sorted((e for e in audit if e.action == "retry"), key=lambda e: (e.created_at, e.pk))
+    for event in audit:
+        event.outcome = None
+    for n, event in enumerate(retries, start=1):
+        if n < len(timeline):
+            event.outcome = timeline[n].status

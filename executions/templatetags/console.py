@@ -82,8 +82,40 @@ def reltime(value: datetime | None) -> str:
     )
 
 
+# The badge's colour by the console's status words (kinds.WORDS and the rest of each kind's).
+_WORD_CLASS = {
+    "failed": "bad",
+    "timed out": "bad",
+    "cancelled": "bad",
+    "terminated": "bad",
+    "partial": "warn",
+    "skipped": "warn",
+    "succeeded": "good",
+    "queued": "busy",
+    "running": "busy",
+    "waiting": "busy",
+}
+
+
+@register.filter
+def logtime(value: datetime | None) -> str:
+    """A log line's date and time (UTC, to the millisecond): lines of several days apart read
+    apart."""
+    if not value:
+        return ""
+    exact = value.astimezone(timezone.UTC)
+    return _html(
+        '<time class="ts" datetime="{}">{}</time>',
+        exact.isoformat(),
+        exact.strftime("%Y-%m-%d %H:%M:%S.%f")[:23],
+    )
+
+
 @register.filter
 def status_class(status: str) -> str:
+    found = _WORD_CLASS.get(kinds.status_word(status))
+    if found:
+        return found
     if status in _BAD:
         return "bad"
     if status in _GOOD:
@@ -102,8 +134,18 @@ def kind_label(kind: str) -> str:
 
 
 @register.simple_tag
-def status_badge(status: str) -> str:
-    return _html('<span class="badge {}">{}</span>', status_class(status), status)
+def status_badge(status: str, kind: str | None = None) -> str:
+    """The status in the console's one vocabulary, the kind's own word small beside it when it
+    says it otherwise ("timed out" and `TIMED_OUT`)."""
+    word = kinds.status_word(status, kind)
+    if word == status:
+        return _html('<span class="badge {}">{}</span>', status_class(status), word)
+    return _html(
+        '<span class="badge {}">{}</span><small class="native" title="Its own status">{}</small>',
+        status_class(status),
+        word,
+        status,
+    )
 
 
 @register.filter
@@ -136,7 +178,9 @@ _ROW = (
     '<td class="sel">{select}</td>'
     '<td data-label="Kind"><span class="kind kind-{kind}">{kind_label}</span></td>'
     '<td data-label="Name" class="name"><a href="{detail}">{name}</a>'
-    '<span class="id mono" title="{id}">{short_id}</span></td>'
+    '<span class="id mono" title="{id}">{short_id}'
+    '<button type="button" class="copy" data-copy="{id}" aria-label="Copy id {id}" '
+    'title="Copy id">copy</button></span></td>'
     '<td data-label="Error" class="err">'
     '<span class="clamp" title="{error}">{error_text}</span></td>'
     '<td data-label="When" class="when">{when}</td>'
@@ -218,9 +262,12 @@ def inbox_row(context, row) -> str:
             '<span class="then">→ <a href="{}" title="Retried as {}">retry</a> {}</span>',
             row.urls["new"],
             new.pk,
-            status_badge(new.status),
+            status_badge(new.status, row.kind),
         )
-    if row.reason:
+    message = context.get("message")
+    if row.reason and message and message[0] == "success":
+        action = ""  # "Retried as …" says it: not also why it cannot be retried again now
+    elif row.reason:
         action = _html('<span class="why">{}</span>', row.reason)
     else:
         action = _html(
@@ -231,7 +278,6 @@ def inbox_row(context, row) -> str:
             next=context.get("next_url") or "",
             host=_HOST_INPUT if row.shown.asks_host else "",
         )
-    message = context.get("message")
     return _html(
         _ROW,
         kind=row.kind,
@@ -249,14 +295,16 @@ def inbox_row(context, row) -> str:
         error_text=error or "(no message)",
         when=reltime(row.when),
         attempts=row.attempts,
-        status=status_badge(row.status),
+        status=status_badge(row.status, row.kind),
         then=then,
         triage=_html(' <span class="triage triage-{}">{}</span>', row.triage, label)
         if (label := _TRIAGE_LABELS.get(row.triage))
         else "",
         chain=_html('<span class="chain">{}</span>', row.chain) if row.chain else "",
         triage_action=triage_action(context, row),
-        waiting=_html('<span class="waiting">{}</span>', row.waiting) if row.waiting else "",
+        waiting=_html('<span class="waiting">Waiting: {}</span>', row.waiting)
+        if row.waiting
+        else "",
         action=action,
         message=_html(
             '<div class="msg msg-{} inline" role="status">{}</div>', message[0], message[1]

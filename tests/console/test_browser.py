@@ -1,7 +1,8 @@
 """The console in a real browser: Debian's chromium driven by Playwright against pytest-django's
 live server, with a real `manage.py worker` process running the retried work.
 
-Screenshots of the inbox, a detail page and a bulk retry's progress go to test-artifacts/.
+Screenshots of the inbox, a detail page and a bulk retry's progress go to test-artifacts/ (and
+the README's to docs/, with REDRIVE_README_SHOTS=1).
 """
 
 from __future__ import annotations
@@ -76,9 +77,17 @@ def sign_in(page: Page, manifest: dict, username: str) -> None:
     expect(page).to_have_title("Failures · Redrive")
 
 
+# The README's screenshots (docs/): the tests that take them refresh them with
+# REDRIVE_README_SHOTS=1 (see the README's "Test it"); otherwise test-artifacts/ only.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+README_SHOTS = {"inbox.png", "detail-job.png", "keys-help.png", "inbox-dark.png", "api-keys.png"}
+
+
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=False)
+    if name in README_SHOTS and os.environ.get("REDRIVE_README_SHOTS") == "1":
+        shutil.copyfile(ARTIFACTS / name, DOCS / name)
 
 
 def row(page: Page, kind: str, pk: str):
@@ -126,10 +135,10 @@ def test_retry_on_the_detail_page_goes_pending_then_final_without_reload(
 
     page.click("#status-box button.retry")
     expect(page.locator("#status-box .msg")).to_have_text("Retry queued: the execution is pending")
-    expect(page.locator("#status-box .now .badge").first).to_have_text("pending")
+    expect(page.locator("#status-box .now .badge").first).to_have_text("queued")  # pending
     # Only now is there a worker: the polling row must pick up the change by itself.
     worker_process()
-    expect(page.locator("#status-box .now .badge").first).to_have_text("completed", timeout=30_000)
+    expect(page.locator("#status-box .now .badge").first).to_have_text("succeeded", timeout=30_000)
     assert page.evaluate("window.__notReloaded") is True
     assert AutomationExecution.objects.get(pk=execution_id).status == "completed"
     page.reload()
@@ -152,7 +161,7 @@ def test_retry_in_the_inbox_row_and_a_double_click_makes_one_retry(
     new = Job.objects.get(retry_of_id=job_id)
     # the row follows the new job live until it is final
     expect(target.locator(".then .badge")).to_have_text(
-        re.compile("completed|failed"), timeout=30_000
+        re.compile("succeeded|failed"), timeout=30_000
     )
     assert Job.objects.filter(retry_of_id=job_id).count() == 1
     assert AuditEvent.objects.filter(kind="job", target_id=job_id, action="retry").count() == 1

@@ -167,7 +167,7 @@ def test_the_console_admin_and_swagger_work_under_the_policy_in_a_browser(
         expect(page.locator("#bulk-bar")).to_have_attribute("value", "100")
         # a detail page
         page.goto(f"/executions/run/{manifest['acme']['runs']['failure']}/")
-        expect(page.locator("#status-box .now .badge").first).to_have_text("failure")
+        expect(page.locator("#status-box .now .badge").first).to_have_text("failed")
         # a confirmation (was an inline onsubmit): dismissed keeps the key, accepted revokes it
         page.goto("/keys/")
         page.fill("#id_name", "nightly retry script")

@@ -396,7 +396,13 @@ ENDPOINTS = (
         real={"bulk_id": "bulk"},
     ),
     Endpoint("switch_tenant", "/tenant/", ("POST",), form=("tenant",), console=True),
-    Endpoint("api_keys", "/keys/", ("GET", "POST"), form=("name", "permissions"), console=True),
+    Endpoint(
+        "api_keys",
+        "/keys/",
+        ("GET", "POST"),
+        form=("name", "role", "permissions", "expires"),
+        console=True,
+    ),
     Endpoint(
         "webhooks",
         "/webhooks/",

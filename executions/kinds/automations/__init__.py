@@ -38,4 +38,13 @@ KIND = KindSpec(
     first_batch=retry.FIRST_BATCH,
     # The audit rows go in the retry's own statement on PostgreSQL.
     writes_audit=True,
+    status_words={
+        "pending": "queued",
+        "running": "running",
+        "completed": "succeeded",
+        "failed": "failed",
+        "cancelled": "cancelled",
+        "timeout": "timed out",
+        "skipped": "skipped",
+    },
 )

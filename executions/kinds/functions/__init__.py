@@ -52,4 +52,10 @@ KIND = KindSpec(
     one_options=_one_options,
     after_one=_after_one,
     retried_meanwhile=retry.retried_meanwhile,
+    status_words={
+        "running": "running",
+        "success": "succeeded",
+        "failed": "failed",
+        "timeout": "timed out",
+    },
 )

@@ -39,4 +39,10 @@ KIND = KindSpec(
     one_options=_one_options,
     audit_options=("target_hostname",),
     retried_meanwhile=retry.retried_meanwhile,
+    status_words={
+        "unprocessed": "queued",
+        "processing": "running",
+        "completed": "succeeded",
+        "failed": "failed",
+    },
 )

@@ -18,8 +18,13 @@ class JobShown(Shown):
     input_label = "Operation"
     input_field = "operation"
     output_field = "result"
-    retried_text = "Retried as job {outcome.new_id} on {outcome.obj.target_hostname}"
     api_url_names = ("api-job", "api-job-retry")
+
+    def retried_message(self, outcome):
+        host = outcome.obj.target_hostname
+        # "_any" is the API's word; an operator reads "any host".
+        where = "any host" if host == outcome.obj.ANY_HOST else host
+        return f"Retried as job {outcome.new_id} on {where}"
 
     def extras(self, obj):
         return {"events": list(obj.events.all())}

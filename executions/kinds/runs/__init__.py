@@ -25,4 +25,12 @@ KIND = KindSpec(
     shown=shown.RunShown(),
     reap=run.reap,
     retried_by=retry.retried_by,
+    status_words={
+        "running": "running",
+        "waiting": "waiting",
+        "success": "succeeded",
+        "partial": "partial",
+        "failure": "failed",
+        "cancelled": "cancelled",
+    },
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..base import unit_name
-from ..shown import Shown, log_lines, pretty
+from ..shown import Shown, dependency_order, log_lines, pretty
 
 
 class RunShown(Shown):
@@ -16,6 +16,7 @@ class RunShown(Shown):
     input_label, output_label = "Inputs", "Node outputs (execution state)"
     input_field = "prop_values"
     output_field = "execution_state"
+    outputs_per_node = True
     retried_text = "Retried as run {outcome.new_id}"
     api_url_names = ("api-run", "api-run-retry")
 
@@ -29,6 +30,9 @@ class RunShown(Shown):
         outputs = obj.execution_state or {}
         triggers = definition.get("triggerNodeIds") or []
         order = [n for n in triggers if n in nodes] + [n for n in nodes if n not in triggers]
+        order = dependency_order(
+            order, {n: (nodes.get(n) or {}).get("dependsOn") or [] for n in order}
+        )
         out = []
         for node_id in order:
             node = nodes.get(node_id) or {}

@@ -27,4 +27,11 @@ KIND = KindSpec(
     authorise=sessions.authorise,
     secret_options=("nonce",),
     audit_options=("run_as",),
+    status_words={
+        "RUNNING": "running",
+        "COMPLETED": "succeeded",
+        "FAILED": "failed",
+        "TIMED_OUT": "timed out",
+        "TERMINATED": "terminated",
+    },
 )

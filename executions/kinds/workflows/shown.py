@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..base import unit_name
-from ..shown import Shown, log_lines, pretty
+from ..shown import Shown, dependency_order, log_lines, pretty
 from . import cognite as typed
 
 
@@ -15,6 +15,7 @@ class WorkflowShown(Shown):
     detail_related = ("workflow",)
     started_field, finished_field = "start_time", "end_time"
     no_output_note = " at execution level; see each task's output above"
+    outputs_per_node = True
     input_field = "input"
     retried_text = "Workflow resumed from its failure points"
     api_url_names = ("api-workflow-execution", "api-workflow-retry")
@@ -54,4 +55,8 @@ class WorkflowShown(Shown):
                     "run_as": task.run_as if task else "",
                 }
             )
-        return {"tasks": out}
+        order = dependency_order(
+            [t["external_id"] for t in out], {t["external_id"]: t["depends_on"] for t in out}
+        )
+        by_id = {t["external_id"]: t for t in out}
+        return {"tasks": [by_id[i] for i in order]}
