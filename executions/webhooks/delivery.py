@@ -318,7 +318,7 @@ def _failed(sub: WebhookSubscription, delivery: WebhookDelivery, result: Sent) -
 
 
 def _settled(pks: list) -> None:
-    """A delivery is a kind like the others: a success resolves it, a failure counts in its group."""
+    """A delivery is a kind like the others: a success resolves it, a failure counts."""
     from .. import triage  # imports the kinds, whose deliveries package imports this module
 
     triage.settled(WebhookDelivery, pks)
