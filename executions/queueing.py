@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
+import weakref
 from collections.abc import Callable
 from functools import partial, wraps
 
@@ -70,14 +72,34 @@ def _tasks_connection():
     return connections[router.db_for_write(DBTaskResult)]
 
 
+class _Notified:
+    """Registered with on_commit by the transaction's first wake: Django holds it until that
+    transaction (or the savepoint it was registered in) commits or rolls back, then drops it."""
+
+    def __call__(self) -> None:
+        pass
+
+
+_wakes = threading.local()
+
+
 def wake_workers(sender, **kwargs) -> None:
-    """django.tasks' task_enqueued signal (connected in apps.py): wake the idle workers."""
+    """django.tasks' task_enqueued signal (connected in apps.py): wake the idle workers. Once
+    per transaction: a bulk enqueues dozens of tasks in one, and each NOTIFY is a round trip."""
     if not issubclass(sender, DatabaseBackend):
         return
     connection = _tasks_connection()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [WAKE_CHANNEL])
+    if connection.vendor != "postgresql":
+        return
+    if connection.in_atomic_block:
+        notified = getattr(_wakes, connection.alias, None)
+        if notified is not None and notified() is not None:
+            return  # this transaction notifies already
+        marker = _Notified()
+        transaction.on_commit(marker, using=connection.alias)
+        setattr(_wakes, connection.alias, weakref.ref(marker))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [WAKE_CHANNEL])
 
 
 def run_woken(worker) -> None:
