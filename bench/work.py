@@ -11,9 +11,13 @@ Every drain is timed the same way: the workers are already running and idle (sta
 a few items), the N items are enqueued in one transaction, and the clock runs from its commit
 until the last item is final. Startup is outside every figure, Redrive's and stock's alike.
 
-- js_per_s:           function executions/s, one task per execution (what a new invocation
-                      enqueues);
-- js_batched_per_s:   the same, TASK_BATCH (250) executions per task (what a bulk retry enqueues);
+- js_per_s:           function executions/s, one task per execution: the product's path for a
+                      queued execution (a new invocation, a single retry, a cron tick, an
+                      automatic retry each enqueue one task for one execution);
+- js_batched_per_s:   the same, TASK_BATCH (250) executions per task: only a bulk retry of many
+                      executions enqueues them so. A task per 250 items pays the task's own
+                      claim and finish (two commits) once per 250: it is not the per-item figure
+                      stock's one-no-op-per-task reference compares with, so both are printed;
 - http_per_s:         automation executions/s with one HTTP action each, one task per execution
                       (what a new automation enqueues);
 - http_batched_per_s: the same, TASK_BATCH (250) executions per task (what a bulk retry enqueues);
@@ -304,8 +308,8 @@ def main() -> None:
         http_batched_s = http_drain(rule, args.n, TASK_BATCH, args.timeout)
     finally:
         stop(workers)
-    # The synchronous retry, with idle workers as `manage.py worker` runs them (its default idle
-    # interval: what a user's request waits for), not the drains' equal-terms INTERVAL.
+    # The synchronous retry, with idle workers as `manage.py worker` runs them (its defaults: an
+    # enqueue wakes them on PostgreSQL), not the drains' equal-terms INTERVAL.
     workers = [start(["worker", "--no-reaper"]) for _ in range(WORKERS)]
     try:
         latencies = sync_retries(function, actor, args.sync)

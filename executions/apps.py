@@ -17,9 +17,12 @@ class ExecutionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import handlers, lockout  # noqa: F401 (lockout connects the audit of sign-in lockouts)
+        from django.tasks.signals import task_enqueued
+
+        from . import handlers, lockout, queueing  # noqa: F401 (lockout connects the audit of sign-in lockouts)
 
         handlers.discover()
+        task_enqueued.connect(queueing.wake_workers)
         post_migrate.connect(_count_failures, sender=self)
 
 

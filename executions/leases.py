@@ -136,10 +136,14 @@ def claim(
     owner: str,
     extra=None,
     grace_seconds: float = 0,
+    wait_for_disk: bool = True,
 ) -> dict[str, int]:
     """Claim every row of `queryset` (already filtered to claimable states) for `owner`.
 
     Returns {pk: fencing token} of the rows this call won; rows another worker won are absent.
+    wait_for_disk=False (PostgreSQL): the commit does not wait for its WAL flush. Only a crash of
+    the database server can lose such a claim, and that crash ends the claimer's connection too:
+    its finish fails, its task is given back and the work is claimed and run again.
     """
     model = queryset.model
     values = {
@@ -150,6 +154,9 @@ def claim(
         **(extra or {}),
     }
     with transaction.atomic():
+        if not wait_for_disk and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         claimed = queryset.update(**values)
         if not claimed:
             return {}

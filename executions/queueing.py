@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
+import weakref
 from collections.abc import Callable
 from functools import partial, wraps
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.tasks import task
 from django_tasks_db.backend import DatabaseBackend
 
@@ -56,3 +58,72 @@ def enqueue_on_commit(task, *args, queue_name: str | None = None) -> None:
         target.enqueue(*args)
     else:
         transaction.on_commit(partial(target.enqueue, *args))
+
+
+# An idle worker waits on this channel (PostgreSQL): every task enqueued on the database backend
+# notifies it when its transaction commits (NOTIFY is transactional), so a worker takes the task
+# at once instead of at its next look (issue 18: a synchronous retry waits for it).
+WAKE_CHANNEL = "redrive_tasks"
+
+
+def _tasks_connection():
+    from django_tasks_db.models import DBTaskResult
+
+    return connections[router.db_for_write(DBTaskResult)]
+
+
+class _Notified:
+    """Registered with on_commit by the transaction's first wake: Django holds it until that
+    transaction (or the savepoint it was registered in) commits or rolls back, then drops it."""
+
+    def __call__(self) -> None:
+        pass
+
+
+_wakes = threading.local()
+
+
+def wake_workers(sender, **kwargs) -> None:
+    """django.tasks' task_enqueued signal (connected in apps.py): wake the idle workers. Once
+    per transaction: a bulk enqueues dozens of tasks in one, and each NOTIFY is a round trip."""
+    if not issubclass(sender, DatabaseBackend):
+        return
+    connection = _tasks_connection()
+    if connection.vendor != "postgresql":
+        return
+    if connection.in_atomic_block:
+        notified = getattr(_wakes, connection.alias, None)
+        if notified is not None and notified() is not None:
+            return  # this transaction notifies already
+        marker = _Notified()
+        transaction.on_commit(marker, using=connection.alias)
+        setattr(_wakes, connection.alias, weakref.ref(marker))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [WAKE_CHANNEL])
+
+
+def run_woken(worker) -> None:
+    """Run a django-tasks-db Worker until it stops, through its public run(): in batch mode it
+    returns once the queue is empty, and then this waits for a wake (LISTEN, on the worker's own
+    connection) instead of sleeping, at most `worker.interval`: tasks deferred (run_after) or
+    given back by the reaper send no wake. Without PostgreSQL, or for --batch, plain run()."""
+    connection = _tasks_connection()
+    if worker.batch or connection.vendor != "postgresql":
+        worker.run()
+        return
+    worker.batch = True
+    listening = None
+    try:
+        while worker.running:
+            if connection.connection is None or connection.connection is not listening:
+                # A new session (first, or Django reconnected in run()): listen, then look.
+                with connection.cursor() as cursor:
+                    cursor.execute(f'LISTEN "{WAKE_CHANNEL}"')
+                listening = connection.connection
+            worker.run()
+            if worker.running and connection.connection is listening:
+                # Wakes that came while run() worked wait in psycopg's backlog: none is missed.
+                for _ in listening.notifies(timeout=worker.interval, stop_after=1):
+                    pass
+    finally:
+        worker.batch = False

@@ -9,6 +9,7 @@ reaper, and the waiting request answers that failure.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -88,6 +89,26 @@ def test_the_retry_answers_the_result_the_worker_recorded(tenant, api_key, worke
     assert (data["success"], data["result"], data["error"]) == (True, {"doubled": 14}, None)
     new = FunctionExecution.objects.get(pk=data["executionId"])
     assert (new.status, new.retry_of_id, new.retry_count) == ("success", original.pk, 1)
+
+
+def test_an_idle_worker_takes_a_queued_retry_at_once_not_at_its_next_look(
+    tenant, api_key, worker_process
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (the enqueue wakes the worker with NOTIFY)")
+    worker_process(args=("--interval", "5"))  # looks at the queue every 5 s on its own
+    original = failed_execution(tenant, code=FLAKY)
+    # The first retry may be taken by the worker's first look. Right after running it, the worker
+    # looks once more, finds nothing and waits: up to its 5 s but for a wake.
+    assert retry(api_key, original).status_code == 200
+
+    started = time.monotonic()
+    response = retry(api_key, original)
+    took = time.monotonic() - started
+
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["result"] == {"doubled": 14}
+    assert took < 2.5, f"the idle worker took the retry after {took:.2f} s"
 
 
 def test_the_function_runs_in_the_worker_process(tenant, api_key, worker_process):

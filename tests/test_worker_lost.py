@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -249,6 +249,34 @@ def test_the_keeper_gives_no_lease_back_to_an_attempt_that_finished_meanwhile(te
         assert (execution.status, execution.lease_expires_at) == ("failed", None)
     finally:
         leases.keeper.release(AutomationExecution, execution.pk)
+
+
+@pytest.mark.pg_only
+@pytest.mark.parametrize("wait_for_disk", [True, False])
+def test_a_claim_that_need_not_wait_for_the_disk_commits_without_the_flush_and_only_it(
+    tenant, wait_for_disk
+):
+    rule = AutomationRule.objects.create(tenant=tenant, name="r", actions=[])
+    execution = AutomationExecution.objects.create(tenant=tenant, automation_rule=rule)
+    pending = AutomationExecution.objects.filter(pk=execution.pk, status="pending")
+    seen: list[str] = []
+
+    def setting_at_the_update(execute, sql, params, many, context):
+        if sql.startswith("UPDATE"):
+            raw = context["connection"].connection  # the same transaction, outside the wrapper
+            seen.append(raw.execute("SHOW synchronous_commit").fetchone()[0])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(setting_at_the_update):
+        won = leases.claim(pending, to_status="running", owner="o:1", wait_for_disk=wait_for_disk)
+    leases.keeper.release(AutomationExecution, execution.pk)
+
+    assert str(execution.pk) in won
+    assert seen == ["on" if wait_for_disk else "off"]
+    # SET LOCAL: the connection's next transactions wait for the disk again.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
 
 
 # django-tasks-db sends task_started after it marked the task RUNNING under the worker's id (and

@@ -29,10 +29,11 @@ def test_one_retry_is_one_statement_and_its_task_and_writes_everything_a_retry_w
         outcome = services.retry_automation(admin, item)
 
     sqls = [q["sql"] for q in queries]
-    assert len(sqls) == 4, [sql[:80] for sql in sqls]
+    assert len(sqls) == 5, [sql[:80] for sql in sqls]
     assert (sqls[0], sqls[-1]) == ("BEGIN", "COMMIT")
     assert sqls[1].startswith("WITH old AS")
     assert sqls[2].startswith(f'INSERT INTO "{DBTaskResult._meta.db_table}"')
+    assert sqls[3] == "SELECT pg_notify('redrive_tasks', '')"  # wakes the idle workers at COMMIT
     assert (outcome.obj.pk, outcome.obj.status, outcome.obj.attempt) == (
         before.pk,
         "pending",

@@ -27,11 +27,11 @@ from executions.work import command
 
 log = logging.getLogger("redrive.worker")
 
-# How long an idle worker sleeps between looks at the queue: what a synchronous function retry
-# waits at most before a worker takes it (issue 18: p50 <= 25 ms). On PostgreSQL a look is one
-# short indexed query (SKIP LOCKED); its idle cost is measured in bench/README.md ("Sync retry").
+# How long an idle worker waits between looks at the queue. On PostgreSQL an enqueue wakes it at
+# once (queueing.run_woken), so this bounds only what sends no wake (a deferred task, one the
+# reaper gives back); each look costs ~0.1% of a core per look/s (bench/README.md, "Sync retry").
 # On SQLite each look takes the database's write lock, so it looks less often.
-IDLE_INTERVAL = {"postgresql": 0.02, "other": 0.2}
+IDLE_INTERVAL = {"postgresql": 0.2, "other": 0.2}
 
 
 def reaper_round(queues: list[str]) -> None:
@@ -133,7 +133,7 @@ class Command(BaseCommand):
             while True:
                 try:
                     heartbeat.beat()  # before the first task taken under this id
-                    worker.run()
+                    queueing.run_woken(worker)  # worker.run(), woken when a task is enqueued
                     return
                 except (OperationalError, InterfaceError):
                     # The database went away (restart, failover, a terminated backend): reconnect
