@@ -38,4 +38,5 @@ KIND = KindSpec(
     first_batch=retry.FIRST_BATCH,
     # The audit rows go in the retry's own statement on PostgreSQL.
     writes_audit=True,
+    resets_to=retry.RESETS_TO,
 )

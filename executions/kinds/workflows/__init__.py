@@ -27,4 +27,5 @@ KIND = KindSpec(
     authorise=sessions.authorise,
     secret_options=("nonce",),
     audit_options=("run_as",),
+    resets_to=retry.RESETS_TO,
 )

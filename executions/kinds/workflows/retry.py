@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ...tenancy import Actor
 
 RETRYABLE = ("FAILED", "TIMED_OUT", "TERMINATED")
+RESETS_TO = "RUNNING"
 
 
 def reason(obj: WorkflowExecution) -> str | None:
@@ -46,7 +47,13 @@ def not_retryable(qs: QuerySet, actor: Actor) -> dict[str, int]:
 
 
 def retry(
-    actor: Actor, ids: list[str], *, run_as: str = "", nonce_session: int | None = None, **options
+    actor: Actor,
+    ids: list[str],
+    *,
+    run_as: str = "",
+    nonce_session: int | None = None,
+    bulk_audit: int | None = None,
+    **options,
 ) -> list[Retried]:
     rows = list(
         WorkflowExecution.objects.select_for_update()
@@ -78,6 +85,7 @@ def retry(
         Kind.WORKFLOW,
         rows,
         now,
+        bulk_audit,
         started_at=lambda r: r["start_time"],
         finished_at=lambda r: r["end_time"],
         details=lambda r: {
@@ -89,7 +97,7 @@ def retry(
         },
     )
     WorkflowExecution.objects.filter(pk__in=locked, status__in=RETRYABLE).update(
-        status="RUNNING",
+        status=RESETS_TO,
         attempt=F("attempt") + 1,
         end_time=None,
         reason_for_incompletion=None,
@@ -114,7 +122,7 @@ def retry(
             target_id=str(r["pk"]),
             new_id=str(r["pk"]),
             status_before=r["status"],
-            status_after="RUNNING",
+            status_after=RESETS_TO,
         )
         for r in rows
     ]
