@@ -38,17 +38,11 @@ def audit_events(
 ) -> tuple[list[AuditEvent], AuditCursor | None]:
     """The audit, newest first, keyset-paginated: (events, where the next page starts). A bulk's
     items follow its audit row, newest first; they are AuditEvents that were never saved."""
-    rows = AuditEvent.objects.filter(tenant=tenant)
+    rows = _who(AuditEvent.objects.filter(tenant=tenant), "", actor, source, bulk)
     if kind:
         rows = rows.filter(kind=kind)
-    if actor:
-        rows = rows.filter(actor=actor)
-    if source:
-        rows = rows.filter(source=source)
     if target:
         rows = rows.filter(target_id=target) | rows.filter(new_target_id=target)
-    if bulk:
-        rows = rows.filter(bulk_id=bulk)
     if before is not None:
         rows = rows.filter(id__lt=before)
     found = [((e.id, _ROW), e) for e in rows.order_by("-id")[: limit + 1]]
@@ -124,12 +118,7 @@ def _items(
     if target:
         # An item's history by its id (attempt_unique): a handful of rows, whichever bulks.
         items = items.filter(object_id=target, bulk_audit_id__gte=floor)
-        if actor:
-            items = items.filter(bulk_audit__actor=actor)
-        if source:
-            items = items.filter(bulk_audit__source=source)
-        if bulk:
-            items = items.filter(bulk_audit__bulk_id=bulk)
+        items = _who(items, "bulk_audit__", actor, source, bulk)
         out = [
             ((a.bulk_audit_id, a.id), as_audit(a, a.bulk_audit))
             for a in items.select_related("bulk_audit")
@@ -138,12 +127,7 @@ def _items(
         return sorted(out, reverse=True)[: limit + 1]
     # Else bulk by bulk, newest first, each bulk's items by attempt_bulk, until the page is full.
     bulks = AuditEvent.objects.filter(tenant=tenant, action=AuditEvent.BULK_RETRY, id__gte=floor)
-    if actor:
-        bulks = bulks.filter(actor=actor)
-    if source:
-        bulks = bulks.filter(source=source)
-    if bulk:
-        bulks = bulks.filter(bulk_id=bulk)
+    bulks = _who(bulks, "", actor, source, bulk)
     if before is not None:
         bulks = bulks.filter(id__lte=before)
     out: list[tuple[tuple[int, float], AuditEvent]] = []
@@ -156,6 +140,12 @@ def _items(
         if len(out) > limit:
             break
     return out
+
+
+def _who(qs: QuerySet, prefix: str, actor: str, source: str, bulk: str) -> QuerySet:
+    """`qs` narrowed to the actor, source and bulk asked for (audit row fields under `prefix`)."""
+    wanted = {"actor": actor, "source": source, "bulk_id": bulk}
+    return qs.filter(**{prefix + field: value for field, value in wanted.items() if value})
 
 
 def _newest_first(rows: QuerySet[AuditEvent], chunk: int = 20) -> Iterator[AuditEvent]:
