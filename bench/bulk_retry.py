@@ -1,7 +1,8 @@
 """Bulk retry of N failed automation executions, measured beside its references in one run:
 
-- redrive_s:     services.retry_many over all of them (audit rows, attempt history, outbox events
-                 and enqueueing included; the preview excluded);
+- redrive_s:     services.retry_many over all of them (attempt history naming the bulk's audit
+                 row, outbox events and enqueueing included; the preview, which records the bulk
+                 and its audit row, excluded);
 - raw_update_s:  a hand-written `UPDATE ... SET status='pending' ... WHERE status='failed'` on an
                  identical copy of the rows (same columns and indexes);
 - rq_requeue_s:  RQ's own requeue of N failed RQ jobs in Redis (what `rq requeue --all` does).
@@ -134,9 +135,11 @@ def main() -> None:
     results["redrive_wal_mb"] = wal_mb_since(wal)
     assert bulk.done == args.n, (bulk.done, bulk.failed)
     assert AutomationExecution.objects.filter(status="pending").count() == args.n
-    assert AuditEvent.objects.count() == args.n
-    # Every item has its history row and its event, and every item is in exactly one task.
-    assert Attempt.objects.count() == OutboxEvent.objects.count() == args.n
+    # One audit row for the bulk; every item has its history row (naming that audit row) and
+    # its event, and every item is in exactly one task.
+    assert AuditEvent.objects.get().action == AuditEvent.BULK_RETRY
+    assert Attempt.objects.filter(bulk_audit__bulk=bulk).count() == args.n
+    assert OutboxEvent.objects.count() == args.n
     queued = [pk for t in DBTaskResult.objects.all() for pk in t.args_kwargs["args"][0]]
     assert len(queued) == len(set(queued)) == args.n, len(queued)
     if not args.skip_rq:

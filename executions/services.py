@@ -33,6 +33,7 @@ from .kinds.jobs import start as jobs_start
 from .kinds.workflows.sessions import create_session  # noqa: F401 - the API's seed 003 sessions
 from .models import (
     ApiKey,
+    Attempt,
     AuditEvent,
     AutomationExecution,
     AutomationRule,
@@ -345,11 +346,14 @@ def _durable(spec: KindSpec, n: int):
 
 
 def _retry_audited(
-    actor: Actor, spec: KindSpec, ids: list, options: dict[str, Any], audit: dict[str, Any]
+    actor: Actor, spec: KindSpec, ids: list, options: dict[str, Any], audit: dict[str, Any] | None
 ) -> list[kinds.Retried]:
     """The kind's retry of `ids` and one audit row per retried item (`audit`: the columns they
     share), inside the caller's transaction. A kind that writes_audit writes the audit rows
-    itself (in its own statement)."""
+    itself (in its own statement). No `audit`: a bulk's items whose history rows name the bulk's
+    audit row (options' bulk_audit)."""
+    if audit is None:
+        return spec.rule.retry(actor, ids, **options)
     if spec.writes_audit:
         return spec.rule.retry(actor, ids, audit=audit, **options)
     retried = spec.rule.retry(actor, ids, **options)
@@ -554,7 +558,35 @@ def plan_bulk_retry(actor: Actor, selection: dict, options: dict | None = None) 
             options=options or {},
         )
         _save_plan(bulk, keys)
+        _record_bulk(actor, bulk)
     return bulk
+
+
+def _record_bulk(actor: Actor, bulk: BulkRetry) -> int:
+    """The bulk's one audit row (who, when, from where, what it selected and how much of it was
+    retryable), written when it is asked for. The history rows of the items it resets name this
+    row (Attempt.bulk_audit) instead of an audit row each; kinds that clone keep theirs."""
+    return AuditEvent.objects.create(
+        **_audit_constants(
+            actor,
+            "bulk",
+            action=AuditEvent.BULK_RETRY,
+            bulk_id=bulk.pk,
+            details={
+                "selection": bulk.selection,
+                "total": bulk.total,
+                "skipped": bulk.skipped,
+                **({"reason": reason} if (reason := (bulk.options or {}).get("reason")) else {}),
+            },
+        ),
+        target_id=str(bulk.pk),
+    ).pk
+
+
+def _bulk_audit(actor: Actor, bulk: BulkRetry) -> int:
+    """The id of the bulk's audit row (recorded now for a bulk planned without one)."""
+    found = AuditEvent.objects.filter(bulk=bulk, action=AuditEvent.BULK_RETRY)
+    return found.values_list("pk", flat=True).first() or _record_bulk(actor, bulk)
 
 
 def _save_plan(bulk: BulkRetry, keys: dict[str, list[str]]) -> None:
@@ -677,28 +709,27 @@ def retry_many(
     on up to REDRIVE_BULK_CONNECTIONS connections at once (their keys never overlap).
 
     `resume`: a bulk found "running" was cut off (its worker died and its task was given back):
-    go on with the planned keys it has not retried yet; the audit rows of its committed batches
-    say which it has (an item retried then, and failed again since, is not retried a second
-    time; nor are the clones it made, which were never planned)."""
+    go on with the planned keys it has not retried yet; the evidence of its committed batches
+    (history rows naming its audit row, audit rows of the items it cloned) says which it has (an
+    item retried then, and failed again since, is not retried a second time; nor are the clones
+    it made, which were never planned)."""
     if bulk is None:
         bulk = plan_bulk_retry(actor, selection)
     done = failed = 0
     per_kind: dict[str, dict[str, int]] = {}
     already: dict[str, set[str]] = {}
-    if not BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
+    resumed = not BulkRetry.objects.filter(pk=bulk.pk, status="pending").update(
         status="running", started_at=timezone.now()
+    )
+    # Resuming: the batch its worker had started last may not have committed.
+    if resumed and not (
+        resume
+        and BulkRetry.objects.filter(pk=bulk.pk, status="running").update(last_batch_started=False)
     ):
-        # Resuming: the batch its worker had started last may not have committed.
-        if not (
-            resume
-            and BulkRetry.objects.filter(pk=bulk.pk, status="running").update(
-                last_batch_started=False
-            )
-        ):
-            return BulkRetry.objects.get(pk=bulk.pk)
-        for kind, target_id in AuditEvent.objects.filter(bulk=bulk).values_list(
-            "kind", "target_id"
-        ):
+        return BulkRetry.objects.get(pk=bulk.pk)
+    bulk_audit = _bulk_audit(actor, bulk)
+    if resumed:
+        for kind, target_id in _retried_by_bulk(bulk, bulk_audit):
             already.setdefault(kind, set()).add(target_id)
         per_kind = {k: {"retried": len(ids), "failed": 0} for k, ids in already.items()}
         done = sum(map(len, already.values()))
@@ -738,7 +769,7 @@ def retry_many(
 
     def retry_batch(batch: _Batch) -> tuple[str, int, list[tuple[str, str]]]:
         started = time.monotonic()
-        retried, not_retried = _retry_batch(actor, bulk, batch.kind, batch.keys)
+        retried, not_retried = _retry_batch(actor, bulk, batch.kind, batch.keys, bulk_audit)
         sizes[batch.kind].took(len(batch.keys), time.monotonic() - started)
         if not sets.is_postgresql():
             # SQLite has one writer, and a writer that waits polls every 100 ms (after its first
@@ -777,12 +808,25 @@ def retry_many(
     return BulkRetry.objects.get(pk=bulk.pk)
 
 
-def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> tuple[int, list]:
+def _retried_by_bulk(bulk: BulkRetry, bulk_audit: int) -> list[tuple[str, str]]:
+    """(kind, id) of the items the committed batches of `bulk` retried."""
+    history = Attempt.objects.filter(tenant=bulk.tenant_id, bulk_audit=bulk_audit)
+    audit = AuditEvent.objects.filter(bulk=bulk, action="retry")
+    return [
+        *history.values_list("kind", "object_id"),
+        *audit.values_list("kind", "target_id"),
+    ]
+
+
+def _retry_batch(
+    actor: Actor, bulk: BulkRetry, kind: str, keys: list[str], bulk_audit: int
+) -> tuple[int, list]:
     """Retry one batch in one transaction: (how many were retried, [(key, reason or None)] of the
-    keys that were not; None: not retryable any more, the reason is looked up after)."""
+    keys that were not; None: not retryable any more, the reason is looked up after).
+    `bulk_audit`: the bulk's audit row (retry_for_bulk)."""
     try:
         with transaction.atomic(durable=True):
-            retried = retry_for_bulk(actor, bulk, kind, keys)
+            retried = retry_for_bulk(actor, bulk, kind, keys, bulk_audit)
     except IntegrityError:
         # A concurrent retry of one of these items committed while this batch waited for its
         # row lock: the batch re-checked that row, but not the row that records the retry (a
@@ -795,8 +839,8 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
             return 0, [(keys[0], CONFLICT)]
         log.info("bulk retry %s: a batch of %s %s conflicted; in halves", bulk.pk, len(keys), kind)
         half = len(keys) // 2
-        first, first_failed = _retry_batch(actor, bulk, kind, keys[:half])
-        second, second_failed = _retry_batch(actor, bulk, kind, keys[half:])
+        first, first_failed = _retry_batch(actor, bulk, kind, keys[:half], bulk_audit)
+        second, second_failed = _retry_batch(actor, bulk, kind, keys[half:], bulk_audit)
         return first + second, first_failed + second_failed
     except Exception:  # one bad batch must not stop the others; it is counted and logged
         log.exception("bulk retry %s: a batch of %s %s failed", bulk.pk, len(keys), kind)
@@ -808,14 +852,22 @@ def _retry_batch(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> t
     return len(retried), [(key, None) for key in keys if str(to_python(key)) not in got]
 
 
-def retry_for_bulk(actor: Actor, bulk: BulkRetry, kind: str, keys: list[str]) -> list:
-    """The retry of one batch of `bulk` and its audit rows (with the bulk's reason), in the
-    caller's transaction (_retry_batch's; a staged bulk's step: executions/staged.py)."""
+def retry_for_bulk(
+    actor: Actor, bulk: BulkRetry, kind: str, keys: list[str], bulk_audit: int | None = None
+) -> list:
+    """The retry of one batch of `bulk`, in the caller's transaction (_retry_batch's; a staged
+    bulk's step: executions/staged.py). A kind that retries in place names the bulk's audit row
+    (`bulk_audit`, which carries the bulk's reason) in its items' history rows instead of an audit
+    row each (bench/bulk_retry.py); a kind that clones writes its audit rows, with the reason."""
+    spec = kinds.get(kind)
+    if spec.resets_to is not None:
+        bulk_audit = bulk_audit or _bulk_audit(actor, bulk)
+        return _retry_audited(actor, spec, keys, {"bulk_audit": bulk_audit}, None)
     reason = (bulk.options or {}).get("reason")
     audit = _audit_constants(
         actor, kind, bulk_id=bulk.pk, **({"details": {"reason": reason}} if reason else {})
     )
-    return _retry_audited(actor, kinds.get(kind), keys, {}, audit)
+    return _retry_audited(actor, spec, keys, {}, audit)
 
 
 def _report(failures: list[dict], kind: str, not_retried: list[tuple[str, str]]) -> None:

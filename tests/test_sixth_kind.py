@@ -19,6 +19,7 @@ from executions.errors import NotFound, NotRetryable
 from executions.fingerprints import fingerprint
 from executions.models import ApiKey, AuditEvent, FailureCount, Membership, Tenant
 from executions.tenancy import Actor
+from tests.audit import retried_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,9 +123,7 @@ def test_a_sixth_kind_is_retried_in_bulk_with_the_others(tickets, operator):
     bulk.refresh_from_db()
     assert (bulk.status, bulk.done, bulk.failed) == ("finished", 3, 0)
     assert bulk.summary["kinds"]["ticket"] == {"retried": 3, "failed": 0}
-    assert set(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True)) == {
-        str(t.pk) for t in failing
-    }
+    assert {e.target_id for e in retried_in(bulk)} == {str(t.pk) for t in failing}
     for ticket in failing:
         tickets.execute(ticket.pk)
     assert set(tickets.Ticket.objects.values_list("status", flat=True)) == {"failed", "done"}

@@ -28,7 +28,6 @@ from executions.kinds.automations import run as automations_run
 from executions.kinds.functions import run as functions_run
 from executions.kinds.jobs import run as jobs_run
 from executions.models import (
-    AuditEvent,
     AutomationExecution,
     AutomationRule,
     BulkRetry,
@@ -43,6 +42,7 @@ from executions.models import (
 )
 from executions.reaper import reap_lost_attempts
 from executions.tenancy import Actor
+from tests.audit import retried_in
 from tests.call_counter import HandlerCalls
 from tests.locks import Background, inserts_held, lock_waiters
 
@@ -486,7 +486,7 @@ def test_a_bulk_retry_whose_worker_is_killed_resumes_under_another_and_retries_e
     )
     bulk.refresh_from_db()
     assert (bulk.done, bulk.failed) == (200, 0)
-    audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    audited = Counter(e.target_id for e in retried_in(bulk))
     assert len(audited) == 200
     assert set(audited.values()) == {1}
     assert "resumed after" in second.output()

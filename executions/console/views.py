@@ -644,7 +644,11 @@ def audit(request: HttpRequest) -> HttpResponse:
     except InvalidInput as exc:
         error = exc.message
     else:
-        events, next_before = selectors.audit_events(request.tenant, **query)
+        events, cursor = selectors.audit_events(request.tenant, **query)
+        if cursor is not None:  # the page appends it to "before=": its item, when in a bulk
+            next_before = str(cursor.before)
+            if cursor.item is not None:
+                next_before += f"&item={cursor.item}"
     return render(
         request,
         "console/audit.html",
@@ -654,7 +658,7 @@ def audit(request: HttpRequest) -> HttpResponse:
             "kinds": list(kinds.names()),
             "sources": AuditEvent.Source.values,
             "current": current,
-            "filter_query": _query_without(request, "before"),
+            "filter_query": _query_without(request, "before", "item"),
             "error": error,
             "title": "Audit",
         },
@@ -675,9 +679,10 @@ def _audit_query(get) -> dict[str, Any]:
         raise InvalidInput(
             f"source must be one of {', '.join(AuditEvent.Source.values)}", field="source"
         )
-    before = get.get("before", "")
-    if before and (not re.fullmatch(r"[0-9]{1,19}", before) or int(before) > _ID_BOUND):
-        raise InvalidInput("before must be a positive integer", field="before")
+    before, item = get.get("before", ""), get.get("item", "")
+    for name, value in (("before", before), ("item", item)):
+        if value and (not re.fullmatch(r"[0-9]{1,19}", value) or int(value) > _ID_BOUND):
+            raise InvalidInput(f"{name} must be a positive integer", field=name)
     bulk = get.get("bulk", "")
     if bulk and _uuid(bulk) is None:
         raise InvalidInput("bulk must be a UUID", field="bulk")
@@ -688,6 +693,7 @@ def _audit_query(get) -> dict[str, Any]:
         "target": validation.text(get.get("target", "").strip(), "target", 64),
         "bulk": _uuid(bulk) or "",
         "before": int(before) if before else None,
+        "item": int(item) if before and item else None,
     }
 
 

@@ -84,6 +84,10 @@ class KindSpec:
     first_batch: int | None = None
     # Whether retry() writes the audit rows itself, given retry(audit=<their shared columns>).
     writes_audit: bool = False
+    # A kind that retries in place: the status a retry resets an item to. Its retry() keeps the
+    # attempt in the Attempt history, where a bulk retry's items name the bulk's audit row
+    # (retry(bulk_audit=<its id>)) instead of an audit row each.
+    resets_to: str | None = None
     # Inside the retry's transaction, before it: take what authorises it out of the options.
     authorise: Callable[[Actor, dict[str, Any]], None] = _nothing
     # Options that authorise a retry but do not make it another (left out of its idempotency).
@@ -179,10 +183,13 @@ def retried_meanwhile(noun: str) -> Callable[[Model], str]:
     return why
 
 
-def copy_to_history(actor: Actor, kind: str, rows: list[dict], now, **columns: Any) -> None:
+def copy_to_history(
+    actor: Actor, kind: str, rows: list[dict], now, bulk_audit: int | None = None, **columns: Any
+) -> None:
     """Keep the attempts a retry resets (kinds that retry in place) in the Attempt history.
-    `rows`: their pk, attempt, status, error_message, error_stack (and logs); `columns`: the
-    Attempt's other columns, each a function of the row."""
+    `rows`: their pk, attempt, status, error_message, error_stack (and logs); `bulk_audit`: the
+    audit row of the bulk retry that resets them; `columns`: the Attempt's other columns, each a
+    function of the row."""
     Attempt.objects.bulk_create(
         Attempt(
             tenant=actor.tenant,
@@ -194,6 +201,7 @@ def copy_to_history(actor: Actor, kind: str, rows: list[dict], now, **columns: A
             error_stack=r["error_stack"],
             logs=r.get("logs") or [],
             recorded_at=now,
+            bulk_audit_id=bulk_audit,
             **{column: value(r) for column, value in columns.items()},
         )
         for r in rows

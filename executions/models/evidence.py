@@ -36,10 +36,31 @@ class Attempt(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     recorded_at = models.DateTimeField(default=timezone.now)
+    # The audit row of the bulk retry that reset this attempt: a bulk writes one audit row, and
+    # its items' history rows name it instead of an audit row each (selectors/audit.py reads
+    # them back as the items' audit; bench/bulk_retry.py). Null for a single retry's attempt.
+    bulk_audit = models.ForeignKey(
+        "AuditEvent",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["kind", "object_id", "number"], name="attempt_unique")
+        ]
+        indexes = [
+            # A bulk's items, newest first, as the audit pages them (selectors/audit.py reads
+            # the tenant's bulk rows first, then each one's items).
+            models.Index(
+                fields=["bulk_audit", "id"],
+                name="attempt_bulk",
+                condition=Q(bulk_audit__isnull=False),
+            ),
         ]
 
 
@@ -52,6 +73,9 @@ class AuditEvent(models.Model):
         ADMIN = "admin"
         CLI = "cli"
         WORKER = "worker"  # what nobody did by hand: a failure resolved by its retry's success
+
+    # The action of a bulk retry's one row (its items: Attempt.bulk_audit, or rows of their own).
+    BULK_RETRY = "bulk retry"
 
     # Every audit row is one more entry in each of its indexes, and a bulk retry writes one per
     # item: the tenant is the head of audit_recent (no index of its own), and the user, key and

@@ -16,6 +16,7 @@ from executions.kinds.shown import log_lines
 from executions.models import Attempt, AuditEvent, Tenant
 from executions.tenancy import get_for_tenant
 
+from .audit import bulk_items
 from .inbox import is_active, retried_by
 from .shown import HEAVY, finished, started
 
@@ -143,6 +144,9 @@ def detail(tenant: Tenant, kind: str, object_id: str, *, with_audit: bool = True
                 "-created_at", "-id"
             )[:100]
         )
+        # And the retries of bulks, which name their bulk's audit row in the item's history.
+        audit += bulk_items(tenant, kind, targets)
+        audit = sorted(audit, key=lambda e: (e.created_at, e.id or 0), reverse=True)[:100]
     _set_outcomes(audit, timeline, shown.clone_parent is not None)
     return Detail(
         kind=kind,
@@ -202,7 +206,9 @@ def _set_outcomes(audit: list[AuditEvent], timeline: list[TimelineEntry], clones
         for event in audit:
             event.outcome = status.get(event.new_target_id)
         return
-    retries = sorted((e for e in audit if e.action == "retry"), key=lambda e: (e.created_at, e.pk))
+    retries = sorted(
+        (e for e in audit if e.action == "retry"), key=lambda e: (e.created_at, e.pk or 0)
+    )
     for event in audit:
         event.outcome = None
     for n, event in enumerate(retries, start=1):

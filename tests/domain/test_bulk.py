@@ -28,6 +28,7 @@ from executions.models import (
     WorkflowExecution,
     WorkflowTaskExecution,
 )
+from tests.audit import retried_in
 
 from .conftest import MODELS
 
@@ -225,7 +226,7 @@ def test_ten_thousand_mixed_items_retry_through_retry_many(tenant, admin, capsys
     assert WorkflowExecution.objects.filter(status="RUNNING").count() == 1000
     assert WorkflowTaskExecution.objects.filter(status="SCHEDULED", max_attempts=2).count() == 1000
     assert Run.objects.filter(source_run__isnull=False, status="running").count() == 1000
-    assert AuditEvent.objects.filter(bulk=bulk).count() == 10000
+    assert len(retried_in(bulk)) == 10000
     assert services.preview_retry(admin, {"filter": filters.parse({})})["will_retry"] == 0
 
 
@@ -255,7 +256,7 @@ def test_cancel_stops_between_batches_with_nothing_half_done(tenant, admin, monk
     ]
     assert (result.status, result.done, result.failed) == ("cancelled", first, 0)
     assert AutomationExecution.objects.filter(status="pending").count() == first
-    assert Attempt.objects.count() == AuditEvent.objects.count() == first
+    assert Attempt.objects.count() == len(retried_in(result)) == first
     assert AutomationExecution.objects.filter(status="failed").count() == 3 * first
 
 
@@ -280,9 +281,7 @@ def test_a_bulk_retry_cut_off_by_its_workers_death_resumes_where_it_stopped(
     bulk.refresh_from_db()
     assert (bulk.status, bulk.done) == ("running", 20)
     # Meanwhile five of the retried items ran and failed again: they were retried once already.
-    retried_first = list(
-        AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True)[:5]
-    )
+    retried_first = [e.target_id for e in retried_in(bulk)][:5]
     AutomationExecution.objects.filter(pk__in=retried_first).update(status="failed")
     # A retry_many that is not resuming leaves a running bulk alone.
     assert services.retry_many(admin, selection, bulk).done == 20
@@ -292,7 +291,7 @@ def test_a_bulk_retry_cut_off_by_its_workers_death_resumes_where_it_stopped(
     bulk.refresh_from_db()
     assert (bulk.status, bulk.done, bulk.failed) == ("finished", 35, 0)
     assert bulk.summary["kinds"] == {"automation": {"retried": 35, "failed": 0}}
-    audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    audited = Counter(e.target_id for e in retried_in(bulk))
     assert len(audited) == 35 and set(audited.values()) == {1}
     assert Attempt.objects.count() == 35
     assert set(
@@ -302,7 +301,7 @@ def test_a_bulk_retry_cut_off_by_its_workers_death_resumes_where_it_stopped(
     # Given back once more (or run late), a finished bulk stays as it is.
     services.run_bulk_retry(str(bulk.pk))
     assert BulkRetry.objects.get(pk=bulk.pk).done == 35
-    assert AuditEvent.objects.filter(bulk=bulk).count() == 35
+    assert len(retried_in(bulk)) == 35
 
 
 @pytest.mark.django_db(transaction=True)
@@ -358,8 +357,8 @@ def test_batches_run_on_several_connections_and_every_item_is_retried_once(
     assert (bulk.status, bulk.done, bulk.failed) == ("finished", 1007, 0)
     assert len(threads) == 2, threads  # the batch threads, not this one
     assert AutomationExecution.objects.filter(status="pending", attempt=2).count() == 1007
-    assert Attempt.objects.count() == AuditEvent.objects.count() == OutboxEvent.objects.count()
-    assert AuditEvent.objects.filter(bulk=bulk).count() == 1007
+    assert Attempt.objects.count() == OutboxEvent.objects.count() == 1007
+    assert len(retried_in(bulk)) == 1007
     # Each batch's task rows came from its own statement: every item in exactly one task.
     tasks = [t.args_kwargs["args"][0] for t in DBTaskResult.objects.all()]
     queued = [pk for args in tasks for pk in args]
@@ -464,7 +463,7 @@ def test_a_resumed_bulk_retries_only_what_was_planned_never_its_own_clones(
 
     bulk.refresh_from_db()
     assert (bulk.status, bulk.total, bulk.done, bulk.failed) == ("finished", 35, 35, 0)
-    audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    audited = Counter(e.target_id for e in retried_in(bulk))
     assert set(audited) == planned and set(audited.values()) == {1}
     assert (
         set(
@@ -515,7 +514,7 @@ def test_an_item_retried_concurrently_fails_alone_and_the_rest_of_its_batch_is_r
             "reason": f"Job was already retried as {clone}, which is still unprocessed",
         }
     ]
-    audited = Counter(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    audited = Counter(e.target_id for e in retried_in(bulk))
     assert audited == Counter(pk for pk in jobs if pk != target)
     clones = Counter(
         str(pk)
@@ -532,7 +531,7 @@ def test_an_item_retried_concurrently_fails_alone_and_the_rest_of_its_batch_is_r
 def test_a_cancel_answers_at_once_and_no_batch_starts_after_it(
     tenant, admin, monkeypatch, settings, wait_until
 ):
-    """Two connections, two batches under way (their transactions open, waiting at their audit
+    """Two connections, two batches under way (their transactions open, waiting at their history
     rows) and more batches in line: the cancel answers meanwhile, and only those two finish."""
     from tests.locks import Background, inserts_held, lock_waiters
 
@@ -542,7 +541,7 @@ def test_a_cancel_answers_at_once_and_no_batch_starts_after_it(
     selection = {"filter": filters.parse({"kind": "automation"})}
     bulk = services.plan_bulk_retry(admin, selection)
 
-    with inserts_held(AuditEvent):
+    with inserts_held(Attempt):
         running = Background(lambda: services.retry_many(admin, selection, bulk), name="bulk")
         wait_until(lambda: lock_waiters() == 2, timeout=30, message="two batches under way")
         cancel = Background(lambda: services.cancel_bulk_retry(admin, bulk.pk), name="cancel")
@@ -555,7 +554,7 @@ def test_a_cancel_answers_at_once_and_no_batch_starts_after_it(
 
     bulk.refresh_from_db()
     assert (bulk.status, bulk.done, bulk.failed) == ("cancelled", 200, 0)
-    assert AuditEvent.objects.filter(bulk=bulk).count() == 200
+    assert len(retried_in(bulk)) == 200
     assert AutomationExecution.objects.filter(status="pending").count() == 200
     answer = cancel.result()
     assert (answer.outcome, answer.message) == (

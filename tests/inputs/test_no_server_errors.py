@@ -128,6 +128,7 @@ TYPED = {
     "limit": NUMBERS,
     "offset": NUMBERS,
     "before": NUMBERS,
+    "item": NUMBERS,
     "executionIndex": NUMBERS,
     "cursor": CURSORS,
 }
@@ -180,6 +181,7 @@ VALID = {
     "limit": st.integers(1, 50).map(str),
     "offset": st.integers(0, 10).map(str),
     "before": st.integers(1, 10**6).map(str),
+    "item": st.integers(1, 10**6).map(str),
     "createdTimeStart": st.integers(0, 2 * 10**12).map(str),
     "createdTimeEnd": st.integers(0, 2 * 10**12).map(str),
     "group": st.just("fingerprint"),
@@ -427,7 +429,7 @@ ENDPOINTS = (
     Endpoint(
         "audit",
         "/audit/",
-        params=("kind", "actor", "source", "target", "bulk", "before"),
+        params=("kind", "actor", "source", "target", "bulk", "before", "item"),
         console=True,
     ),
     # seed 000

@@ -47,4 +47,5 @@ KIND = KindSpec(
         "timeout": "timed out",
         "skipped": "skipped",
     },
+    resets_to=retry.RESETS_TO,
 )

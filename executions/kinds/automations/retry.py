@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ...tenancy import Actor
 
 RETRYABLE = ("failed",)
+RESETS_TO = "pending"
 # Worker batches: one django.tasks task runs this many executions (claimed in one UPDATE).
 TASK_BATCH = 250
 # A bulk retry's first batch (services._BatchSize): automations are fast enough to skip the
@@ -63,19 +64,21 @@ def retry(
     audit: dict | None = None,
     rows: bool = False,
     input=ANY,  # noqa: A002 - the operator's edited event data (executions/retry_input.py)
+    bulk_audit: int | None = None,
     **options,
 ) -> list[Retried]:
     """Set-based: lock the failed rows among `ids`, copy them to the history, reset them, queue
     them, write their events and, given `audit` (the AuditEvent columns every row shares), their
-    audit rows. With `rows`, each Retried carries the reset execution (Retried.obj). `input`:
+    audit rows. `bulk_audit`: the audit row of the bulk retry they belong to, which their history
+    rows name. With `rows`, each Retried carries the reset execution (Retried.obj). `input`:
     the execution's new event data, set in the retry's transaction (the caller's: services)."""
     if not ids:
         return []
     now = timezone.now()
     if sets.is_postgresql():
-        locked, objs = _retry_postgresql(actor, ids, now, audit, rows)
+        locked, objs = _retry_postgresql(actor, ids, now, audit, rows, bulk_audit)
     else:
-        locked = _retry_orm(actor, ids, now)
+        locked = _retry_orm(actor, ids, now, bulk_audit)
         objs = {}
         if rows and locked:
             objs = {str(o.pk): o for o in AutomationExecution.objects.filter(pk__in=locked)}
@@ -88,9 +91,9 @@ def retry(
     for start in range(0, len(locked), TASK_BATCH):
         enqueue_on_commit(run_automation_executions, locked[start : start + TASK_BATCH])
     if rows:
-        retried = [Retried(pk, pk, "failed", "pending", objs[pk]) for pk in locked]
+        retried = [Retried(pk, pk, "failed", RESETS_TO, objs[pk]) for pk in locked]
     else:
-        retried = [Retried(pk, pk, "failed", "pending") for pk in locked]
+        retried = [Retried(pk, pk, "failed", RESETS_TO) for pk in locked]
     if audit is not None and not sets.is_postgresql():  # PostgreSQL wrote them in the statement
         write_audit(audit, retried)
     return retried
@@ -113,7 +116,7 @@ def _payload(actor: Actor) -> dict:
     }
 
 
-def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
+def _retry_orm(actor: Actor, ids: list[str], now, bulk_audit: int | None) -> list[str]:
     candidates = AutomationExecution.objects.filter(
         pk__in=ids, tenant=actor.tenant, status__in=RETRYABLE
     )
@@ -136,6 +139,7 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
             *COUNTERS,
         ),
         now,
+        bulk_audit,
         started_at=lambda r: r["started_at"],
         finished_at=lambda r: r["completed_at"],
         details=lambda r: {k: r[k] for k in COUNTERS},
@@ -159,7 +163,7 @@ def _retry_orm(actor: Actor, ids: list[str], now) -> list[str]:
 
 
 def _retry_postgresql(
-    actor: Actor, ids: list[str], now, audit: dict | None, rows: bool
+    actor: Actor, ids: list[str], now, audit: dict | None, rows: bool, bulk_audit: int | None
 ) -> tuple[list[str], dict[str, AutomationExecution]]:
     """One statement: `old` locks the failed rows among `ids` (in key order, so two bulk retries
     never deadlock) and hands their values, as they were, to the history INSERT, the audit and
@@ -207,9 +211,12 @@ def _retry_postgresql(
         f"RETURNING {loaded.columns('t') if rows else 't.execution_id'})"
     )
     params += [now, now]
+    history_columns = {"tenant_id": actor.tenant.pk, "kind": Kind.AUTOMATION, "recorded_at": now}
+    if bulk_audit is not None:  # not in a single retry's statement (the API's, kept short)
+        history_columns["bulk_audit_id"] = bulk_audit
     history, history_params = sets.insert_from(
         Attempt,
-        {"tenant_id": actor.tenant.pk, "kind": Kind.AUTOMATION, "recorded_at": now},
+        history_columns,
         {
             "object_id": "old.execution_id::text",
             "number": "old.attempt",

@@ -34,4 +34,5 @@ KIND = KindSpec(
         "TIMED_OUT": "timed out",
         "TERMINATED": "terminated",
     },
+    resets_to=retry.RESETS_TO,
 )

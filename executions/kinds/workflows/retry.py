@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ...tenancy import Actor
 
 RETRYABLE = ("FAILED", "TIMED_OUT", "TERMINATED")
+RESETS_TO = "RUNNING"
 
 
 def reason(obj: WorkflowExecution) -> str | None:
@@ -52,6 +53,7 @@ def retry(
     run_as: str = "",
     nonce_session: int | None = None,
     input=ANY,  # noqa: A002 - the operator's edited input (executions/retry_input.py)
+    bulk_audit: int | None = None,
     **options,
 ) -> list[Retried]:
     """`input`: the execution's new input (the audit row keeps the one it had)."""
@@ -85,6 +87,7 @@ def retry(
         Kind.WORKFLOW,
         rows,
         now,
+        bulk_audit,
         started_at=lambda r: r["start_time"],
         finished_at=lambda r: r["end_time"],
         details=lambda r: {
@@ -96,7 +99,7 @@ def retry(
         },
     )
     WorkflowExecution.objects.filter(pk__in=locked, status__in=RETRYABLE).update(
-        status="RUNNING",
+        status=RESETS_TO,
         attempt=F("attempt") + 1,
         end_time=None,
         reason_for_incompletion=None,
@@ -122,7 +125,7 @@ def retry(
             target_id=str(r["pk"]),
             new_id=str(r["pk"]),
             status_before=r["status"],
-            status_after="RUNNING",
+            status_after=RESETS_TO,
         )
         for r in rows
     ]
