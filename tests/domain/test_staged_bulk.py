@@ -8,7 +8,8 @@ from django_tasks_db.models import DBTaskResult
 
 from executions import filters, services, staged
 from executions.errors import InvalidInput
-from executions.models import AuditEvent, AutomationExecution, BulkRetry
+from executions.models import AutomationExecution, BulkRetry
+from tests.audit import retried_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +42,7 @@ def finish(pks, n_ok: int) -> None:
 
 
 def retried_by(bulk: BulkRetry) -> list[str]:
-    return list(AuditEvent.objects.filter(bulk=bulk).values_list("target_id", flat=True))
+    return [e.target_id for e in retried_in(bulk)]
 
 
 def test_a_canary_short_of_its_success_rate_stops_the_bulk(items, admin):
@@ -65,7 +66,7 @@ def test_a_canary_short_of_its_success_rate_stops_the_bulk(items, admin):
     assert bulk.summary["staged"]["failedAgain"] == 2
     # The rest was never retried, and every audit row has the bulk's reason.
     assert AutomationExecution.objects.filter(status="failed").count() == 12 - 3
-    assert {e.details.get("reason") for e in AuditEvent.objects.filter(bulk=bulk)} == {"dns fixed"}
+    assert {e.details.get("reason") for e in retried_in(bulk)} == {"dns fixed"}
     # A step that comes late changes nothing.
     staged.step(str(bulk.pk), bulk.staged["seq"])
     assert BulkRetry.objects.get(pk=bulk.pk).done == 5
@@ -132,7 +133,7 @@ def test_an_unstaged_bulk_keeps_its_path_and_a_reason(items, admin, run_worker):
     run_worker()
     bulk.refresh_from_db()
     assert (bulk.status, bulk.done) == ("finished", 3)
-    reasons = {e.details.get("reason") for e in AuditEvent.objects.filter(bulk=bulk)}
+    reasons = {e.details.get("reason") for e in retried_in(bulk)}
     assert reasons == {"retry all"}
 
 
