@@ -18,6 +18,7 @@ from ... import idempotency as idempotency_store
 from ...errors import InvalidInput
 from ...models import Run, SavedWorkflow
 from ...tenancy import get_for_tenant
+from ...work import secrets
 from . import definition as definitions
 from .run import start_run
 
@@ -70,7 +71,7 @@ def update_workflow(
         workflow = get_for_tenant(
             SavedWorkflow.objects.select_for_update(), actor.tenant, NOT_FOUND, pk=workflow_id
         )
-        definition = definitions.keep_secrets(workflow.definition, definition)
+        definition = secrets.keep_masked(definition, workflow.definition)
         if definition != workflow.definition:
             workflow.version += 1
         workflow.name, workflow.description = name, description
