@@ -835,6 +835,12 @@ def _audit_write(actor: Actor, kind: str, action: str, target_id: Any, claim: Cl
     )
 
 
+def audit_start(actor: Actor, kind: str, target_id: Any) -> None:
+    """A start whose own service writes no audit row (a function executed, a run started),
+    made from the admin: the same `start` row start_job writes."""
+    _audit_write(actor, kind, "start", target_id, None)
+
+
 def start_job(
     actor: Actor, operation: dict, target_hostname: str, *, idempotency: Claim | None = None
 ) -> Model:
