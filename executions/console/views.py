@@ -222,6 +222,7 @@ def detail(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
         "kind_facts": f"{shown.template}#facts",
         "kind_sections": f"{shown.template}#sections",
         "can_read_audit": can_read_audit,
+        "definition": shown.definition(obj),
     }
     return render(request, "console/detail.html", context)
 

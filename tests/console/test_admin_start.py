@@ -216,3 +216,47 @@ def test_editing_a_functions_code_in_the_admin_is_a_new_version_executions_recor
     assert versions == [(1, CODE), (2, "return {fixed: true};")]
     execution = functions_run.invoke_function(function, {}, queued=False)
     assert execution.function_version == 2 and execution.result == {"fixed": True}
+
+
+# --- the console's detail page links to the definition an execution came from --------------------
+
+
+def detail_page(client, kind: str, pk) -> str:
+    response = client.get(reverse("detail", kwargs={"kind": kind, "object_id": pk}))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "admin_url"),
+    [
+        ("function", lambda c: ("executions_function", c.function.function_id)),
+        ("automation", lambda c: ("executions_automationrule", c.automation.automation_rule_id)),
+        ("workflow", lambda c: ("executions_workflow", c.workflow.workflow_id)),
+    ],
+)
+def test_a_detail_page_links_to_the_definition_in_the_admin(login, cast, kind, admin_url):
+    model, pk = admin_url(cast)
+    page = detail_page(login("dave"), kind, cast.item(kind).pk)
+    assert f'<dt>Definition</dt><dd><a href="{reverse(f"admin:{model}_change", args=[pk])}">' in (
+        page
+    )
+
+
+def test_a_runs_detail_page_links_to_its_saved_workflow_in_the_api(login, cast):
+    client = login("dave")
+    assert "<dt>Definition</dt>" not in detail_page(client, "run", cast.run.pk)  # none saved
+    SavedWorkflow.objects.create(
+        id=cast.run.workflow_id, tenant=cast.acme, name="leads", definition={"nodes": {}}
+    )
+    page = detail_page(client, "run", cast.run.pk)
+    assert f'<a href="/v1/workflows/{cast.run.workflow_id}">leads (saved workflow)</a>' in page
+    # A job is its own definition: nothing to link to.
+    assert "<dt>Definition</dt>" not in detail_page(client, "job", cast.job.pk)
+
+
+def test_another_tenants_saved_workflow_of_the_same_id_is_not_linked(login, cast):
+    SavedWorkflow.objects.create(
+        id=cast.run.workflow_id, tenant=cast.globex, name="theirs", definition={"nodes": {}}
+    )
+    assert "<dt>Definition</dt>" not in detail_page(login("dave"), "run", cast.run.pk)
