@@ -25,12 +25,9 @@ def validate_definition(
     memory_mb: int | None = None,
     handler: str = "",
     params: Any = None,
-    trigger: Any = None,
 ) -> None:
     """InvalidInput naming the function's field (`code`, `environment.API_KEY`, `timeout_ms`,
-    `memory_mb`, `handler`, `trigger.type`) that is not valid, through executions.work.validate."""
-    if trigger:
-        clean_trigger(trigger)
+    `memory_mb`, `handler`) that is not valid, through executions.work.validate."""
     try:
         if code:
             limits = {"timeout": timeout_ms, "memoryMb": memory_mb}
