@@ -31,10 +31,13 @@ from rest_framework_api_key.models import APIKey
 
 from . import handlers, kinds, permissions, services
 from .adminsite import admin_tenant_ids
+from .adminstart import StartWorkMixin
 from .client_ip import client_ip
 from .errors import InvalidInput, NotFound, NotRetryable, PermissionDenied
 from .kinds.forms import DefinitionForm, audit_definition_change
+from .kinds.functions import defining, starting
 from .kinds.functions.forms import FunctionForm, audit_change, masked_environment
+from .kinds.runs import saved
 from .models import (
     ApiKey,
     Attempt,
@@ -406,9 +409,24 @@ class OperationTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Job)
-class JobAdmin(MaskedDefinitionsMixin, ExecutionAdmin):
+class JobAdmin(StartWorkMixin, MaskedDefinitionsMixin, ExecutionAdmin):
     kind = Kind.JOB
     masked_fields = ("operation",)
+    start_input_label = 'Operation (JSON: {"type": ..., "data": {...}})'
+    start_with_host = True
+
+    def start_initial(self, obj: Job) -> dict:
+        # A new job like this one: its operation shown masked, kept as stored if left so.
+        operation = json.dumps(secrets.masked_deep(obj.operation), indent=2)
+        return {"input": operation, "target_hostname": obj.target_hostname}
+
+    def start_work(self, actor: Actor, obj: Job, data: dict, host: str) -> list:
+        operation = secrets.keep_masked(data, obj.operation)
+        return [(Kind.JOB, services.start_job(actor, operation, host or None))]
+
+    def audits_start(self) -> bool:
+        return True
+
     list_display = (
         "job_id",
         "operation_type",
@@ -495,7 +513,7 @@ class ApiKeyAdmin(TenantScopedAdmin, APIKeyModelAdmin):
 
 
 @admin.register(Function)
-class FunctionAdmin(TenantScopedAdmin):
+class FunctionAdmin(StartWorkMixin, TenantScopedAdmin):
     form = FunctionForm
     tenant_admins_edit = True
     ordering = ("-created_at",)
@@ -503,11 +521,26 @@ class FunctionAdmin(TenantScopedAdmin):
     list_filter = ("handler", "tenant")
     search_fields = ("id", "name", "handler")
     list_select_related = ("tenant",)
+    # The version is the functions API's: a code change made here is a new one (save_model).
+    readonly_fields = ("version",)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        code = obj.code
+        obj.code = Function.objects.values_list("code", flat=True).get(pk=obj.pk)
         super().save_model(request, obj, form, change)
-        if change:
-            audit_change(form, request.user, client_ip(request))
+        if code != obj.code:
+            # The API's PUT: the new code as the next version, which executions record.
+            actor = admin_actor(request, obj.tenant)
+            function = defining.update(actor, obj, {"code": code, "versionComment": "admin"})
+            obj.code, obj.version = function.code, function.version
+        audit_change(form, request.user, client_ip(request))
+
+    def start_work(self, actor: Actor, obj: Function, data: dict, host: str) -> list:
+        actor.require("functions:execute")
+        return [(Kind.FUNCTION, starting.start(obj, data, invoked_by="manual"))]
 
 
 class AutomationRuleForm(DefinitionForm):
@@ -539,8 +572,21 @@ class FunctionVersionAdmin(ReadOnlyMixin, TenantScopedAdmin):
 
 
 @admin.register(AutomationRule)
-class AutomationRuleAdmin(TenantScopedAdmin):
+class AutomationRuleAdmin(StartWorkMixin, TenantScopedAdmin):
     form = AutomationRuleForm
+    start_input_label = (
+        "Event data (JSON object): fires an event of this rule's type, which runs every "
+        "enabled rule it matches"
+    )
+
+    def start_work(self, actor: Actor, obj: AutomationRule, data: dict, host: str) -> list:
+        event = (obj.trigger or {}).get("event")
+        fired = services.fire_automation_event(actor, event, data)
+        return [(Kind.AUTOMATION, execution) for execution in fired]
+
+    def audits_start(self) -> bool:
+        return True
+
     tenant_admins_edit = True
     ordering = ("-created_at",)
     list_display = ("name", "tenant", "version", "created_at")
@@ -556,8 +602,18 @@ class AutomationRuleAdmin(TenantScopedAdmin):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(TenantScopedAdmin):
+class WorkflowAdmin(StartWorkMixin, TenantScopedAdmin):
     form = WorkflowForm
+    start_input_label = "Input (JSON object)"
+
+    def start_work(self, actor: Actor, obj: Workflow, data: dict, host: str) -> list:
+        # Cognite's run: as the signed-in admin (a session made on their behalf, no nonce).
+        project = actor.tenant.workflows_project
+        execution = services.run_workflow(
+            actor, project, obj.external_id, obj.version, nonce=None, input_data=data
+        )
+        return [(Kind.WORKFLOW, execution)]
+
     tenant_admins_edit = True
     ordering = ("-created_at",)
     list_display = ("external_id", "version", "tenant", "created_at")
@@ -573,7 +629,7 @@ class WorkflowAdmin(TenantScopedAdmin):
 
 
 @admin.register(SavedWorkflow)
-class SavedWorkflowAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class SavedWorkflowAdmin(StartWorkMixin, ReadOnlyMixin, TenantScopedAdmin):
     """Seed 004's saved workflows, shown read-only (secrets masked): they are saved through
     PUT /v1/workflows/{id}, which checks the whole definition."""
 
@@ -585,9 +641,14 @@ class SavedWorkflowAdmin(ReadOnlyMixin, TenantScopedAdmin):
     exclude = ("definition",)
     readonly_fields = ("definition_pre",)
 
+    start_input_label = "Inputs (JSON object, as its inputSchema says)"
+
     @admin.display(description="Definition")
     def definition_pre(self, obj: SavedWorkflow) -> str:
         return shown_definition(obj.definition)
+
+    def start_work(self, actor: Actor, obj: SavedWorkflow, data: dict, host: str) -> list:
+        return [(Kind.RUN, saved.start_workflow_run(actor, obj.pk, inputs=data))]
 
 
 @admin.register(WorkflowHeader)

@@ -970,6 +970,12 @@ def _audit_write(actor: Actor, kind: str, action: str, target_id: Any, claim: Cl
     )
 
 
+def audit_start(actor: Actor, kind: str, target_id: Any) -> None:
+    """A start whose own service writes no audit row (a function executed, a run started),
+    made from the admin: the same `start` row start_job writes."""
+    _audit_write(actor, kind, "start", target_id, None)
+
+
 def start_job(
     actor: Actor, operation: dict, target_hostname: str, *, idempotency: Claim | None = None
 ) -> Model:
@@ -993,12 +999,15 @@ AUTOMATION_EXECUTE = "automation:execute"
 RULE_NOT_FOUND = "Automation rule not found"
 
 
-def create_automation_rule(actor: Actor, body: dict, *, idempotency: Claim | None = None):
+def create_automation_rule(
+    actor: Actor, body: dict, *, idempotency: Claim | None = None, durable: bool = True
+):
+    """`durable=False`: inside the caller's transaction (manage.py apply's one for a file)."""
     actor.require(AUTOMATION_WRITE)
     clean = definition.clean_rule(body)
     if idempotency is not None and idempotency.outcome is not None:
         return AutomationRule.objects.get(pk=idempotency.outcome["new_id"], tenant=actor.tenant)
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=durable):
         rule = definition.create(actor.tenant, clean)
         _audit_write(actor, Kind.AUTOMATION, "create rule", rule.pk, idempotency)
         if idempotency is not None:
@@ -1015,10 +1024,10 @@ def _live_rule_locked(actor: Actor, rule_id: str):
     )
 
 
-def update_automation_rule(actor: Actor, rule_id: str, body: dict):
+def update_automation_rule(actor: Actor, rule_id: str, body: dict, *, durable: bool = True):
     actor.require(AUTOMATION_WRITE)
     clean = definition.clean_rule(body)
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=durable):
         rule = _live_rule_locked(actor, rule_id)
         definition.update(rule, clean)
         _audit_write(actor, Kind.AUTOMATION, "update rule", rule.pk, None)

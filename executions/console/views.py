@@ -251,6 +251,7 @@ def _detail_context(
         "kind_facts": f"{shown.template}#facts",
         "kind_sections": f"{shown.template}#sections",
         "can_read_audit": can_read_audit,
+        "definition": shown.definition(obj),
     }
 
 

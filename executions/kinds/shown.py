@@ -144,6 +144,11 @@ class Shown:
     def api_args(self, tenant: Tenant, obj: Model) -> list[str]:
         return [str(obj.pk)]
 
+    def definition(self, obj: Model) -> tuple[str, str] | None:
+        """The definition the item came from, as (label, URL) where its kind's users edit it
+        (the admin's change page, or the API that replaces it); None: it has none."""
+        return None
+
     def api_urls(self, tenant: Tenant, obj: Model) -> tuple[str, str]:
         """The item's URL in its kind's API and the URL that retries it."""
         args = self.api_args(tenant, obj)

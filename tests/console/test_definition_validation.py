@@ -259,7 +259,9 @@ def test_a_jobs_operation_is_a_registered_handler_or_command_exec(cast):
     job = Job(tenant=cast.acme, operation={"type": "rm.rf", "data": {}}, operation_type="rm.rf")
     with pytest.raises(ValidationError) as caught:
         job.full_clean()
-    assert caught.value.message_dict["operation"] == ["operation.type: unknown handler 'rm.rf'"]
+    assert caught.value.message_dict["operation"] == [
+        "operation.type: type must be command.exec or a registered handler's name"
+    ]
     validate_operation({"type": "noop", "data": {"x": 1}})
     validate_operation({"type": "command.exec", "data": {"command": "test", "args": ["-f", "a"]}})
     with pytest.raises(InvalidInput) as bad:

@@ -524,7 +524,13 @@ ENDPOINTS = (
         ("POST",),
         real={"id": "automation"},
     ),
-    Endpoint("api-automation-rules", "/api/v1/automation/rules", ("POST",), body=RULE_BODY),
+    Endpoint(
+        "api-automation-rules",
+        "/api/v1/automation/rules",
+        ("GET", "POST"),
+        ("q", "enabled", "event", "limit", "cursor"),
+        body=RULE_BODY,
+    ),
     Endpoint(
         "api-automation-rule",
         "/api/v1/automation/rules/{id}",
@@ -710,7 +716,13 @@ ENDPOINTS = (
     ),
     Endpoint("api-run", "/v1/runs/{id}", real={"id": "run"}),
     Endpoint("api-run-retry", "/v1/runs/{id}/retry", ("POST",), real={"id": "run"}),
-    Endpoint("api-run-workflows", "/v1/workflows", ("POST",), body=RUN_WORKFLOW),
+    Endpoint(
+        "api-run-workflows",
+        "/v1/workflows",
+        ("GET", "POST"),
+        ("q", "limit", "cursor"),
+        body=RUN_WORKFLOW,
+    ),
     Endpoint(
         "api-run-workflow",
         "/v1/workflows/{id}",

@@ -21,11 +21,13 @@ from .common import (
     ChoiceParam,
     DateTimeParam,
     DefinitionField,
+    DefinitionListQuery,
     Input,
     ListQuery,
     LogEntrySerializer,
     ObjectField,
     Param,
+    TextParam,
     UuidParam,
     invalid,
     log_entry,
@@ -162,6 +164,12 @@ class AutomationRuleResponseSerializer(serializers.Serializer):
     data = AutomationRuleSerializer()
 
 
+class AutomationRuleListSerializer(serializers.Serializer):
+    data = AutomationRuleSerializer(many=True)
+    pagination = PaginationSerializer()
+    _links = serializers.DictField()
+
+
 class AutomationEventResultSerializer(serializers.Serializer):
     event_type = serializers.CharField()
     execution_ids = serializers.ListField(child=serializers.UUIDField())
@@ -188,6 +196,18 @@ class AutomationExecutionListQuery(ListQuery):
         "rule_id": "automation_rule_id",
         **window_lookups("started_at"),
     }
+
+
+class AutomationRuleListQuery(DefinitionListQuery):
+    enabled = ChoiceParam(choices=["true", "false"], help_text="filter")
+    event = TextParam(maximum=200, help_text="the trigger's event type")
+
+    lookups = {**DefinitionListQuery.lookups, "event": "trigger__event"}
+
+    def apply(self, qs, data=None):
+        qs = super().apply(qs, data)
+        enabled = self.validated_data.get("enabled")
+        return qs.filter(enabled=enabled == "true") if enabled else qs
 
 
 # A rule's fields, each checked by kinds/automations/definition.py: its InvalidInput names the

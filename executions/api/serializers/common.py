@@ -305,6 +305,15 @@ class ListQuery(FilterQuery):
     lookups: ClassVar[dict[str, str]] = {"q": "error_message__icontains"}
 
 
+# A list of definitions (rules, saved workflows): by name, a page size and a cursor.
+class DefinitionListQuery(FilterQuery):
+    q = TextParam(help_text="text in the name")
+    limit = IntParam(minimum=1, maximum=100, default=25, help_text="1-100, default 25")
+    cursor = CursorParam()
+
+    lookups: ClassVar[dict[str, str]] = {"q": "name__icontains"}
+
+
 def window_lookups(time_field: str) -> dict[str, str]:
     """since (inclusive) and until (exclusive) on a list's time field."""
     return {"since": f"{time_field}__gte", "until": f"{time_field}__lt"}

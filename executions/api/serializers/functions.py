@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from executions.kinds.functions import defining
+from executions.kinds.functions import defining, definition
 from executions.models import (
     FunctionExecution,
 )
@@ -24,8 +24,6 @@ from .common import (
     ObjectOrNullField,
     TextParam,
     error_class,
-    invalid,
-    invalid_at,
     log_entry,
     window_lookups,
 )
@@ -204,30 +202,15 @@ class FunctionTriggerSerializer(serializers.Serializer):
     collectionId = serializers.CharField(required=False, allow_null=True)
     bucketId = serializers.CharField(required=False, allow_null=True)
 
-    def validate_type(self, value: str) -> str:
-        if value not in defining.TRIGGER_TYPES:
-            raise invalid(
-                f"trigger.type {value!r} is not supported here "
-                f"(supported: {', '.join(defining.TRIGGER_TYPES)})"
-            )
-        return value
-
     def validate(self, attrs: dict) -> dict:
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        if attrs["type"] == "cron" and not defining.valid_schedule(attrs.get("schedule")):
-            raise invalid_at(
-                "schedule",
-                "trigger.schedule must be minutely, hourly, daily, weekly or a cron expression",
-            )
-        return attrs
+        return definition.clean_trigger(attrs)
 
 
 class FunctionCode(serializers.CharField):
     """JavaScript, compiled in V8 when saved: code that does not compile is a 400."""
 
     def to_internal_value(self, data):
-        code = super().to_internal_value(data)
-        return javascript.validate({"code": code}, saving=True)["code"]
+        return definition.clean_code(super().to_internal_value(data))
 
 
 @extend_schema_field(
@@ -251,7 +234,7 @@ class EnvironmentField(serializers.Field):
     shown)."""
 
     def to_internal_value(self, data):
-        return secrets.validate_values(data, "environment", names=javascript.ENV_NAME_RE)
+        return definition.clean_environment(data)
 
 
 class CreateFunctionInput(Input):

@@ -13,6 +13,7 @@ from .common import (
     ChoiceParam,
     DateTimeParam,
     DefinitionField,
+    DefinitionListQuery,
     Input,
     ListQuery,
     ObjectField,
@@ -112,6 +113,18 @@ class SavedWorkflowSerializer(serializers.Serializer):
     updatedAt = serializers.DateTimeField(source="updated_at")
 
 
+class SavedWorkflowListDataSerializer(serializers.Serializer):
+    items = SavedWorkflowSerializer(many=True)
+    nextCursor = serializers.CharField(allow_null=True)
+
+
+class SavedWorkflowListEnvelopeSerializer(serializers.Serializer):
+    code = serializers.IntegerField()
+    data = SavedWorkflowListDataSerializer()
+    message = serializers.CharField()
+    requestId = serializers.CharField()
+
+
 class SavedWorkflowEnvelopeSerializer(serializers.Serializer):
     code = serializers.IntegerField()
     data = SavedWorkflowSerializer()
@@ -184,6 +197,10 @@ class SavedWorkflowInput(Input):
         max_length=10_000, required=False, allow_blank=True, default=""
     )
     definition = DefinitionField()
+
+
+class SavedWorkflowListQuery(DefinitionListQuery):
+    """GET /v1/workflows: newest first, `q` in the name."""
 
 
 class RunStartInput(Input):

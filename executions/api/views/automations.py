@@ -170,6 +170,52 @@ class AutomationRuleListApi(ApiView):
     seed = "001"
 
     @extend_schema(
+        operation_id="listAutomationRules",
+        summary="List automation rules",
+        description="The tenant's rules (deleted ones left out), newest first, keyset-paginated: "
+        "pass `next_cursor` back as `cursor`. `q` searches the name; `enabled` and `event` (the "
+        "trigger's event type) filter. Requires automation:read.",
+        tags=TAG,
+        parameters=[au.AutomationRuleListQuery],
+        responses={200: au.AutomationRuleListSerializer, **errors("001", 400, 401, 403)},
+        examples=[
+            OpenApiExample(
+                "Rules",
+                value={
+                    "data": [RULE_EXAMPLE],
+                    "pagination": {"limit": 25, "next_cursor": None, "has_next": False},
+                    "_links": {
+                        "self": {"href": "/api/v1/automation/rules", "method": "GET"},
+                        "create": {"href": "/api/v1/automation/rules", "method": "POST"},
+                    },
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request):
+        query = au.AutomationRuleListQuery.parse(request)
+        self.actor.require("automation:read")
+        qs = scoped(AutomationRule, self.actor.tenant).filter(deleted_at__isnull=True)
+        # The cursor is the seed's one (a rule's id is a UUID like an execution's); ordered by
+        # created_at, so an execution list's cursor is refused here and the other way round.
+        rows, cursor = query_page(query, qs, Kind.AUTOMATION, "created_at")
+        return Response(
+            {
+                "data": au.AutomationRuleSerializer(rows, many=True).data,
+                "pagination": {
+                    "limit": query.validated_data["limit"],
+                    "next_cursor": cursor,
+                    "has_next": bool(cursor),
+                },
+                "_links": {
+                    "self": {"href": reverse("api-automation-rules"), "method": "GET"},
+                    "create": {"href": reverse("api-automation-rules"), "method": "POST"},
+                },
+            }
+        )
+
+    @extend_schema(
         operation_id="createAutomationRule",
         summary="Create automation rule",
         description="A rule fires on events of its trigger's type whose data meets all its "

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from executions import services
 from executions.idempotency import Claim
 from executions.kinds.runs import saved
-from executions.models import Kind, Run
+from executions.models import Kind, Run, SavedWorkflow
 from executions.tenancy import get_for_tenant, scoped
 
 from ..base import ApiView, query_page, valid_id
@@ -231,6 +231,40 @@ def wf_envelope_example(status: int) -> dict:
 
 class WorkflowCreateApi(ApiView):
     seed = "004"
+
+    @extend_schema(
+        operation_id="listWorkflows",
+        summary="List saved workflows",
+        description="The organization's saved workflows, newest first (createdAt), secrets "
+        "masked. `q` searches the name. Pass `nextCursor` back as `cursor`. Requires runs:read.",
+        tags=WF_TAG,
+        parameters=[rn.SavedWorkflowListQuery],
+        responses={
+            200: rn.SavedWorkflowListEnvelopeSerializer,
+            **errors("004", 400, 401, 403),
+        },
+        examples=[
+            OpenApiExample(
+                "200 Response",
+                value={
+                    "code": 200,
+                    "data": {"items": [EXAMPLE_WORKFLOW], "nextCursor": None},
+                    "message": "success",
+                    "requestId": "abc-123",
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request):
+        query = rn.SavedWorkflowListQuery.parse(request)
+        self.actor.require("runs:read")
+        # The seed's cursor (Kind.RUN's: a saved workflow's id is a string like a run's),
+        # ordered by createdAt, so a run list's cursor is refused here and the other way round.
+        qs = scoped(SavedWorkflow, self.actor.tenant)
+        rows, cursor = query_page(query, qs, Kind.RUN, "created_at")
+        data = {"items": rn.SavedWorkflowSerializer(rows, many=True).data, "nextCursor": cursor}
+        return Response(envelope(request, data))
 
     @_workflow_schema(
         201,

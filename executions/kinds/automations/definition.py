@@ -219,32 +219,10 @@ def create(tenant: Tenant, clean: dict) -> AutomationRule:
     return AutomationRule.objects.create(tenant=tenant, **clean)
 
 
-def _keep_masked_secrets(old: list, new: list) -> list[dict]:
-    """A rule read back (its secrets masked, as the API shows them) and PUT again keeps its
-    secrets: a secret whose value is the mask of the one at the same place is that one."""
-    kept = []
-    for index, action in enumerate(new):
-        before = old[index] if index < len(old) and isinstance(old[index], dict) else {}
-        action = dict(action)
-        for key in secrets.SECRET_MAPPINGS:
-            values, was = action.get(key), before.get(key)
-            if not isinstance(values, dict) or not isinstance(was, dict):
-                continue
-            action[key] = {
-                name: was[name]
-                if secrets.is_secret(value)
-                and secrets.is_secret(was.get(name))
-                and value["value"] == secrets.mask(was[name])
-                else value
-                for name, value in values.items()
-            }
-        kept.append(action)
-    return kept
-
-
 def update(rule: AutomationRule, clean: dict) -> AutomationRule:
     """Replace the rule's definition; a new version (executions already started keep theirs)."""
-    clean = {**clean, "actions": _keep_masked_secrets(rule.actions or [], clean["actions"])}
+    # A rule read back (its secrets masked, as the API shows them) and PUT again keeps them.
+    clean = {**clean, "actions": secrets.keep_masked(clean["actions"], rule.actions or [])}
     for name, value in clean.items():
         setattr(rule, name, value)
     rule.version += 1

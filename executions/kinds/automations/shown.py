@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+
 from ...work import secrets
 from ..base import unit_name
 from ..shown import Shown, log_lines, pretty
@@ -29,6 +31,11 @@ class AutomationShown(Shown):
 
     def attempts(self, obj):
         return obj.attempt
+
+    def definition(self, obj):
+        # Rules are edited in the admin (their actions checked there as by the API).
+        url = reverse("admin:executions_automationrule_change", args=[obj.automation_rule_id])
+        return f"rule {obj.automation_rule.name} (now v{obj.automation_rule.version})", url
 
     def extras(self, obj):
         actions = (obj.execution_context or {}).get("actions") or []

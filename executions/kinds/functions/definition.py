@@ -1,5 +1,7 @@
 """Checking a function when it is saved (not when it runs): its JavaScript compiles, its
-environment and limits are valid; a function without code names a registered handler."""
+environment and limits are valid, its trigger is one Redrive fires; a function without code names
+a registered handler. The one place: the admin (the model's clean()), the API's serializers and
+`manage.py apply` all call these."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from typing import Any
 
 from ... import work
 from ...errors import InvalidInput
+from ...work import javascript, secrets
+from .defining import TRIGGER_TYPES, valid_schedule
 
 # The unit's fields (executions.work.javascript) -> the Function's own.
 FIELDS = {"code": "code", "env": "environment", "limits": "timeout_ms"}
@@ -49,3 +53,33 @@ def function_field(field: str) -> str:
         return LIMIT_FIELDS.get(rest, "timeout_ms")
     name = FIELDS.get(head, head)
     return f"{name}.{rest}" if rest else name
+
+
+def clean_code(code: str) -> str:
+    """JavaScript compiled in V8 (a function's code is checked when saved), or InvalidInput."""
+    return javascript.validate({"code": code}, saving=True)["code"]
+
+
+def clean_environment(values: Any) -> dict[str, Any]:
+    """Names to values, each a string or a secret {"value": "...", "secret": true}."""
+    return secrets.validate_values(values, "environment", names=javascript.ENV_NAME_RE)
+
+
+def clean_trigger(trigger: Any) -> dict:
+    """Mudbase's FunctionTrigger of a type Redrive fires (http, webhook, cron with a schedule),
+    without its null fields; InvalidInput naming `trigger.type` or `trigger.schedule`."""
+    if not isinstance(trigger, dict):
+        raise InvalidInput("trigger must be an object", field="trigger")
+    trigger = {k: v for k, v in trigger.items() if v is not None}
+    kind = trigger.get("type")
+    if kind not in TRIGGER_TYPES:
+        raise InvalidInput(
+            f"trigger.type {kind!r} is not supported here (supported: {', '.join(TRIGGER_TYPES)})",
+            field="trigger.type",
+        )
+    if kind == "cron" and not valid_schedule(trigger.get("schedule")):
+        raise InvalidInput(
+            "trigger.schedule must be minutely, hourly, daily, weekly or a cron expression",
+            field="trigger.schedule",
+        )
+    return trigger

@@ -9,7 +9,8 @@ from django import forms
 
 from ...errors import InvalidInput
 from ...models import AuditEvent, Function
-from ...work import javascript, secrets
+from ...work import secrets
+from .definition import clean_environment
 
 
 class FunctionForm(forms.ModelForm):
@@ -41,18 +42,10 @@ class FunctionForm(forms.ModelForm):
     def clean_environment(self) -> dict:
         submitted = self.cleaned_data.get("environment") or {}
         try:
-            clean = secrets.validate_values(submitted, "environment", names=javascript.ENV_NAME_RE)
+            clean = clean_environment(submitted)
         except InvalidInput as exc:
             raise forms.ValidationError(str(exc)) from exc
-        for name, value in clean.items():
-            old = self.stored.get(name)
-            if (
-                secrets.is_secret(value)
-                and secrets.is_secret(old)
-                and value["value"] == secrets.mask(old)
-            ):
-                clean[name] = old
-        return clean
+        return secrets.keep_masked(clean, self.stored)
 
 
 def masked_environment(environment: dict | None) -> str:

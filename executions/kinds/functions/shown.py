@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+
 from ...work import secrets
 from ..shown import Shown
 
@@ -22,6 +24,11 @@ class FunctionShown(Shown):
 
     def api_args(self, tenant, obj):
         return [tenant.functions_project_id, obj.function_id, str(obj.pk)]
+
+    def definition(self, obj):
+        # Edited in the admin (a code editor field) as through the API: both make versions.
+        url = reverse("admin:executions_function_change", args=[obj.function_id])
+        return f"{obj.function.name} (now v{obj.function.version})", url
 
     def extras(self, obj):
         """The JavaScript that ran and its environment, each secret value masked."""

@@ -35,7 +35,6 @@ from urllib.parse import quote
 
 from ... import work
 from ...errors import InvalidInput
-from ...work import secrets
 
 TRIGGER = "trigger"
 ROOT = "root"  # the seed's alias of the trigger that fired
@@ -322,30 +321,6 @@ def _check_references(
                         f"{ref} references node {target!r}, which is not upstream of {node_id!r} "
                         "(add it to dependsOn, directly or through another node)",
                     )
-
-
-def keep_secrets(before: dict, after: dict) -> dict:
-    """`after` (a definition sent back as it was shown) with every secret shown masked and sent
-    back unchanged replaced by the stored value, so a GET-edit-PUT keeps the secrets."""
-    old_nodes = before.get("nodes") or {}
-    nodes = {}
-    for node_id, node in (after.get("nodes") or {}).items():
-        old = old_nodes.get(node_id) if isinstance(old_nodes.get(node_id), dict) else {}
-        node = dict(node) if isinstance(node, dict) else node
-        if isinstance(node, dict):
-            for key in secrets.SECRET_MAPPINGS:
-                values, stored = node.get(key), old.get(key)
-                if isinstance(values, dict) and isinstance(stored, dict):
-                    node[key] = {
-                        name: stored[name]
-                        if secrets.is_secret(value)
-                        and secrets.is_secret(stored.get(name))
-                        and value.get("value") == secrets.mask(stored[name])
-                        else value
-                        for name, value in values.items()
-                    }
-        nodes[node_id] = node
-    return {**after, "nodes": nodes} if isinstance(after.get("nodes"), dict) else after
 
 
 # --- starting a run -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from ... import idempotency as idempotency_store
 from ...errors import InvalidInput
 from ...models import Run, SavedWorkflow
 from ...tenancy import get_for_tenant
+from ...work import secrets
 from . import definition as definitions
 from .run import start_run
 
@@ -41,11 +42,13 @@ def create_workflow(
     definition: dict,
     description: str = "",
     idempotency: Claim | None = None,
+    durable: bool = True,
 ) -> SavedWorkflow:
+    """`durable=False`: inside the caller's transaction (manage.py apply's one for a file)."""
     actor.require(PERMISSION)
     if idempotency is not None and idempotency.outcome is not None:
         return SavedWorkflow.objects.get(pk=idempotency.outcome["new_id"], tenant=actor.tenant)
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=durable):
         workflow = SavedWorkflow.objects.create(
             tenant=actor.tenant,
             name=name,
@@ -59,18 +62,24 @@ def create_workflow(
 
 
 def update_workflow(
-    actor: Actor, workflow_id: str, *, name: str, definition: dict, description: str = ""
+    actor: Actor,
+    workflow_id: str,
+    *,
+    name: str,
+    definition: dict,
+    description: str = "",
+    durable: bool = True,
 ) -> SavedWorkflow:
     """Replace the workflow's name, description and definition; a changed definition is a new
     version. Runs already started keep the definition they snapshotted (a retry of one resumes
     that snapshot), new runs take this one."""
     actor.require(PERMISSION)
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=durable):
         # Locked: two concurrent saves make two versions, not one version twice.
         workflow = get_for_tenant(
             SavedWorkflow.objects.select_for_update(), actor.tenant, NOT_FOUND, pk=workflow_id
         )
-        definition = definitions.keep_secrets(workflow.definition, definition)
+        definition = secrets.keep_masked(definition, workflow.definition)
         if definition != workflow.definition:
             workflow.version += 1
         workflow.name, workflow.description = name, description

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+
+from ...models import SavedWorkflow
 from ..base import unit_name
 from ..shown import Shown, dependency_order, log_lines, pretty
 
@@ -22,6 +25,15 @@ class RunShown(Shown):
 
     def error(self, obj):
         return obj.error_message or obj.summary or ""
+
+    def definition(self, obj):
+        # A saved workflow is replaced through PUT /v1/workflows/{id} (the admin only shows
+        # it); a run started without one (the demo's) has none to link to.
+        saved = SavedWorkflow.objects.filter(tenant_id=obj.tenant_id, pk=obj.workflow_id)
+        name = saved.values_list("name", flat=True).first()
+        if name is None:
+            return None
+        return f"{name} (saved workflow)", reverse("api-run-workflow", args=[obj.workflow_id])
 
     def extras(self, obj):
         definition = obj.workflow_definition or {}

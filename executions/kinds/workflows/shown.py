@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+
 from ..base import unit_name
 from ..shown import Shown, dependency_order, log_lines, pretty
 from . import cognite as typed
@@ -22,6 +24,11 @@ class WorkflowShown(Shown):
 
     def api_args(self, tenant, obj):
         return [tenant.workflows_project, str(obj.pk)]
+
+    def definition(self, obj):
+        # The version's tasks, edited in the admin (or upserted again through Cognite's API).
+        url = reverse("admin:executions_workflow_change", args=[obj.workflow_id])
+        return f"{obj.workflow.external_id} version {obj.workflow.version}", url
 
     def error(self, obj):
         return obj.error_message or obj.reason_for_incompletion or ""
