@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path, re_path
 
-from . import views
+from . import views, workers
 
 KIND = r"(?P<kind>[a-z_]{1,32})"
 ID = r"(?P<object_id>[A-Za-z0-9_-]{1,64})"
@@ -25,4 +25,7 @@ urlpatterns = [
     path("keys/", views.api_keys, name="api_keys"),
     path("keys/<str:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("audit/", views.audit, name="audit"),
+    path("workers/", workers.workers, name="workers"),
+    path("workers/pause/", workers.pause_queue, name="pause_queue"),
+    path("workers/resume/", workers.resume_queue, name="resume_queue"),
 ]

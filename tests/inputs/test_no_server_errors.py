@@ -349,6 +349,9 @@ ENDPOINTS = (
         params=("kind", "actor", "source", "target", "bulk", "before"),
         console=True,
     ),
+    Endpoint("workers", "/workers/", console=True),
+    Endpoint("pause_queue", "/workers/pause/", ("POST",), form=("queue",), console=True),
+    Endpoint("resume_queue", "/workers/resume/", ("POST",), form=("queue",), console=True),
     # seed 000
     Endpoint(
         "api-functions",
