@@ -12,6 +12,7 @@ urlpatterns = [
     path("login/", views.ConsoleLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("", views.inbox, name="inbox"),
+    path("new/", views.inbox_new, name="inbox_new"),
     path("groups/", views.groups, name="groups"),
     path("chart/", views.chart, name="chart"),
     re_path(rf"^executions/{KIND}/{ID}/$", views.detail, name="detail"),

@@ -299,6 +299,7 @@ ENDPOINTS = (
     ),
     Endpoint("logout", "/logout/", ("POST",), ("next",), form=("next",), console=True),
     Endpoint("inbox", "/", params=(*FILTER_FIELDS, "cursor"), console=True),
+    Endpoint("inbox_new", "/new/", params=(*FILTER_FIELDS, "after"), console=True),
     Endpoint("groups", "/groups/", params=FILTER_FIELDS, console=True),
     Endpoint("chart", "/chart/", params=FILTER_FIELDS, console=True),
     Endpoint("detail", "/executions/{kind}/{object_id}/", console=True, real=ITEM),
