@@ -124,3 +124,54 @@ def test_the_workers_page_from_the_navigation_and_a_staff_pause(page, manifest) 
     shot(page, "workers.png")
     default.get_by_role("button", name="Resume").click()
     expect(default.locator(".state .badge")).to_have_text("running")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_chart_fits_its_window_and_says_what_it_counts(page, manifest) -> None:
+    sign_in(page, manifest, "alice")
+    caption = page.locator("figure#chart figcaption")
+    # Any time: the demo's week of history, a bar per day (not the last 24 hours).
+    expect(caption).to_contain_text("one bar per day")
+    assert 7 <= page.locator("figure#chart svg > g").count() <= 9
+    page.select_option("#f-range", "1h")
+    expect(caption).to_contain_text("one bar per minute")
+    assert 60 <= page.locator("figure#chart svg > g").count() <= 61
+    page.select_option("#f-range", "24h")
+    expect(caption).to_contain_text("one bar per hour")
+    assert 24 <= page.locator("figure#chart svg > g").count() <= 25
+    expect(caption).not_to_contain_text("per hour,")  # the count is the window's, not an hour's
+    shot(page, "chart-24h.png")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_group_spans_kinds_and_names_and_drills_into_all_of_them(page, manifest) -> None:
+    sign_in(page, manifest, "alice")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="By error").click()
+    rows = page.locator("table.groups tbody tr", has_text="connection reset by peer")
+    expect(rows).to_have_count(1)  # one group, whatever kind or name it happened in
+    assert rows.locator("span.kind").count() == 5
+    names = rows.locator(".names").inner_text().split(", ")
+    assert len(names) >= 5
+    shot(page, "groups.png")
+    rows.locator("td.err a").click()
+    expect(page.locator("p.chip", has_text="Error group")).to_be_visible()
+    kinds = set(page.locator("tbody#rows tr.row span.kind").all_inner_texts())
+    assert len(kinds) == 5
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_one_search_box_finds_an_id_prefix_and_the_name_a_part(page, manifest) -> None:
+    job_id = manifest["acme"]["jobs"]["failed"]
+    sign_in(page, manifest, "alice")
+    page.fill("#f-q", job_id[:23])
+    rows = page.locator("tbody#rows tr.row")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_id(f"row-job-{job_id}")
+    page.fill("#f-q", "")
+    page.fill("#f-name", "install")  # package.install
+    expect(page).to_have_url(re.compile(r"name=install"))
+    expect(rows.first).to_be_visible()
+    assert set(rows.locator("span.kind").all_inner_texts()) == {"Job"}
