@@ -137,3 +137,46 @@ def test_a_paused_queue_is_not_taken_by_a_real_worker_until_resumed(
         lambda: AutomationExecution.objects.get(pk=cast.automation.pk).status == "completed",
         message="the automation, once its queue is resumed",
     )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_paused_rq_queue_is_not_taken_by_a_real_rq_worker_until_resumed(
+    worker_process, wait_until, redis_url
+) -> None:
+    import redis
+    from django.contrib.auth.models import User
+
+    from executions.models import Job, Membership, Tenant
+    from tests.test_scale_out import failed_job, retry
+
+    acme = Tenant.objects.create(slug="acme", name="Acme", workflows_project="acme-prod")
+    alice = User.objects.create_user("alice", is_staff=True)
+    Membership.objects.create(user=alice, tenant=acme, role="admin")
+    me = Actor.for_user(alice, acme, source="console")
+    env = {"REDRIVE_TASKS": "rq", "REDIS_URL": redis_url}
+    connection = redis.Redis.from_url(redis_url)
+    queue_control.set_paused(me, "host-_any", True)
+    worker_process("web-1", env=env)
+    wait_until(
+        lambda: WorkerHeartbeat.objects.filter(queues=["default", "host-web-1"]).exists(),
+        timeout=60,
+        message="the RQ worker's first look at the paused queues",
+    )
+
+    paused = retry(failed_job(acme), env)  # for any host: the paused queue
+    running = retry(failed_job(acme), env, target="web-1")
+    wait_until(
+        lambda: Job.objects.filter(pk=running.pk, status="completed").exists(),
+        timeout=60,
+        message="the job on the queue that is not paused",
+    )
+    assert Job.objects.get(pk=paused.pk).status == "unprocessed"
+    assert connection.llen("rq:queue:host-_any") == 1  # still queued, not taken
+
+    queue_control.set_paused(me, "host-_any", False)
+    wait_until(
+        lambda: Job.objects.filter(pk=paused.pk, status="completed").exists(),
+        timeout=60,
+        message="the job, once its queue is resumed",
+    )
