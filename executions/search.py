@@ -4,9 +4,10 @@ order ("timed out" finds "read timed out after 60s", "refused 10.0.4.17" finds "
 10.0.4.17:5432 refused after 3 attempts").
 
 What looks like an id is looked up as one only: hex digits and dashes with at least one digit and
-one letter (a uuid's or an object id's start), or a run id (`run_...`). Such a search reads a range
-of the primary key, not every message of the tenant (bench/inbox.py, id_search_p95_ms); a search
-like "E11000 duplicate" has a space, so it searches the text.
+one letter (a uuid's or an object id's start), or a run id (`run_...`). Such a search reads a
+range of the primary key, not every message of the tenant (bench/inbox.py, id_search_p95_ms); a
+search like "E11000 duplicate" has a space, so it searches the text. Six digits (and dashes) or more
+(a number, a date, or an id's start that happens to hold no letter) match either.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.db.models import Model, Q, UUIDField
 MIN_ID = 6
 _HEX_ID = re.compile(r"^(?=.*[0-9])(?=.*[a-f])[0-9a-f-]{6,64}$")
 _RUN_ID = re.compile(r"^run_[0-9a-f]{2,60}$")
+_DIGITS = re.compile(r"^(?=.*[0-9])[0-9-]{6,64}$")
 
 
 def looks_like_id(q: str) -> bool:
@@ -30,10 +32,11 @@ def condition(model: type[Model], q: str) -> Q:
     """What `q` selects among `model`'s items (tenant and status are the filter's)."""
     if looks_like_id(q):
         return id_prefix(model, q.lower())
-    words = q.split()
     cond = Q()
-    for word in words:
+    for word in q.split():
         cond &= Q(error_message__icontains=word)
+    if _DIGITS.match(q):  # a number in a message, or the start of an id: both
+        cond |= id_prefix(model, q)
     return cond
 
 

@@ -109,10 +109,16 @@ def group_by_fingerprint(
 
 def _summaries(tenant: Tenant, flt: FailureFilter, groups: list[Group]) -> None:
     """A group without a message shows what its kind shows for such a failure (a run's
-    summary, say): one failure of it read per kind it spans."""
+    summary, say): its last failure of a kind it spans, read by the failed index at its time."""
     for group in groups:
-        for kind in group.by_kind:
-            obj = flt.queryset(kind, tenant).filter(fingerprint=group.fingerprint).first()
+        for kind, part in group.by_kind.items():
+            field = kinds.get(kind).time_field
+            failed = flt.queryset(kind, tenant).filter(fingerprint=group.fingerprint)
+            # (The counts' last time may be of a failure that has since changed: then the
+            # newest of the rest, still by the index.)
+            obj = failed.filter(**{field: part.last_seen}).first() or (
+                failed.order_by(f"-{field}").first()
+            )
             text = kinds.get(kind).shown.error(obj) if obj is not None else ""
             if text:
                 group.sample = group.by_kind[kind].sample = text

@@ -188,7 +188,30 @@ def test_the_api_searches_the_same(tenant, items, admin) -> None:
     Membership.objects.filter(user=admin.user).update(role=Role.ADMIN)
     client = Client()
     client.force_login(admin.user)
-    body = client.get("/api/failures", {"q": pk[:10]}).json()
+    body = client.get("/api/failures", {"q": pk[:23]}).json()
     assert [(i["kind"], i["id"]) for i in body["items"]] == [("job", pk)]
     by_name = client.get("/api/failures", {"name": "install"}).json()
     assert len(by_name["items"]) == 2
+
+
+def test_six_digits_are_an_ids_start_or_a_number_in_the_text(tenant) -> None:
+    import uuid
+
+    def job(pk: str, message: str) -> str:
+        return str(
+            Job.objects.create(
+                tenant=tenant,
+                job_id=uuid.UUID(pk),
+                operation={"type": "backup.run", "data": {}},
+                operation_type="backup.run",
+                status="failed",
+                error_message=message,
+            ).pk
+        )
+
+    by_id = job("12345678-1234-4234-8234-123456789abc", "disk full")
+    by_text = job("abcdef00-1234-4234-8234-123456789abc", "quota 1234567 exceeded")
+    job("fedcba00-1234-4234-8234-123456789abc", "disk full")
+    for q, expected in (("123456", {by_id, by_text}), ("12345678-12", {by_id})):
+        found = {r.id for r in selectors.inbox(tenant, filters.parse({"q": q})).rows}
+        assert found == expected, q
