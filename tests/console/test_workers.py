@@ -3,7 +3,10 @@ depth and oldest item; pausing a queue stops real workers from taking its tasks 
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -14,8 +17,22 @@ from executions import queues as queue_control
 from executions import services
 from executions.models import AuditEvent, AutomationExecution, QueuePause, WorkerHeartbeat
 from executions.tenancy import Actor
+from tests.conftest import ROOT, worker_env
 
 pytestmark = pytest.mark.django_db
+
+SHOW_QUEUES = """
+import json
+from executions import queues
+rows = queues.workers()
+print(json.dumps({
+    "queues": {
+        q.name: {"depth": q.depth, "oldest": q.oldest is not None, "paused": q.pause is not None}
+        for q in queues.queues(rows)
+    },
+    "workers": [[w.hostname, w.live, w.queues] for w in rows],
+}))
+"""
 
 
 @pytest.fixture
@@ -117,7 +134,7 @@ def test_a_paused_queue_is_not_taken_by_a_real_worker_until_resumed(
     worker = worker_process(hostname="web-1")
     # The worker says what it asks for: its own queues less the paused one.
     wait_until(
-        lambda: WorkerHeartbeat.objects.filter(queues__contains=["host-web-1"]).exists(),
+        lambda: any("host-web-1" in b.queues for b in WorkerHeartbeat.objects.all()),
         message="the worker's first look at the paused queues",
     )
     (beat,) = WorkerHeartbeat.objects.all()
@@ -159,7 +176,7 @@ def test_a_paused_rq_queue_is_not_taken_by_a_real_rq_worker_until_resumed(
     queue_control.set_paused(me, "host-_any", True)
     worker_process("web-1", env=env)
     wait_until(
-        lambda: WorkerHeartbeat.objects.filter(queues=["default", "host-web-1"]).exists(),
+        lambda: [b.queues for b in WorkerHeartbeat.objects.all()] == [["default", "host-web-1"]],
         timeout=60,
         message="the RQ worker's first look at the paused queues",
     )
@@ -173,6 +190,20 @@ def test_a_paused_rq_queue_is_not_taken_by_a_real_rq_worker_until_resumed(
     )
     assert Job.objects.get(pk=paused.pk).status == "unprocessed"
     assert connection.llen("rq:queue:host-_any") == 1  # still queued, not taken
+    # What the workers page reads on RQ (RQ's own Queue and Worker API), in a process on RQ.
+    shown = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", SHOW_QUEUES],
+        cwd=ROOT,
+        env=worker_env(env=env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    stats = json.loads(shown.strip().splitlines()[-1])
+    assert stats["queues"]["host-_any"] == {"depth": 1, "oldest": True, "paused": True}
+    assert stats["queues"]["host-web-1"]["paused"] is False
+    assert stats["workers"] == [["web-1", True, ["default", "host-web-1"]]]
 
     queue_control.set_paused(me, "host-_any", False)
     wait_until(
