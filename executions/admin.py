@@ -53,6 +53,7 @@ from .models import (
     Kind,
     Membership,
     OutboxEvent,
+    QueuePause,
     Role,
     Run,
     SavedWorkflow,
@@ -760,3 +761,14 @@ class WorkerHeartbeatAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = ("worker_id", "hostname", "pid", "started_at", "seen_at")
     search_fields = ("worker_id", "hostname")
     ordering = ("-seen_at",)
+
+
+@admin.register(QueuePause)
+class QueuePauseAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """The paused queues (paused and resumed on the console's workers page, audited there).
+    Shared by every tenant: superusers only."""
+
+    tenant_path = None
+
+    list_display = ("queue_name", "paused_by", "paused_at")
+    ordering = ("queue_name",)
