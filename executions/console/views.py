@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -177,7 +178,10 @@ def inbox_new(request: HttpRequest) -> HttpResponse:
             raise error
         after = validation.iso_datetime(request.GET.get("after", ""), "after")
     except InvalidInput as exc:
-        return HttpResponse(f"{exc.message}\n", status=400, content_type="text/plain")
+        return HttpResponse(
+            format_html('<div class="msg msg-error" role="alert">{}</div>', exc.message),
+            status=400,
+        )
     newer = replace(flt, since=max(flt.since, after) if flt.since else after)
     count, capped = (0, False) if flt.until else selectors.matching_count(request.tenant, newer)
     query = _query_without(request, "after")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from executions import queues as queue_control
@@ -42,7 +43,10 @@ def _set_paused(request: HttpRequest, pause: bool) -> HttpResponse:
     try:
         changed = queue_control.set_paused(request.actor, name, pause)
     except InvalidInput as exc:
-        return HttpResponse(f"{exc.message}\n", status=400, content_type="text/plain")
+        return HttpResponse(
+            format_html('<div class="msg msg-error" role="alert">{}</div>', exc.message),
+            status=400,
+        )
     verb = "Paused" if pause else "Resumed"
     if changed:
         messages.success(request, f"{verb} queue {name}")
