@@ -107,6 +107,10 @@ def main() -> None:
         "deep_page": f"/?cursor={cursor}",
         "detail": f"/executions/automation/{failed.pk}/",
         "chart": "/chart/?range=7d",
+        "id_search": f"/?q={str(failed.pk)[:8]}",  # an id prefix: any kind's, 6+ characters
+        "chart_1h": "/chart/?range=1h",
+        "chart_24h": "/chart/?range=24h",
+        "chart_30d": "/chart/?range=30d",
     }
     worst = ("", 0.0)
     for name, url in pages.items():

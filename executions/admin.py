@@ -58,6 +58,7 @@ from .models import (
     Kind,
     Membership,
     OutboxEvent,
+    QueuePause,
     Role,
     Run,
     SavedWorkflow,
@@ -912,3 +913,14 @@ class WebhookAttemptAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = ("id", "subscription", "number", "at", "response_status", "ok", "duration_ms")
     list_filter = ("tenant", "ok")
     list_select_related = ("subscription",)
+
+
+@admin.register(QueuePause)
+class QueuePauseAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """The paused queues (paused and resumed on the console's workers page, audited there).
+    Shared by every tenant: superusers only."""
+
+    tenant_path = None
+
+    list_display = ("queue_name", "paused_by", "paused_at")
+    ordering = ("queue_name",)

@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import kinds as registry
-from . import validation
+from . import search, validation
 from .errors import InvalidInput
 from .models import Tenant
 
@@ -76,11 +76,11 @@ class FailureFilter:
         if self.until:
             qs = qs.filter(**{f"{meta.time_field}__lt": self.until})
         if self.q:
-            qs = qs.filter(error_message__icontains=self.q)
+            qs = qs.filter(search.condition(meta.model, self.q))
         if self.fingerprint:
             qs = qs.filter(fingerprint=self.fingerprint)
         if self.name:
-            qs = qs.filter(**{meta.name_field: self.name})
+            qs = qs.filter(**{f"{meta.name_field}__icontains": self.name})
         return qs
 
     def querysets(self, tenant: Tenant) -> dict[str, QuerySet]:

@@ -1,7 +1,8 @@
 """Error fingerprints: "the same failure" regardless of the ids, numbers and values in its message.
 
-fingerprint = kind + handler + error type + the message with quoted values, uuids, hex ids, IPs and
-numbers normalised away, hashed to 16 hex characters.
+fingerprint = the message with quoted values, uuids, hex ids, IPs and numbers normalised away,
+hashed to 16 hex characters: the same error is one group whichever kinds and names it happens in
+(issue 20). Only a failure without a message is told apart by its kind, handler and error type.
 """
 
 from __future__ import annotations
@@ -32,5 +33,6 @@ def normalise(message: str | None) -> str:
 
 
 def fingerprint(kind: str, handler: str, error_type: str, message: str | None) -> str:
-    basis = "\x1f".join((kind, handler or "", error_type or "", normalise(message)))
+    text = normalise(message)
+    basis = text if text else "\x1f".join((kind, handler or "", error_type or "", text))
     return hashlib.sha1(basis.encode(), usedforsecurity=False).hexdigest()[:16]

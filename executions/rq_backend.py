@@ -17,12 +17,13 @@ RQ handle its started jobs as abandoned right then (give_back_abandoned_jobs).
 from __future__ import annotations
 
 import logging
+import time
 from functools import cache
 
 from django_rq.queues import DjangoRQ
 from django_tasks_rq.backend import RQBackend, failed_callback
 from rq import Retry
-from rq.exceptions import AbandonedJobError
+from rq.exceptions import AbandonedJobError, DequeueTimeout
 from rq.executions import Execution
 from rq.job import Callback
 from rq.registry import StartedJobRegistry
@@ -60,6 +61,33 @@ class RedeliveringQueue(DjangoRQ):
             on_failure=on_failure,
             **kwargs,
         )
+
+
+# The queues this worker process saw paused (executions/queues.follow_pauses sets it), and how
+# long at most an idle worker blocks on Redis before it looks again, so a pause takes within that.
+paused_here: frozenset[str] = frozenset()
+PAUSE_WAIT_SECONDS = 1
+
+
+class PausingQueue(RedeliveringQueue):
+    """The worker's queue class: it asks Redis only for the queues not paused."""
+
+    @classmethod
+    def dequeue_any(cls, queues, timeout, connection, **kwargs):
+        wanted = [q for q in queues if q.name not in paused_here]
+        if timeout is not None:
+            timeout = min(timeout, PAUSE_WAIT_SECONDS)
+        if not wanted:
+            if timeout is None:  # a burst worker: nothing it may take
+                return None
+            time.sleep(timeout)
+            raise DequeueTimeout(timeout, [q.key for q in queues])
+        return super().dequeue_any(wanted, timeout, connection, **kwargs)
+
+
+def connection():
+    """The Redis connection of the queues (the same for every queue name)."""
+    return _queue("default").connection
 
 
 def job_failed(job, connection, exc_type, exc_value, traceback) -> None:

@@ -235,6 +235,8 @@ if REDRIVE_HOST_GONE_SECONDS < REDRIVE_LEASE_SECONDS:
 REDRIVE_SYNC_WAIT_GRACE_MS = env_int("REDRIVE_SYNC_WAIT_GRACE_MS", 2000)
 # How often each worker looks for due cron functions (ms); each tick fires once however many look.
 REDRIVE_CRON_CHECK_MS = env_int("REDRIVE_CRON_CHECK_MS", 1000, minimum=10)
+# How often an open inbox asks whether new failures match its filter ("3 new failures — show").
+REDRIVE_INBOX_POLL_SECONDS = env_int("REDRIVE_INBOX_POLL_SECONDS", 10, minimum=1)
 # Seed 000's public webhook trigger: when set, callers must send it as X-Webhook-Secret.
 REDRIVE_FUNCTION_WEBHOOK_SECRET = os.environ.get("REDRIVE_FUNCTION_WEBHOOK_SECRET", "")
 # How many database connections one bulk retry's batches run on at once (PostgreSQL).

@@ -59,7 +59,10 @@ def chart(series: Series) -> dict:
             h = plot_h * count / top
             y -= h
             segments.append(Segment(kind, round(y, 2), round(h, 2), count))
-        if series.unit == "hour":
+        if series.unit == "minute":
+            label = bucket.start.strftime("%H:%M")
+            title_when = bucket.start.strftime("%Y-%m-%d %H:%M UTC")
+        elif series.unit == "hour":
             label = bucket.start.strftime("%H:00")
             title_when = bucket.start.strftime("%Y-%m-%d %H:00 UTC")
         else:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path, re_path
 
-from . import views, webhooks
+from . import views, webhooks, workers
 
 KIND = r"(?P<kind>[a-z_]{1,32})"
 ID = r"(?P<object_id>[A-Za-z0-9_-]{1,64})"
@@ -12,6 +12,7 @@ urlpatterns = [
     path("login/", views.ConsoleLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("", views.inbox, name="inbox"),
+    path("new/", views.inbox_new, name="inbox_new"),
     path("groups/", views.groups, name="groups"),
     path("chart/", views.chart, name="chart"),
     re_path(rf"^executions/{KIND}/{ID}/$", views.detail, name="detail"),
@@ -36,4 +37,7 @@ urlpatterns = [
         webhooks.webhook_action,
         name="webhook_action",
     ),
+    path("workers/", workers.workers, name="workers"),
+    path("workers/pause/", workers.pause_queue, name="pause_queue"),
+    path("workers/resume/", workers.resume_queue, name="resume_queue"),
 ]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -16,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -167,6 +170,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
         count=count,
         capped=capped,
         title="Failures",
+        rendered_at=timezone.now().isoformat(),
+        poll_seconds=settings.REDRIVE_INBOX_POLL_SECONDS,
     )
     if more:
         return render(request, "console/inbox.html#rows", context)
@@ -174,6 +179,28 @@ def inbox(request: HttpRequest) -> HttpResponse:
         # 200 even for a bad filter: htmx swaps only 2xx answers, and the message is the answer.
         return _pushed(request, render(request, "console/inbox.html#results", context))
     return render(request, "console/inbox.html", context, status=400 if error else 200)
+
+
+@require_GET
+@console_view()
+def inbox_new(request: HttpRequest) -> HttpResponse:
+    """How many failures matching the inbox's filter came after `after` (when the list was
+    rendered): what the open inbox polls for its "3 new failures — show"."""
+    flt, error = _filter_or_error(request)
+    try:
+        if error is not None:
+            raise error
+        after = validation.iso_datetime(request.GET.get("after", ""), "after")
+    except InvalidInput as exc:
+        return HttpResponse(
+            format_html('<div class="msg msg-error" role="alert">{}</div>', exc.message),
+            status=400,
+        )
+    newer = replace(flt, since=max(flt.since, after) if flt.since else after)
+    count, capped = (0, False) if flt.until else selectors.matching_count(request.tenant, newer)
+    query = _query_without(request, "after")
+    context = {"new_count": count, "new_capped": capped, "filter_query": query}
+    return render(request, "console/inbox.html#new", context)
 
 
 @require_GET

@@ -21,6 +21,7 @@ from .evidence import (
 )
 from .functions import Function, FunctionExecution, FunctionVersion
 from .jobs import Job, JobEvent
+from .queues import QueuePause
 from .runs import Run, SavedWorkflow
 from .tenancy import (
     ApiKey,
@@ -57,6 +58,7 @@ __all__ = [
     "Leased",
     "Membership",
     "OutboxEvent",
+    "QueuePause",
     "Role",
     "Run",
     "SavedWorkflow",

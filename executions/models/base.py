@@ -69,6 +69,8 @@ class WorkerHeartbeat(models.Model):
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField(default=timezone.now)
     seen_at = models.DateTimeField(default=timezone.now)
+    # The queues it asks for now: its own less the paused ones (executions/queues.py).
+    queues = models.JSONField(default=list, blank=True)
 
 
 class Failure(models.Model):

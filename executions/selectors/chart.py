@@ -1,4 +1,4 @@
-"""Failures over time: counts per hour or per day and kind, for the inbox's chart."""
+"""Failures over time: counts per minute, hour or day and kind, for the inbox's chart."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class Bucket:
 
 @dataclass
 class Series:
-    unit: str  # "hour" | "day"
+    unit: str  # "minute" | "hour" | "day"
     start: datetime
     end: datetime
     buckets: list[Bucket]
@@ -42,20 +42,26 @@ class Series:
         return max((b.total for b in self.buckets), default=0)
 
 
-MAX_DAYS = 90
+MAX_DAYS = 400
+# The bucket that fits a window: (the longest window it is used for, the bucket's length).
+UNITS = (
+    ("minute", timedelta(hours=2), timedelta(minutes=1)),
+    ("hour", timedelta(hours=48), timedelta(hours=1)),
+    ("day", timedelta(days=MAX_DAYS), timedelta(days=1)),
+)
+DEFAULT_WINDOW = timedelta(hours=24)  # "any time" with nothing failed yet
 
 
 def failures_over_time(tenant: Tenant, flt: FailureFilter, now: datetime | None = None) -> Series:
-    """Failure counts per hour (windows up to 48 h; the last 24 h when the filter has no start) or
-    per day (longer windows, at most the last MAX_DAYS), per kind, following the filter."""
+    """Failure counts per kind over the filter's window (from its first matching failure when it
+    has no start; at most the last MAX_DAYS), per minute (windows up to 2 h), hour (up to 48 h)
+    or day."""
     now = now or timezone.now()
     end = min(flt.until or now, now)
-    start = flt.since or end - timedelta(hours=24)
-    if end - start > timedelta(days=MAX_DAYS):
-        start = end - timedelta(days=MAX_DAYS)
-    unit = "hour" if end - start <= timedelta(hours=48) else "day"
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
-    first = rollup.truncate(start, unit)
+    start = flt.since or _first_failure(tenant, flt, end) or end - DEFAULT_WINDOW
+    start = max(start, end - timedelta(days=MAX_DAYS))
+    unit, step = next((u, step) for u, longest, step in UNITS if end - start <= longest)
+    first = _floor(start, unit)
     buckets: dict[datetime, Bucket] = {}
     t = first
     while t < end:
@@ -70,9 +76,28 @@ def failures_over_time(tenant: Tenant, flt: FailureFilter, now: datetime | None 
     return Series(unit=unit, start=start, end=end, buckets=list(buckets.values()))
 
 
+def _floor(when: datetime, unit: str) -> datetime:
+    if unit == "minute":
+        return when.astimezone(timezone.UTC).replace(second=0, microsecond=0)
+    return rollup.truncate(when, unit)
+
+
+def _first_failure(tenant: Tenant, flt: FailureFilter, end: datetime) -> datetime | None:
+    """When the oldest failure matching `flt` happened: each kind's first by its failed index."""
+    firsts = [
+        qs.filter(**{f"{kinds.get(kind).time_field}__lt": end})
+        .order_by(kinds.get(kind).time_field)
+        .values_list(kinds.get(kind).time_field, flat=True)
+        .first()
+        for kind, qs in flt.querysets(tenant).items()
+    ]
+    return min(filter(None, firsts), default=None)
+
+
 def _counts_over_time(tenant: Tenant, flt: FailureFilter, unit: str):
-    """(kind, bucket start, count) for the failures matching `flt`."""
-    counted, edges = rollup.counted(tenant, flt)
+    """(kind, bucket start, count) for the failures matching `flt`. The rollup holds hours: a
+    chart per minute counts the rows (its window is at most two hours)."""
+    counted, edges = rollup.counted(tenant, flt) if unit != "minute" else (None, [flt])
     if counted is not None:
         for r in (
             counted.order_by()

@@ -28,6 +28,10 @@ class Group:
     sample: str = ""
     by_kind: dict[str, Group] = field(default_factory=dict)  # the same, per kind
 
+    @property
+    def sorted_names(self) -> list[str]:
+        return sorted(self.names)
+
     def add(self, kind: str, n: int, first, last, sample: str | None, name: str | None) -> None:
         self.count += n
         self.first_seen = min(filter(None, (self.first_seen, first)), default=None)
@@ -74,25 +78,51 @@ def group_by_fingerprint(
                 r["sample_text"],
                 names.get((r["kind"], r["source"])),
             )
+    # Per name too: a group lists every name it spans, not one of them.
     per_edge = [
         qs.order_by()
-        .annotate(k=Value(kind))
-        .values("k", "fingerprint")
+        .annotate(k=Value(kind), shown_name=Cast(kinds.get(kind).name_field, TextField()))
+        .values("k", "fingerprint", "shown_name")
         .annotate(
             total=Count("pk"),
             first=Min(kinds.get(kind).time_field),
             last=Max(kinds.get(kind).time_field),
             sample_text=Max("error_message"),
-            name=Cast(Max(kinds.get(kind).name_field), TextField()),
         )
         for edge in edges
         for kind, qs in edge.querysets(tenant).items()
     ]
     for r in rollup.union_all(per_edge):
         add(
-            r["k"], r["fingerprint"], r["total"], r["first"], r["last"], r["sample_text"], r["name"]
+            r["k"],
+            r["fingerprint"],
+            r["total"],
+            r["first"],
+            r["last"],
+            r["sample_text"],
+            r["shown_name"],
         )
-    return biggest_first(groups.values())[:limit]
+    found = biggest_first(groups.values())[:limit]
+    _summaries(tenant, flt, [g for g in found if not g.sample])
+    return found
+
+
+def _summaries(tenant: Tenant, flt: FailureFilter, groups: list[Group]) -> None:
+    """A group without a message shows what its kind shows for such a failure (a run's
+    summary, say): its last failure of a kind it spans, read by the failed index at its time."""
+    for group in groups:
+        for kind, part in group.by_kind.items():
+            field = kinds.get(kind).time_field
+            failed = flt.queryset(kind, tenant).filter(fingerprint=group.fingerprint)
+            # (The counts' last time may be of a failure that has since changed: then the
+            # newest of the rest, still by the index.)
+            obj = failed.filter(**{field: part.last_seen}).first() or (
+                failed.order_by(f"-{field}").first()
+            )
+            text = kinds.get(kind).shown.error(obj) if obj is not None else ""
+            if text:
+                group.sample = group.by_kind[kind].sample = text
+                break
 
 
 def biggest_first(groups) -> list[Group]:

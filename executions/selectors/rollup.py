@@ -42,7 +42,7 @@ def counted(tenant: Tenant, flt: FailureFilter) -> tuple[QuerySet | None, list[F
         elif not statuses:
             cond |= Q(kind=kind, state="resolved")
         if flt.name:
-            cond &= Q(source__in=_sources_named(tenant, kind, flt.name))
+            cond &= _named(tenant, kind, flt.name)
         per_kind.append(cond)
     if not per_kind:
         return FailureCount.objects.none(), []
@@ -71,15 +71,14 @@ def ceil_hour(when: datetime) -> datetime:
     return floor if floor == when else floor + HOUR
 
 
-def _sources_named(tenant: Tenant, kind: str, name: str) -> list[str]:
+def _named(tenant: Tenant, kind: str, name: str) -> Q:
+    """The sources whose name holds `name` (the name filter matches a part of a name)."""
     lookup = kinds.get(kind).shown.name_lookup()
     if lookup is None:
-        return [name]
+        return Q(source__icontains=name)
     model, attr = lookup
-    return [
-        str(pk)
-        for pk in model.objects.filter(tenant=tenant, **{attr: name}).values_list("pk", flat=True)
-    ]
+    named = model.objects.filter(tenant=tenant, **{f"{attr}__icontains": name})
+    return Q(source__in=[str(pk) for pk in named.values_list("pk", flat=True)])
 
 
 def source_names(rows: list[dict]) -> dict[tuple[str, str], str]:

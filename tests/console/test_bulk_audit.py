@@ -81,7 +81,7 @@ def test_a_bulk_writes_one_audit_row_and_the_audit_still_shows_every_item(login,
     audit = detail.decode().split('id="h-audit"')[1]
     assert '<td data-label="Who" class="mono">user:alice</td>' in audit
     assert '<span class="tag">bulk</span>' in audit
-    assert "retry <span class=\"muted small\">(failed → pending)</span>" in audit
+    assert 'retry <span class="muted small">(failed → pending)</span>' in audit
 
     # Another tenant sees none of it.
     assert not rows(login("carol").get(reverse("audit")).content.decode())

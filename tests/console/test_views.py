@@ -388,21 +388,22 @@ def test_the_chart_follows_the_filter_and_counts_in_a_few_queries(
     assert response.status_code == 200
     page = response.content.decode()
     assert page.lstrip().startswith('<figure id="chart"')
-    assert "<strong>2</strong> failures per hour" in page
+    # The cast failed a moment ago: "any time" is from the first failure, a bar per minute.
+    assert "<strong>2</strong> failures from " in page and "one bar per minute" in page
     assert page.count('class="seg kind-job"') == 1
     assert "kind-automation" not in page.split("</figcaption>")[1]
-    # sign-in (4) + the counts: one query per kind (SQLite), or on PostgreSQL the hourly rollup
-    # plus the two partial hours at the window's edges per kind
-    with django_assert_max_num_queries(4 + 1 + 2 * 5):
+    # sign-in (4) + the first failure per kind (5) + the counts: one query per kind (SQLite), or
+    # on PostgreSQL the hourly rollup plus the two partial hours at the window's edges per kind
+    with django_assert_max_num_queries(4 + 5 + 1 + 2 * 5):
         everything = client.get(reverse("chart")).content.decode()
     failed = sum(
         meta.model.objects.filter(tenant=cast.acme, status__in=meta.failed_statuses).count()
         for meta in kinds.KINDS
     )
     assert failed > 2
-    assert f"<strong>{failed}</strong> failures per hour" in everything
+    assert f"<strong>{failed}</strong> failures from " in everything
     per_day = client.get(reverse("chart"), {"range": "7d"}).content.decode()
-    assert "failures per day" in per_day
+    assert "one bar per day" in per_day
     assert client.get(reverse("chart"), {"kind": "nope"}).status_code == 400
 
 
@@ -415,7 +416,15 @@ def test_group_by_error_has_one_row_per_fingerprint(login, cast) -> None:
     assert "<title>Failures by error · Redrive</title>" in page
     fp = cast.automation.fingerprint
     assert page.count(f"fingerprint={fp}") == 2  # the group link and "retry this group"
-    assert re.search(r'data-label="Count" class="num"><strong>4</strong>', page)
+    # The flaky handler's "connection reset by peer" of the other kinds is the same group.
+    total = sum(
+        meta.model.objects.filter(
+            tenant=cast.acme, status__in=meta.failed_statuses, fingerprint=fp
+        ).count()
+        for meta in kinds.KINDS
+    )
+    assert total > 4
+    assert re.search(rf'data-label="Count" class="num"><strong>{total}</strong>', page)
     assert "Retry this group" in page
 
 

@@ -313,6 +313,7 @@ ENDPOINTS = (
     ),
     Endpoint("logout", "/logout/", ("POST",), ("next",), form=("next",), console=True),
     Endpoint("inbox", "/", params=(*FILTER_FIELDS, "cursor"), console=True),
+    Endpoint("inbox_new", "/new/", params=(*FILTER_FIELDS, "after"), console=True),
     Endpoint("groups", "/groups/", params=FILTER_FIELDS, console=True),
     Endpoint("chart", "/chart/", params=FILTER_FIELDS, console=True),
     Endpoint("detail", "/executions/{kind}/{object_id}/", console=True, real=ITEM),
@@ -432,6 +433,9 @@ ENDPOINTS = (
         params=("kind", "actor", "source", "target", "bulk", "before", "item"),
         console=True,
     ),
+    Endpoint("workers", "/workers/", console=True),
+    Endpoint("pause_queue", "/workers/pause/", ("POST",), form=("queue",), console=True),
+    Endpoint("resume_queue", "/workers/resume/", ("POST",), form=("queue",), console=True),
     # seed 000
     Endpoint(
         "api-functions",

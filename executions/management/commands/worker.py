@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connections
 
 from executions import failure_counts, heartbeats, leases, queueing, reaper
+from executions import queues as queue_control
 from executions.kinds.functions.starting import fire_due_cron
 from executions.kinds.jobs.run import ANY_HOST, fail_jobs_of_gone_hosts
 from executions.validation import HOSTNAME_RE
@@ -32,6 +33,23 @@ log = logging.getLogger("redrive.worker")
 # reaper gives back); each look costs ~0.1% of a core per look/s (bench/README.md, "Sync retry").
 # On SQLite each look takes the database's write lock, so it looks less often.
 IDLE_INTERVAL = {"postgresql": 0.2, "other": 0.2}
+
+
+def follow_pauses(worker, queues: list[str], heartbeat: heartbeats.Heartbeat) -> None:
+    """Ask the backend only for the queues not paused (the console's workers page pauses them):
+    django-tasks-db's Worker reads `queue_names` on each look; on RQ, PausingQueue reads
+    `rq_backend.paused_here`."""
+    if settings.REDRIVE_TASKS == "rq":
+        from executions import rq_backend
+
+        def apply(asked: list[str]) -> None:
+            rq_backend.paused_here = frozenset(queues) - frozenset(asked)
+    else:
+
+        def apply(asked: list[str]) -> None:
+            worker.queue_names = asked
+
+    queue_control.follow_pauses(queues, heartbeat, apply)
 
 
 def reaper_round(queues: list[str]) -> None:
@@ -129,6 +147,7 @@ class Command(BaseCommand):
         )
         worker.configure_signals()
         heartbeat.start()
+        follow_pauses(worker, queues, heartbeat)
         try:
             while True:
                 try:
@@ -160,11 +179,13 @@ class Command(BaseCommand):
         worker = django_rq.get_worker(
             *queues,
             job_class=Job,
+            queue_class=rq_backend.PausingQueue,
             name=heartbeat.worker_id,
             maintenance_interval=rq_backend.MAINTENANCE_SECONDS,
             worker_ttl=rq_backend.WORKER_TTL,
         )
         heartbeat.beat()
+        follow_pauses(worker, queues, heartbeat)
         connections.close_all()  # the work-horses fork from this thread: no connection to share
         heartbeat.start()
         try:
