@@ -20,15 +20,12 @@ before the clock starts (the SDK would POST /sessions for each), not counted as 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import secrets
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-from api import CORES, Server, free_port, percentile
+from api import CORES, Server, free_port, load, percentile
 from common import bench_database, setup_django, tenant_and_admin
 from work import INTERVAL, WORKERS, start, stop, wait_until
 
@@ -38,51 +35,10 @@ CONCURRENCY = 4
 
 
 def send(base: str, requests: list[tuple[str, bytes]], headers: dict, time_limit: float):
-    """POST every (path, JSON body) once from CONCURRENCY threads, one keep-alive connection each
-    (bench/api.py's load, with bodies). Returns (wall seconds, latencies in ms, count per
-    status code)."""
-    host, port = base.removeprefix("http://").split(":")
-    lock = threading.Lock()
-    todo = iter(requests)
-    deadline = time.monotonic() + time_limit
+    """POST every (path, JSON body) once from CONCURRENCY threads: bench/api.py's load, with
+    bodies. Returns (wall seconds, latencies in ms, count per status code)."""
     headers = {**headers, "Content-Type": "application/json"}
-
-    def run() -> tuple[list[float], dict[int, int]]:
-        latencies: list[float] = []
-        codes: dict[int, int] = {}
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        try:
-            while time.monotonic() < deadline:
-                with lock:
-                    item = next(todo, None)
-                if item is None:
-                    break
-                path, body = item
-                started = time.perf_counter()
-                try:
-                    connection.request("POST", path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    response.read()
-                    status = response.status
-                except (OSError, http.client.HTTPException):
-                    connection.close()  # the next request reconnects
-                    status = 0
-                latencies.append((time.perf_counter() - started) * 1000)
-                codes[status] = codes.get(status, 0) + 1
-        finally:
-            connection.close()
-        return latencies, codes
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        parts = [f.result() for f in [pool.submit(run) for _ in range(CONCURRENCY)]]
-    wall = time.perf_counter() - started
-    latencies = sorted(ms for part, _ in parts for ms in part)
-    codes: dict[int, int] = {}
-    for _, part in parts:
-        for status, count in part.items():
-            codes[status] = codes.get(status, 0) + count
-    return wall, latencies, codes
+    return load(base, "POST", requests, headers, CONCURRENCY, time_limit)
 
 
 def interleave(*lists: list) -> list:

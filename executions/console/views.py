@@ -338,12 +338,7 @@ def retry(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
         message = ("warning", exc.message)
     except (InvalidInput, IdempotencyKeyReused) as exc:
         message = ("error", exc.message)
-    if request.htmx:
-        return _row_response(request, kind, object_id, message)
-    messages.add_message(request, _LEVELS[message[0]], message[1])
-    return HttpResponseRedirect(
-        _safe_next(request, reverse("detail", kwargs={"kind": kind, "object_id": object_id}))
-    )
+    return _row_answer(request, kind, object_id, message)
 
 
 @require_POST
@@ -398,7 +393,7 @@ def ignore(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
         message = ("success", _ignored_message(until))
     except InvalidInput as exc:
         message = ("error", exc.message)
-    return _triaged(request, kind, object_id, message)
+    return _row_answer(request, kind, object_id, message)
 
 
 @require_POST
@@ -410,10 +405,11 @@ def reopen(request: HttpRequest, kind: str, object_id: str) -> HttpResponse:
         message = ("success", "Open again")
     except InvalidInput as exc:
         message = ("error", exc.message)
-    return _triaged(request, kind, object_id, message)
+    return _row_answer(request, kind, object_id, message)
 
 
-def _triaged(request: HttpRequest, kind: str, object_id: str, message) -> HttpResponse:
+def _row_answer(request: HttpRequest, kind: str, object_id: str, message) -> HttpResponse:
+    """What an action on one item answers: its row (htmx), or its detail page with the message."""
     if request.htmx:
         return _row_response(request, kind, object_id, message)
     messages.add_message(request, _LEVELS[message[0]], message[1])
@@ -431,7 +427,7 @@ def group_ignore(request: HttpRequest, fingerprint: str) -> HttpResponse:
         message = ("success", f"{_ignored_message(until)}: {n} failure{pluralize(n)}")
     except InvalidInput as exc:
         message = ("error", exc.message)
-    return _group_triaged(request, message)
+    return _group_row_answer(request, message)
 
 
 @require_POST
@@ -442,10 +438,10 @@ def group_reopen(request: HttpRequest, fingerprint: str) -> HttpResponse:
         message = ("success", f"Open again: {n} failure{pluralize(n)}")
     except InvalidInput as exc:
         message = ("error", exc.message)
-    return _group_triaged(request, message)
+    return _group_row_answer(request, message)
 
 
-def _group_triaged(request: HttpRequest, message) -> HttpResponse:
+def _group_row_answer(request: HttpRequest, message) -> HttpResponse:
     # The groups, their counts and the tabs all change: the page is loaded again, with the message.
     messages.add_message(request, _LEVELS[message[0]], message[1])
     if request.htmx:

@@ -115,21 +115,18 @@ def create(actor: Actor, body: Any) -> tuple[WebhookSubscription, str]:
     return sub, sub.secret
 
 
-def get(actor: Actor, sub_id: Any) -> WebhookSubscription:
+def get(actor: Actor, sub_id: Any, *, lock: bool = False) -> WebhookSubscription:
+    """The tenant's subscription (locked for an update with `lock`, inside a transaction)."""
     actor.require(PERMISSION)
-    return get_for_tenant(WebhookSubscription, actor.tenant, "Webhook not found", pk=sub_id)
+    rows = WebhookSubscription.objects.select_for_update() if lock else WebhookSubscription
+    return get_for_tenant(rows, actor.tenant, "Webhook not found", pk=sub_id)
 
 
 def update(actor: Actor, sub_id: Any, body: Any) -> WebhookSubscription:
     actor.require(PERMISSION)
     clean = validate(body, partial=True)
     with transaction.atomic():
-        sub = get_for_tenant(
-            WebhookSubscription.objects.select_for_update(),
-            actor.tenant,
-            "Webhook not found",
-            pk=sub_id,
-        )
+        sub = get(actor, sub_id, lock=True)
         resumed = clean.get("enabled") is True and not sub.enabled
         for name, value in clean.items():
             setattr(sub, name, value)
@@ -152,12 +149,7 @@ def rotate(actor: Actor, sub_id: Any) -> tuple[WebhookSubscription, str]:
     """A new secret; the old one keeps signing beside it for OVERLAP."""
     actor.require(PERMISSION)
     with transaction.atomic():
-        sub = get_for_tenant(
-            WebhookSubscription.objects.select_for_update(),
-            actor.tenant,
-            "Webhook not found",
-            pk=sub_id,
-        )
+        sub = get(actor, sub_id, lock=True)
         now = timezone.now()
         sub.previous_secret, sub.previous_secret_until = sub.secret, now + OVERLAP
         sub.secret = signing.new_secret()
