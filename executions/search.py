@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from django.db.models import Model, Q, UUIDField
+from django.db.models import IntegerField, Model, Q, UUIDField
 
 MIN_ID = 6
 _HEX_ID = re.compile(r"^(?=.*[0-9])(?=.*[a-f])[0-9a-f-]{6,64}$")
@@ -43,6 +43,8 @@ def condition(model: type[Model], q: str) -> Q:
 def id_prefix(model: type[Model], prefix: str) -> Q:
     """The items whose id starts with `prefix`, as a range of the primary key (its index)."""
     pk = model._meta.pk
+    if isinstance(pk, IntegerField):  # a number id (webhook deliveries): the whole number only
+        return Q(pk=int(prefix)) if prefix.isdigit() and len(prefix) < 19 else Q(pk__in=[])
     if isinstance(pk, UUIDField):
         digits = prefix.replace("-", "")
         if not re.fullmatch(r"[0-9a-f]{1,32}", digits):

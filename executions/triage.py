@@ -356,35 +356,32 @@ def reopen(actor: Actor, kind_name: Any, object_id: Any) -> Model:
     return obj
 
 
-def _group_kind(actor: Actor, fingerprint: Any) -> tuple[kinds.KindSpec, FailureGroup]:
-    """The group of `fingerprint` in the actor's tenant, locked; made for failures recorded
-    before groups were (a fingerprint names one kind: it hashes the kind's name)."""
+def _group_kinds(actor: Actor, fingerprint: Any) -> tuple[list[kinds.KindSpec], FailureGroup]:
+    """The group of `fingerprint` in the actor's tenant, locked (made for failures recorded before
+    groups were), and the kinds it has failures in: an error group spans kinds and names."""
     if not isinstance(fingerprint, str) or not validation_fingerprint(fingerprint):
         raise InvalidInput("fingerprint must be 16 lowercase hex characters", field="fingerprint")
+    spans = [
+        k
+        for k in kinds.KINDS
+        if k.model.objects.filter(tenant=actor.tenant, fingerprint=fingerprint).exists()
+    ]
     group = (
         FailureGroup.objects.select_for_update()
         .filter(tenant=actor.tenant, fingerprint=fingerprint)
         .first()
     )
     if group is None:
-        kind = next(
-            (
-                k
-                for k in kinds.KINDS
-                if k.model.objects.filter(tenant=actor.tenant, fingerprint=fingerprint).exists()
-            ),
-            None,
-        )
-        if kind is None:
+        if not spans:
             raise NotFound("Error group not found")
-        group, _ = _group(actor.tenant.pk, fingerprint, kind.name)
+        group, _ = _group(actor.tenant.pk, fingerprint, spans[0].name)
         group = FailureGroup.objects.select_for_update().get(pk=group.pk)
     if group.kind not in kinds.BY_NAME:
         raise NotFound("Error group not found")
-    kind = kinds.get(group.kind)
-    actor.require(kind.read_permission)
-    actor.require(kind.permission)
-    return kind, group
+    for kind in spans or [kinds.get(group.kind)]:
+        actor.require(kind.read_permission)
+        actor.require(kind.permission)
+    return spans, group
 
 
 def validation_fingerprint(value: str) -> bool:
@@ -397,20 +394,23 @@ def ignore_group(
 ) -> int:
     """Ignore a whole error group: its open failures now, and its new ones until the fingerprint
     fails again (then it regresses) or until `until`. Returns how many failures it ignored."""
-    kind, group = _group_kind(actor, fingerprint)
-    n = kind.model.objects.filter(
-        tenant=actor.tenant,
-        fingerprint=fingerprint,
-        triage__in=OPEN,
-        status__in=kind.failed_statuses,
-    ).update(triage=IGNORED, triage_until=until)
+    spans, group = _group_kinds(actor, fingerprint)
+    n = sum(
+        kind.model.objects.filter(
+            tenant=actor.tenant,
+            fingerprint=fingerprint,
+            triage__in=OPEN,
+            status__in=kind.failed_statuses,
+        ).update(triage=IGNORED, triage_until=until)
+        for kind in spans
+    )
     before = group.state
     FailureGroup.objects.filter(pk=group.pk).update(
         state=IGNORED, until=until, reason=reason, updated_at=timezone.now()
     )
     _audit(
         actor,
-        kind.name,
+        group.kind,
         "ignore_group",
         fingerprint,
         before,
@@ -422,18 +422,21 @@ def ignore_group(
 @transaction.atomic
 def reopen_group(actor: Actor, fingerprint: Any) -> int:
     """Open an ignored or resolved group again, with its ignored failures. Returns how many."""
-    kind, group = _group_kind(actor, fingerprint)
-    n = kind.model.objects.filter(
-        tenant=actor.tenant,
-        fingerprint=fingerprint,
-        triage=IGNORED,
-        status__in=kind.failed_statuses,
-    ).update(triage="open", triage_until=None)
+    spans, group = _group_kinds(actor, fingerprint)
+    n = sum(
+        kind.model.objects.filter(
+            tenant=actor.tenant,
+            fingerprint=fingerprint,
+            triage=IGNORED,
+            status__in=kind.failed_statuses,
+        ).update(triage="open", triage_until=None)
+        for kind in spans
+    )
     before = group.state
     FailureGroup.objects.filter(pk=group.pk).update(
         state="open", until=None, reason="", updated_at=timezone.now()
     )
-    _audit(actor, kind.name, "reopen_group", fingerprint, before, {"state": "open", "failures": n})
+    _audit(actor, group.kind, "reopen_group", fingerprint, before, {"state": "open", "failures": n})
     return n
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from executions import kinds
 from executions.models import AuditEvent, FailureGroup, Job
 
 pytestmark = pytest.mark.django_db
@@ -48,22 +49,28 @@ def test_a_date_until_is_kept(api, manifest):
 def test_ignoring_a_group_ignores_its_open_failures(api, manifest):
     job = manifest["acme"]["jobs"]["failed"]
     fp = Job.objects.get(pk=job).fingerprint
-    same = set(
-        Job.objects.filter(fingerprint=fp, tenant__slug="acme", status="failed").values_list(
-            "pk", flat=True
-        )
-    )
+    # An error group spans kinds and names: every open failure with its fingerprint.
+    same = {
+        (spec.name, str(pk))
+        for spec in kinds.KINDS
+        for pk in spec.model.objects.filter(
+            fingerprint=fp,
+            tenant__slug="acme",
+            status__in=spec.failed_statuses,
+            triage__in=("open", "regressed"),
+        ).values_list("pk", flat=True)
+    }
+    assert ("job", job) in same
 
     r = api.post(f"/api/groups/{fp}/ignore", {"reason": "vendor outage"})
     assert r.status_code == 200, r.content
     body = r.json()
-    assert (body["kind"], body["state"], body["reason"], body["failures"]) == (
-        "job",
+    assert (body["state"], body["reason"], body["failures"]) == (
         "ignored",
         "vendor outage",
         len(same),
     )
-    assert not {("job", str(pk)) for pk in same} & listed(api)
+    assert not same & listed(api)
     groups = api.get("/api/failures", {"group": "fingerprint", "state": "ignored"}).json()["groups"]
     assert fp in {g["fingerprint"] for g in groups}
 

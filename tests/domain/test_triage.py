@@ -152,7 +152,8 @@ def test_a_resolved_group_that_fails_again_regresses(admin, items):
 def test_a_new_fingerprint_emits_one_new_group_event(admin, items):
     one = items.failed("job", handler="fail")
     items.failed("job", handler="fail")
-    items.failed("run", handler="fail")
+    items.failed("run", handler="fail")  # the same error in another kind: the same group
+    items.failed("run")  # another error: a new group
 
     events = OutboxEvent.objects.filter(name="failure.new_group").order_by("pk")
     assert [e.payload["kind"] for e in events] == ["job", "run"]
@@ -238,7 +239,7 @@ def test_a_bad_state_names_state():
 
 @pytest.mark.django_db
 def test_counts_chart_and_groups_follow_the_state(admin, items):
-    one, two = items.failed("job", handler="fail"), items.failed("run", handler="fail")
+    one, two = items.failed("job", handler="fail"), items.failed("run")  # two errors
     fp = MODELS["job"].objects.get(pk=one).fingerprint
     triage.ignore_group(admin, fp)
     since = {"since": (timezone.now() - timedelta(hours=3)).isoformat()}  # whole hours: the rollup
