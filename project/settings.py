@@ -389,6 +389,9 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "executions.models.Job.Status",
         "WorkflowExecutionStatusEnum": "executions.models.WorkflowExecution.Status",
         "RunStatusEnum": "executions.models.Run.Status",
+        # A failure's triage state, and an error group's (executions/triage.py).
+        "FailureStateEnum": ["open", "regressed", "resolved", "ignored"],
+        "GroupStateEnum": ["open", "resolved", "ignored"],
     },
 }
 

@@ -258,7 +258,8 @@ def _detail_context(
     # The audit trail is for those who may open /audit/ (audit:read): a viewer sees neither.
     can_read_audit = request.actor.can("audit:read")
     item = selectors.detail(request.tenant, kind, object_id, with_audit=can_read_audit)
-    row = _prepare(request, [selectors.Row(kind, item.obj)])[0]
+    # As its inbox row shows it: attempts and where its retry chain ended.
+    row = _prepare(request, [selectors.row(request.tenant, kind, object_id)])[0]
     obj = item.obj
     shown = kinds.get(kind).shown
     return {

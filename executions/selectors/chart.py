@@ -59,7 +59,10 @@ def failures_over_time(tenant: Tenant, flt: FailureFilter, now: datetime | None 
     now = now or timezone.now()
     end = min(flt.until or now, now)
     start = flt.since or _first_failure(tenant, flt, end) or end - DEFAULT_WINDOW
-    start = max(start, end - timedelta(days=MAX_DAYS))
+    # A filter may end at the calendar's first day (0001-01-01): no window reaches before it.
+    if end - datetime.min.replace(tzinfo=end.tzinfo) > timedelta(days=MAX_DAYS):
+        start = max(start, end - timedelta(days=MAX_DAYS))
+    start = min(start, end)
     unit, step = next((u, step) for u, longest, step in UNITS if end - start <= longest)
     first = _floor(start, unit)
     buckets: dict[datetime, Bucket] = {}

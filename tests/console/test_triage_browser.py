@@ -8,12 +8,12 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from executions import kinds
 from executions.models import (
     AuditEvent,
     AutomationExecution,
     FailureGroup,
     Job,
-    WorkflowExecution,
 )
 
 from . import test_browser
@@ -36,9 +36,13 @@ def test_the_tabs_switch_the_state_and_open_is_the_default(page: Page, manifest:
     expect(page).to_have_url(re.compile(r"state=ignored$"))
     expect(page.locator("#tab-ignored")).to_have_attribute("aria-current", "page")
     expect(row(page, "job", job_id)).to_be_visible()
-    # Only ignored ones: the job, and the demo's ignored workflow group.
-    ignored = Job.objects.filter(tenant__slug="acme", triage="ignored").count()
-    ignored += WorkflowExecution.objects.filter(tenant__slug="acme", triage="ignored").count()
+    # Only ignored ones: the job, and the demo's ignored error group (in every kind it spans).
+    ignored = sum(
+        k.model.objects.filter(
+            tenant__slug="acme", triage="ignored", status__in=k.failed_statuses
+        ).count()
+        for k in kinds.KINDS
+    )
     expect(page.locator("tbody#rows tr.row")).to_have_count(ignored)
     expect(page.locator("p.count strong")).to_have_text(str(ignored))
 
@@ -104,7 +108,7 @@ def test_a_successful_retry_resolves_the_failure_by_itself(
     expect(page.locator("#status-box .triage-state")).to_contain_text("Open")
     page.click("#status-box button.retry")
     worker_process()
-    expect(page.locator("#status-box .now .badge").first).to_have_text("completed", timeout=30_000)
+    expect(page.locator("#status-box .now .badge").first).to_have_text("succeeded", timeout=30_000)
     expect(page.locator("#status-box .triage-resolved")).to_have_text("resolved")
     expect(page.locator("#status-box .chain")).to_have_text("retried → success")
     assert AutomationExecution.objects.get(pk=execution_id).triage == "resolved"

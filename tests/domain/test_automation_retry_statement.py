@@ -54,7 +54,7 @@ def test_one_retry_is_one_statement_and_its_task_and_writes_everything_a_retry_w
         "failed",
         "pending",
     )
-    assert OutboxEvent.objects.get().payload == {
+    assert OutboxEvent.objects.get(name="automation.execution.retried").payload == {
         "executionId": item,
         "tenantId": str(admin.tenant.pk),
         "userId": str(admin.user.pk),

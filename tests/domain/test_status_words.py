@@ -19,7 +19,13 @@ def test_every_status_of_every_kind_has_a_word_and_failures_map_to_the_vocabular
 
 def test_a_word_filters_each_kinds_failed_statuses_it_names() -> None:
     assert set(filters.parse({"status": "timed out"}).statuses) == {"timeout", "TIMED_OUT"}
-    assert set(filters.parse({"status": "failed"}).statuses) == {"failed", "failure", "FAILED"}
+    # (a webhook delivery whose retries ran out is "dead": failed too)
+    assert set(filters.parse({"status": "failed"}).statuses) == {
+        "failed",
+        "failure",
+        "FAILED",
+        "dead",
+    }
     assert filters.parse({"status": "terminated"}).statuses == ("TERMINATED",)
     # a kind's own status still works, alone or beside a word
     assert set(filters.parse({"status": "TIMED_OUT,partial"}).statuses) == {"TIMED_OUT", "partial"}

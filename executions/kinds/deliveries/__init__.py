@@ -27,4 +27,11 @@ KIND = KindSpec(
     rule=retry.RULE,
     shown=shown.DeliveryShown(),
     reap=run.reap,
+    # "dead": the retries ran out (or the endpoint is gone): a failure like any other.
+    status_words={
+        "pending": "queued",
+        "delivered": "succeeded",
+        "failed": "failed",
+        "dead": "failed",
+    },
 )
