@@ -79,10 +79,10 @@ def test_the_rollup_follows_every_way_failures_are_written(alice) -> None:
     assert sum(rollup().values()) > 2000
 
     # A bulk retry (set-based UPDATE), a single retry of each cloning kind, a bulk retry of runs.
-    services.retry_many(alice, {"filter": filters.parse({"kind": "automation"})})
+    services.retry_many(alice, {"filter": filters.parse({"kind": "automation", "state": "all"})})
     job = Job.objects.filter(tenant=alice.tenant, status="failed").first()
     services.retry_job(alice, str(job.pk))
-    services.retry_many(alice, {"filter": filters.parse({"kind": "run"})})
+    services.retry_many(alice, {"filter": filters.parse({"kind": "run", "state": "all"})})
     assert not AutomationExecution.objects.filter(tenant=alice.tenant, status="failed").exists()
     assert rollup() == counted_rows()
 
@@ -220,7 +220,9 @@ def test_concurrent_writers_and_folds_lose_no_count(alice) -> None:
     def retry_and_fold() -> None:
         try:
             for _ in range(5):
-                services.retry_many(alice, {"filter": filters.parse({"kind": "automation"})})
+                services.retry_many(
+                    alice, {"filter": filters.parse({"kind": "automation", "state": "all"})}
+                )
                 failure_counts.fold()
         except BaseException as exc:
             errors.append(exc)
