@@ -5,7 +5,8 @@ claim()   one conditional UPDATE moves rows into their running status, bumps `le
 Keeper    a daemon thread in the worker process that renews the expiry of everything it holds;
 finish()  the closing UPDATE requires the token it claimed with: if the attempt was reaped (or
           claimed again) meanwhile, the late result is dropped instead of overwriting the newer one;
-reap()    fails every attempt whose lease expired with "worker lost", so it reaches the inbox;
+fail_lost()  fails the attempts whose lease expired with "worker lost" (each kind's reap), so they
+          reach the inbox, their events sent and their triage counted like any failure;
 run_every()  the daemon-thread loop the keeper, the workers' heartbeat and the reaper run in.
 """
 
@@ -24,11 +25,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection, connections, transaction
-from django.db.models import F, Model
+from django.db.models import F, Model, Q
 from django.utils import timezone
 
 log = logging.getLogger("redrive.leases")
 
+REAP_BATCH = 10_000  # per round: the rest waits a third of a lease
 WORKER_LOST = "worker lost: the worker running this attempt stopped renewing its lease"
 
 
@@ -173,8 +175,6 @@ def claim(
 
 def finish(model: type[Model], pk, token: int, *, running_status: str, **values) -> bool:
     """The fenced closing UPDATE. False means the attempt was reaped or re-claimed meanwhile."""
-    from . import triage  # imports the kinds, which import this module
-
     keeper.release(model, pk)
     # The finish and what it settles (a success resolves its chain) commit together.
     with transaction.atomic():
@@ -183,7 +183,6 @@ def finish(model: type[Model], pk, token: int, *, running_status: str, **values)
         )
         if updated:
             became_final(model, [(pk, values)])
-            triage.settled(model, [pk])
     if not updated:
         log.warning("dropped a late result for %s %s (token %s)", model.__name__, pk, token)
     return bool(updated)
@@ -223,15 +222,12 @@ class Finisher:
 
     def flush(self) -> None:
         if self.pending:
-            from . import triage  # imports the kinds, which import this module
-
-            with transaction.atomic():  # the finishes and what they settle commit together
-                if connection.vendor == "postgresql":
-                    self._flush_set_based()
-                else:
+            if connection.vendor == "postgresql":
+                self._flush_set_based()
+            else:
+                with transaction.atomic():  # one commit for the batch
                     for pk, token, values in self.pending:
                         finish(self.model, pk, token, running_status=self.running_status, **values)
-                triage.settled(self.model, [pk for pk, _, _ in self.pending])
             self.pending = []
         self.last_flush = time.monotonic()
 
@@ -245,6 +241,7 @@ class Finisher:
         meta = self.model._meta
         quote = connection.ops.quote_name
         pk_type = meta.pk.db_type(connection)
+        done: set[str] = set()
         with transaction.atomic(), connection.cursor() as cursor:
             for names, rows in groups.items():
                 fields = [meta.get_field(n) for n in names]
@@ -272,23 +269,46 @@ class Finisher:
                     f"UPDATE {table} AS t SET {assignments} "  # noqa: S608 - names from _meta
                     f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
                     f"WHERE t.{quote(meta.pk.column)} = r.pk AND t.lease_token = r.token "
-                    f"AND t.status = %s",
+                    f"AND t.status = %s RETURNING t.{quote(meta.pk.column)}",
                     [json.dumps(documents), self.running_status],
                 )
+                done.update(str(pk) for (pk,) in cursor.fetchall())
                 if cursor.rowcount != len(rows):
                     log.warning(
                         "dropped %s late results for %s",
                         len(rows) - cursor.rowcount,
                         self.model.__name__,
                     )
-            became_final(self.model, [(pk, values) for pk, _, values in self.pending])
+            # A late result (reaped or claimed again meanwhile) was dropped: it ended nothing.
+            final = [(pk, values) for pk, _, values in self.pending if str(pk) in done]
+            if final:
+                became_final(self.model, final)
 
 
 def became_final(model: type[Model], rows: list[tuple]) -> None:
-    """Attempts that became final: their events (webhooks), in the finishing transaction."""
-    from .webhooks import finals  # imports the kinds, which import this module
+    """Attempts that became final (`rows`: pk, the values written): their events (webhooks) and
+    their triage (a success resolves its chain, a failure counts), in the finishing transaction."""
+    from . import triage  # both import the kinds, which import this module
+    from .webhooks import finals
 
     finals.finished(model, rows)
+    triage.settled(model, [pk for pk, _ in rows])
+
+
+def fail_lost(model: type[Model], expired: Q, **values) -> int:
+    """The reaper's part for a kind whose lost attempt simply fails: the attempts `expired`
+    selects get `values`, and become final like any other (events, triage). Returns how many."""
+    with transaction.atomic():
+        # Locked (PostgreSQL), or under SQLite's write lock (IMMEDIATE): each is still expired.
+        pks = list(
+            model.objects.filter(expired)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:REAP_BATCH]
+        )
+        if pks:
+            model.objects.filter(pk__in=pks).update(**values)
+            became_final(model, [(pk, values) for pk in pks])
+    return len(pks)
 
 
 def _json_value(value):

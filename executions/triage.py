@@ -36,9 +36,6 @@ OPEN = ("open", "regressed")
 RESOLVED = "resolved"
 IGNORED = "ignored"
 STATES = ("open", "resolved", "ignored", "all")
-# The statuses an attempt succeeds with, across the kinds (success, completed, COMPLETED, and a
-# webhook delivery's delivered).
-SUCCESS = frozenset({"success", "completed", "COMPLETED", "delivered"})
 MAX_REASON = 1000
 CHUNK = 10_000
 WORKER = "redrive"  # the actor of what nobody did by hand (the automatic resolve, regressions)
@@ -72,7 +69,7 @@ def _settled(kind: kinds.KindSpec, pks: list) -> None:
     elif any(f.name == "attempt" for f in model._meta.fields):
         fields.append("attempt")
     rows = list(model.objects.filter(pk__in=pks).values(*fields))
-    successes = [r for r in rows if r["status"] in SUCCESS]
+    successes = [r for r in rows if r["status"] in kind.success_statuses]
     failures = [r for r in rows if r["status"] in kind.failed_statuses]
     if successes:
         _resolve_after_success(kind, successes)

@@ -56,10 +56,12 @@ class KindSpec:
     name: str  # "function": in URLs, filters, audit rows and failure counts
     label: str  # "Function execution"
     model: type[Model]
-    # Statuses: what the inbox lists as failed, what a retry accepts, what is still running.
+    # Statuses: what the inbox lists as failed, what a retry accepts, what is still running,
+    # what an attempt succeeds with (it resolves its chain: triage.settled).
     failed_statuses: tuple[str, ...]
     retryable_statuses: tuple[str, ...]
     in_flight: tuple[str, ...]
+    success_statuses: tuple[str, ...]
     time_field: str  # when it failed (indexed with the failed partial index)
     name_field: str  # handler / rule / operation / workflow, as a filter's `name` matches it
     name_label: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -84,8 +84,12 @@ def process_ticket(ticket_id: int) -> None:
 
 
 def reap(now) -> int:
-    return Ticket.objects.filter(lease_expires_at__lt=now, status="running").update(
-        status="failed", updated_at=now, **worker_lost(NAME)
+    return leases.fail_lost(
+        Ticket,
+        Q(lease_expires_at__lt=now, status="running"),
+        status="failed",
+        updated_at=now,
+        **worker_lost(NAME),
     )
 
 
@@ -114,6 +118,7 @@ KIND = KindSpec(
     failed_statuses=("failed",),
     retryable_statuses=RETRYABLE,
     in_flight=("open", "running"),
+    success_statuses=("done",),
     time_field="updated_at",
     name_field="queue",
     name_label="queue",

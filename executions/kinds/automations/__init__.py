@@ -20,6 +20,7 @@ KIND = KindSpec(
     failed_statuses=("failed", "timeout"),
     retryable_statuses=retry.RETRYABLE,
     in_flight=("pending", "running"),
+    success_statuses=("completed",),
     time_field="updated_at",
     name_field="automation_rule__name",
     name_label="rule",

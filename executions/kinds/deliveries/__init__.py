@@ -17,6 +17,7 @@ KIND = KindSpec(
     failed_statuses=("failed", "dead"),
     retryable_statuses=retry.RETRYABLE,
     in_flight=WebhookDelivery.IN_FLIGHT,
+    success_statuses=("delivered",),
     time_field="updated_at",
     name_field="url",
     name_label="endpoint",

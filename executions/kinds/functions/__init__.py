@@ -39,6 +39,7 @@ KIND = KindSpec(
     failed_statuses=("failed", "timeout"),
     retryable_statuses=retry.RETRYABLE,
     in_flight=FunctionExecution.IN_FLIGHT,
+    success_statuses=("success",),
     time_field="executed_at",
     name_field="function__name",
     name_label="function",

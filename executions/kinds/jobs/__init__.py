@@ -25,6 +25,7 @@ KIND = KindSpec(
     failed_statuses=("failed",),
     retryable_statuses=retry.RETRYABLE,
     in_flight=Job.IN_FLIGHT,
+    success_statuses=("completed",),
     time_field="updated_at",
     name_field="operation_type",
     name_label="operation",

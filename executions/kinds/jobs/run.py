@@ -110,11 +110,9 @@ def job_transition(
             return False
         revision = Job.objects.filter(pk=job_id).values_list("revision", flat=True).get()
         JobEvent.objects.create(job_id=job_id, revision=revision, type=event, data=event_data or {})
-        if token is not None:  # the attempt it held is final: its webhooks' events
-            leases.became_final(Job, [(job_id, values)])
-        from ... import triage  # imports the kinds, which import this module
-
-        triage.settled(Job, [job_id])  # a completed clone resolves its chain; a failure counts
+        # Every transition ends an attempt (a worker's result, the reaper, a gone host): its
+        # events, and its triage (a completed clone resolves its chain; a failure counts).
+        leases.became_final(Job, [(job_id, values)])
     return True
 
 

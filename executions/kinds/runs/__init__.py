@@ -14,6 +14,7 @@ KIND = KindSpec(
     failed_statuses=("failure", "cancelled", "partial"),
     retryable_statuses=retry.RETRYABLE,
     in_flight=("running", "waiting"),
+    success_statuses=("success",),
     time_field="started_at",
     name_field="workflow_id",
     name_label="workflow",

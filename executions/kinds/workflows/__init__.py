@@ -14,6 +14,7 @@ KIND = KindSpec(
     failed_statuses=("FAILED", "TIMED_OUT", "TERMINATED"),
     retryable_statuses=retry.RETRYABLE,
     in_flight=("RUNNING",),
+    success_statuses=("COMPLETED",),
     time_field="updated_at",
     name_field="workflow__external_id",
     name_label="workflow",

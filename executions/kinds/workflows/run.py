@@ -117,6 +117,7 @@ def _run_workflow_task(
         attempt=task.attempts,
         key=f"{execution.pk}:{task.task_external_id}",
         timeout_s=timeout,
+        reuse=str(execution.tenant_id),
     )
     try:
         if typed.is_typed(definition):
@@ -196,13 +197,11 @@ def _settle_workflow(execution: WorkflowExecution, definitions: dict) -> None:
         }
     else:
         values = {"status": "COMPLETED", "reason_for_incompletion": None, "error_message": None}
-    from ... import triage  # imports the kinds, which import this module
-
-    with transaction.atomic():  # settled with its triage: a completed retry resolves it
+    with transaction.atomic():  # with its events and triage: a completed retry resolves it
         if WorkflowExecution.objects.filter(
             pk=execution.pk, status="RUNNING", attempt=execution.attempt
         ).update(end_time=now, updated_at=now, **values):
-            triage.settled(WorkflowExecution, [execution.pk])
+            leases.became_final(WorkflowExecution, [(execution.pk, values)])
 
 
 def _deps_could_run(definitions: dict, tasks: list, task: WorkflowTaskExecution) -> bool:
@@ -214,15 +213,13 @@ def _deps_could_run(definitions: dict, tasks: list, task: WorkflowTaskExecution)
 
 def terminate_workflow(execution_id: str, reason: str = "Terminated by user") -> bool:
     now = timezone.now()
+    values = {"status": "TERMINATED", "reason_for_incompletion": reason, "error_message": reason}
     with transaction.atomic():
         if not WorkflowExecution.objects.filter(pk=execution_id, status="RUNNING").update(
-            status="TERMINATED",
-            reason_for_incompletion=reason,
-            error_message=reason,
-            end_time=now,
-            updated_at=now,
+            end_time=now, updated_at=now, **values
         ):
             return False
+        leases.became_final(WorkflowExecution, [(execution_id, values)])
         WorkflowTaskExecution.objects.filter(
             execution_id=execution_id, status__in=["SCHEDULED", "IN_PROGRESS"], attempts__gt=0
         ).update(status="CANCELED", ended_at=now, lease_owner="", lease_expires_at=None)
