@@ -29,6 +29,9 @@ class WorkContext:
     attempt: int = 1
     key: str = ""
     timeout_s: float | None = None
+    # Who may run in the warm isolate a successful run of the same JavaScript code left (the
+    # tenant); empty: a fresh isolate every time (executions/work/jshost.py).
+    reuse: str = ""
 
 
 @dataclass

@@ -126,6 +126,7 @@ def run(unit: dict, ctx: WorkContext) -> Outcome:
         "memoryMb": memory_mb,
         "logLimit": LOG_LIMIT_BYTES,
         "lineLimit": LINE_LIMIT_CHARS,
+        "reuse": ctx.reuse,
     }
     host = _host()
     answer = host.ask(request, timeout_ms / 1000 + KILL_GRACE_S)

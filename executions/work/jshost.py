@@ -8,14 +8,17 @@ stores, Intl/ICU objects), and code that exhausts memory anyway or hangs V8 must
 with it. Here RLIMIT_DATA bounds all of the process's memory during an execution, and the worker
 kills this process when it does not answer in time.
 
-Each execution gets a V8 isolate no other execution has run code in: mini-racer has one context
-per isolate and V8 gives no sound way to check that code left an isolate clean (it can reach
-built-in prototypes that no global names), so isolates are never handed on. The next one is
-created while the worker records the last result.
+An execution gets a V8 isolate no other code has run in (mini-racer has one context per isolate,
+and V8 gives no sound way to check that code left an isolate clean: it can reach built-in
+prototypes no global names), created while the worker records the last result; or, when the
+request names a `reuse` scope (its tenant), the warm isolate the last successful run of the same
+code in that scope left, as AWS Lambda reuses an execution environment: what a run leaves
+in globals the next run of that function sees; nothing crosses scopes or code, and the isolate of
+a run that failed, timed out or ran short of memory is closed, so a retry starts from a fresh one.
 
 Protocol: one JSON object per line each way.
   -> {"op": "run", "code", "args" (JSON text of {payload, context, env}), "timeoutMs", "memoryMb",
-      "logLimit", "lineLimit", "resultLimit"}
+      "logLimit", "lineLimit", "resultLimit", "reuse" (optional: the scope a warm isolate serves)}
   <- {"done": true, "ok": true, "result", "logs"} | {"done": true, "ok": false, "error": {name,
       message, stack}, "logs"} | {"timeout": true, "logs"} | {"memory": true, "logs"}
   -> {"op": "compile", "code"}
@@ -32,10 +35,16 @@ import resource
 import sys
 import threading
 import time
+from collections import OrderedDict
 
 from py_mini_racer import JSEvalException, JSOOMException, JSTimeoutException, mini_racer
 
 MIB = 1024 * 1024
+# Warm isolates a host keeps (the least recently used is closed first), and the runs one serves
+# before it is replaced; one whose heap holds more than WARM_HEAP_SHARE of its limit is closed.
+WARM_MAX = 8
+WARM_RUNS = 1000
+WARM_HEAP_SHARE = 0.5
 # Room above the code's own memory limit for V8's bookkeeping and this process's Python.
 RLIMIT_SLACK = 64 * MIB
 USER_SOURCE = "function.js"
@@ -146,6 +155,12 @@ HARNESS = r"""
     }
   }
   const harness = Object.freeze({
+    reset() {
+      // A warm isolate's next run: no outcome, log line or timer of the last one carries over.
+      outcome = null; seq = 0; produced = 0; truncated = false;
+      streams.stdout = []; streams.stderr = []; kept.stdout = 0; kept.stderr = 0;
+      timers.clear();
+    },
     compile(code) {
       fn = new AsyncFunction("payload", "context", "env", "console",
                              code + "\n//# sourceURL=" + limits.source);
@@ -193,6 +208,7 @@ class Host:
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.spare: tuple | None = None
+        self.warm: OrderedDict[tuple, tuple] = OrderedDict()  # key -> (manager, racer, runs)
         self.offset = 0  # lines V8 puts before the body of a Function-constructor function
         self.soft, self.hard = resource.getrlimit(resource.RLIMIT_DATA)
 
@@ -235,17 +251,28 @@ class Host:
 
     def run(self, request: dict) -> dict:
         limits = _limits(request)
-        manager, racer, _ = self.isolate(limits)
         memory = int(request["memoryMb"]) * MIB
+        key = (
+            (request["reuse"], request["code"], memory, json.dumps(limits, sort_keys=True))
+            if request.get("reuse")
+            else None
+        )
+        warm = self.warm.pop(key, None) if key else None
         deadline = time.monotonic() + int(request["timeoutMs"]) / 1000
-        offset = self.line_offset(racer)
-        try:
-            racer.set_hard_memory_limit(memory)
-            racer.eval(f"__redrive.compile({json.dumps(request['code'])})", timeout_sec=10)
-        except JSEvalException as exc:
-            manager.__exit__(None, None, None)
-            error = syntax_error(str(exc), offset)
-            return {"done": True, "ok": False, "offset": offset, "error": error, "logs": None}
+        if warm is not None:
+            manager, racer, runs = warm
+            offset = self.line_offset(racer)
+            racer.eval("__redrive.reset()", timeout_sec=10)
+        else:
+            (manager, racer, _), runs = self.isolate(limits), 0
+            offset = self.line_offset(racer)
+            try:
+                racer.set_hard_memory_limit(memory)
+                racer.eval(f"__redrive.compile({json.dumps(request['code'])})", timeout_sec=10)
+            except JSEvalException as exc:
+                manager.__exit__(None, None, None)
+                error = syntax_error(str(exc), offset)
+                return {"done": True, "ok": False, "offset": offset, "error": error, "logs": None}
         resource.setrlimit(resource.RLIMIT_DATA, (vm_data() + memory + RLIMIT_SLACK, self.hard))
         try:
             answer = self._drive(racer, request, deadline)
@@ -256,10 +283,21 @@ class Host:
         if answer.get("logs") is None:
             answer["logs"] = self._logs_after_stop(racer)
         answer["offset"] = offset
-        # Closing terminates whatever is still running in the isolate (a loop in a promise
-        # callback, say): nothing of this execution survives it.
-        manager.__exit__(None, None, None)
+        if key is not None and answer.get("ok") and self.keep_warm(racer, memory, runs + 1):
+            self.warm[key] = (manager, racer, runs + 1)
+            while len(self.warm) > WARM_MAX:
+                self.warm.popitem(last=False)[1][0].__exit__(None, None, None)
+        else:
+            # Closing terminates whatever is still running in the isolate (a loop in a promise
+            # callback, say): nothing of this execution survives it.
+            manager.__exit__(None, None, None)
         return answer
+
+    @staticmethod
+    def keep_warm(racer, memory: int, runs: int) -> bool:
+        if runs >= WARM_RUNS or racer.was_hard_memory_limit_reached():
+            return False
+        return racer.heap_stats().get("used_heap_size", memory) <= memory * WARM_HEAP_SHARE
 
     def _drive(self, racer, request: dict, deadline: float) -> dict:
         def remaining() -> float:

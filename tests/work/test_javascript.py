@@ -4,6 +4,8 @@ nothing of one execution is left for the next."""
 
 from __future__ import annotations
 
+import uuid
+
 import psutil
 import pytest
 
@@ -217,6 +219,44 @@ def test_a_global_set_by_one_execution_is_gone_in_the_next():
         " JSON.stringify({a: 1})];"
     )
     assert outcome.result == ["undefined", "undefined", "undefined", '{"a":1}']
+
+
+COUNTER = (
+    "globalThis.runs = (globalThis.runs || 0) + 1; console.log('run', runs);"
+    "if (payload.fail) throw new Error('no'); return runs;"
+)
+
+
+def in_scope(scope: str, code: str = COUNTER, **payload) -> work.Outcome:
+    return work.run({"code": code}, WorkContext(payload=payload, reuse=scope))
+
+
+def test_a_warm_isolate_serves_the_same_code_of_the_same_tenant_only():
+    tenant, other = f"t-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
+    assert in_scope(tenant).result == 1
+    again = in_scope(tenant)
+    # Warm, as a Lambda environment is: the globals its last run left; its logs are its own.
+    assert again.result == 2
+    assert [e["message"] for e in again.logs.entries] == ["run 2"]
+    assert in_scope(other).result == 1  # another tenant: never its isolate
+    assert in_scope(tenant, COUNTER + "\n").result == 1  # other code: never its isolate
+    assert in_scope("").result == 1  # no scope: a fresh isolate every time
+    assert in_scope("").result == 1
+
+
+def test_a_run_that_fails_closes_its_warm_isolate_and_leaves_no_timer_behind():
+    tenant = f"t-{uuid.uuid4()}"
+    assert in_scope(tenant).result == 1
+    with pytest.raises(WorkFailed, match="no"):
+        in_scope(tenant, fail=True)  # ran warm (runs 2), then its isolate was closed
+    assert in_scope(tenant).result == 1
+    # A timer the last run left does not fire in the next one.
+    late = (
+        "globalThis.n = (globalThis.n || 0) + 1;"
+        "setTimeout(() => { throw new Error('late') }, 0); return n;"
+    )
+    assert in_scope(tenant, late).result == 1
+    assert in_scope(tenant, late).result == 2
 
 
 def test_a_promise_that_can_never_settle_fails_at_once():

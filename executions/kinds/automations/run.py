@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from ... import leases, work
@@ -39,7 +40,7 @@ def execute(execution_ids: list[str]) -> None:
     if not won:
         return
     rows = AutomationExecution.objects.filter(pk__in=list(won)).values(
-        "pk", "execution_context", "trigger_data", "attempt"
+        "pk", "tenant_id", "execution_context", "trigger_data", "attempt"
     )
     with leases.Finisher(AutomationExecution, running_status="running") as finisher:
         for row in rows:
@@ -66,6 +67,7 @@ def _run(row: dict, token: int, finisher: leases.Finisher) -> None:
             context={"executionId": str(row["pk"]), "actionIndex": index},
             attempt=row["attempt"],
             key=f"{row['pk']}:{index}",
+            reuse=str(row["tenant_id"]),
         )
         try:
             _, entries = run_unit(Kind.AUTOMATION, action, ctx)
@@ -101,6 +103,11 @@ def run_automation_executions(execution_ids: list[str]) -> None:
 
 
 def reap(now) -> int:
-    return AutomationExecution.objects.filter(lease_expires_at__lt=now, status="running").update(
-        status="failed", completed_at=now, updated_at=now, **worker_lost(Kind.AUTOMATION)
+    return leases.fail_lost(
+        AutomationExecution,
+        Q(lease_expires_at__lt=now, status="running"),
+        status="failed",
+        completed_at=now,
+        updated_at=now,
+        **worker_lost(Kind.AUTOMATION),
     )

@@ -230,6 +230,7 @@ def run_code(execution: FunctionExecution) -> dict[str, Any]:
         },
         attempt=attempt,
         key=str(execution.retry_of_id or execution.pk),
+        reuse=str(execution.tenant_id),
     )
     try:
         outcome = work.run(unit, ctx)
@@ -269,6 +270,10 @@ def run_function_executions(execution_ids: list[str]) -> None:
 
 
 def reap(now) -> int:
-    return FunctionExecution.objects.filter(lease_expires_at__lt=now, status="running").update(
-        status="failed", finished_at=now, **worker_lost(Kind.FUNCTION)
+    return leases.fail_lost(
+        FunctionExecution,
+        Q(lease_expires_at__lt=now, status="running"),
+        status="failed",
+        finished_at=now,
+        **worker_lost(Kind.FUNCTION),
     )

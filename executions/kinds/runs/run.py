@@ -4,7 +4,7 @@ progress is written as it goes, fenced like the finish."""
 
 from __future__ import annotations
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ... import leases, work
@@ -138,6 +138,7 @@ def execute(run_id: str) -> None:
                     context={"runId": str(run.pk), "nodeId": node_id},
                     attempt=attempt,
                     key=f"{run.source_run_id or run.pk}:{node_id}",
+                    reuse=str(run.tenant_id),
                 )
                 output, entries = run_unit(Kind.RUN, unit, ctx)
                 state[node_id] = output
@@ -228,6 +229,11 @@ def execute_run(run_id: str) -> None:
 
 
 def reap(now) -> int:
-    return Run.objects.filter(lease_expires_at__lt=now, status="running").update(
-        status="failure", finished_at=now, summary=leases.WORKER_LOST, **worker_lost(Kind.RUN)
+    return leases.fail_lost(
+        Run,
+        Q(lease_expires_at__lt=now, status="running"),
+        status="failure",
+        finished_at=now,
+        summary=leases.WORKER_LOST,
+        **worker_lost(Kind.RUN),
     )
