@@ -52,3 +52,24 @@ def console_view(permission: str | None = None) -> Callable:
         return wrapper
 
     return decorate
+
+
+def notices(request: HttpRequest) -> dict:
+    """What an admin must be told on every page: the tenant's webhooks a 410 or a day of failures
+    disabled (issue 21). Asked only by a page that shows it (base.html), once."""
+
+    @functools.cache
+    def disabled_webhooks() -> list[dict]:
+        actor = getattr(request, "actor", None)
+        if actor is None or not actor.can("webhooks:manage"):
+            return []
+        from executions.models import WebhookSubscription
+
+        return list(
+            WebhookSubscription.objects.filter(tenant=request.tenant, enabled=False)
+            .exclude(disabled_reason="")
+            .order_by("-disabled_at")
+            .values("url", "disabled_reason", "disabled_at")
+        )
+
+    return {"disabled_webhooks": disabled_webhooks}

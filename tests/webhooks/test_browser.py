@@ -1,6 +1,6 @@
 """The console's Webhooks page in a real browser (Debian's chromium, Playwright): a tenant admin
 subscribes the receiver, copies the secret shown once, sees a delivery in the log (a real
-worker sends it), and sees why a 410 disabled the subscription."""
+worker sends it), and sees why a 410 disabled the subscription, on that page and every other."""
 
 from __future__ import annotations
 
@@ -82,6 +82,15 @@ def test_subscribe_see_the_secret_once_the_log_and_a_410(
     wait_for(lambda: not WebhookSubscription.objects.get(pk=sub.pk).enabled)
     page.reload()
     expect(page.locator("[role=alert]").first).to_contain_text("410 Gone")
+    expect(page.locator("#webhooks-disabled")).to_have_count(0)  # said once on this page
+    # Every other page tells the admin too, and leads here.
+    page.click("nav >> text=Failures")
+    expect(page.locator("#webhooks-disabled")).to_contain_text("410 Gone")
+    page.click("#webhooks-disabled a")
+    expect(page).to_have_title("Webhooks · Redrive")
     receiver.answer = lambda r: 200
     page.click(f"#webhook-{sub.pk} button:has-text('Resume')")
     expect(page.locator(f"#webhook-{sub.pk}")).to_contain_text("enabled")
+    page.click("nav >> text=Failures")
+    expect(page.locator("h1").first).to_be_visible()
+    expect(page.locator("#webhooks-disabled")).to_have_count(0)
