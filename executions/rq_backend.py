@@ -47,8 +47,8 @@ class RedriveRQBackend(RQBackend):
 class RedeliveringQueue(DjangoRQ):
     """Every job may run up to MAX_DELIVERIES times. Running a task again is safe: each claims its
     work with a conditional UPDATE, so what a dead worker had claimed (failed as "worker lost"
-    once its lease expires) does not run again, and the rest runs once. No interval: Redrive's
-    workers run without RQ's scheduler."""
+    once its lease expires) does not run again, and the rest runs once. No interval: a job given
+    back runs again at once, as on the database backend."""
 
     def create_job(self, *args, retry: Retry | None = None, on_failure=None, **kwargs):
         from .heartbeats import MAX_DELIVERIES

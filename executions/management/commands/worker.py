@@ -189,6 +189,9 @@ class Command(BaseCommand):
         connections.close_all()  # the work-horses fork from this thread: no connection to share
         heartbeat.start()
         try:
-            worker.work(burst=batch, with_scheduler=False)
+            # RQ's scheduler moves the tasks deferred with run_after (a staged bulk's next step,
+            # a webhook's or a function's retry after its backoff) to their queue when due: one
+            # worker's scheduler process holds the queues' lock, another takes over when it dies.
+            worker.work(burst=batch, with_scheduler=True)
         finally:
             heartbeat.stop()
