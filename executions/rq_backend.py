@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from functools import cache
 
 from django_rq.queues import DjangoRQ
@@ -42,6 +43,14 @@ class RedriveRQBackend(RQBackend):
     def __init__(self, alias: str, params: dict) -> None:
         super().__init__(alias, params)
         self.queues = set()  # any queue: job queues are created per target host
+
+    def enqueue(self, task, args, kwargs):
+        # RQ's schedule keeps whole seconds, dropping the fraction: a task deferred to 12.7 s
+        # would be queued at 12 s. Round up, so it never runs before its run_after.
+        if task.run_after is not None and task.run_after.microsecond:
+            at = task.run_after.replace(microsecond=0) + timedelta(seconds=1)
+            task = task.using(run_after=at)
+        return super().enqueue(task, args, kwargs)
 
 
 class RedeliveringQueue(DjangoRQ):
