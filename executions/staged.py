@@ -44,6 +44,10 @@ UNPACED_CHUNK = 500
 CANARY_TIMEOUT = timedelta(minutes=15)
 SETTLE_TIMEOUT = timedelta(minutes=10)
 MAX_LISTED = 100  # failed-again items the summary names
+# A paced step this late or less keeps the pace's timeline (RQ's scheduler, whole seconds and a
+# look each second, runs a deferred task up to ~2 s late); later (a busy worker) it starts anew
+# rather than catch up in a burst.
+PACE_GRACE = timedelta(seconds=2)
 MAX_RATE = 10_000
 MAX_CANARY = 100_000
 
@@ -373,8 +377,8 @@ class _Step:
         pace = timedelta(seconds=self.delay)
         at = self.now + pace
         if self.paced:
-            if due and self.now - datetime.fromisoformat(due) < pace:
-                at = datetime.fromisoformat(due) + pace  # on time: keep the timeline
+            if due and self.now - datetime.fromisoformat(due) < pace + PACE_GRACE:
+                at = datetime.fromisoformat(due) + pace  # about on time: keep the timeline
             self.state["dueAt"] = at.isoformat()
         return at
 
