@@ -1,10 +1,11 @@
 """`manage.py worker`: a Redrive worker.
 
 It runs the configured django.tasks backend's own worker (django-tasks-db's `db_worker` loop, or an
-RQ worker when REDRIVE_TASKS=rq) on the default queue plus the job queues for `_any` and this
-worker's hostname, beats (executions/heartbeats.py), and beside it runs the reaper: it fails
-attempts whose worker was lost, gives back the tasks a dead worker had taken (on RQ: has RQ take
-them as abandoned, executions/rq_backend.py), and fails the jobs of hosts gone for good.
+RQ worker with RQ's scheduler when REDRIVE_TASKS=rq) on the default queue plus the job queues for
+`_any` and this worker's hostname, beats (executions/heartbeats.py), and beside it runs the
+reaper: it fails attempts whose worker was lost, gives back the tasks a dead worker had taken (on
+RQ: has RQ take them as abandoned, executions/rq_backend.py), and fails the jobs of hosts gone for
+good.
 """
 
 from __future__ import annotations
