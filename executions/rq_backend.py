@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from functools import cache
 
 from django_rq.queues import DjangoRQ
@@ -43,12 +44,20 @@ class RedriveRQBackend(RQBackend):
         super().__init__(alias, params)
         self.queues = set()  # any queue: job queues are created per target host
 
+    def enqueue(self, task, args, kwargs):
+        # RQ's schedule keeps whole seconds, dropping the fraction: a task deferred to 12.7 s
+        # would be queued at 12 s. Round up, so it never runs before its run_after.
+        if task.run_after is not None and task.run_after.microsecond:
+            at = task.run_after.replace(microsecond=0) + timedelta(seconds=1)
+            task = task.using(run_after=at)
+        return super().enqueue(task, args, kwargs)
+
 
 class RedeliveringQueue(DjangoRQ):
     """Every job may run up to MAX_DELIVERIES times. Running a task again is safe: each claims its
     work with a conditional UPDATE, so what a dead worker had claimed (failed as "worker lost"
-    once its lease expires) does not run again, and the rest runs once. No interval: Redrive's
-    workers run without RQ's scheduler."""
+    once its lease expires) does not run again, and the rest runs once. No interval: a job given
+    back runs again at once, as on the database backend."""
 
     def create_job(self, *args, retry: Retry | None = None, on_failure=None, **kwargs):
         from .heartbeats import MAX_DELIVERIES

@@ -44,6 +44,10 @@ UNPACED_CHUNK = 500
 CANARY_TIMEOUT = timedelta(minutes=15)
 SETTLE_TIMEOUT = timedelta(minutes=10)
 MAX_LISTED = 100  # failed-again items the summary names
+# A paced step this late or less keeps the pace's timeline (RQ's scheduler, whole seconds and a
+# look each second, runs a deferred task up to ~2 s late); later (a busy worker) it starts anew
+# rather than catch up in a burst.
+PACE_GRACE = timedelta(seconds=2)
 MAX_RATE = 10_000
 MAX_CANARY = 100_000
 
@@ -152,6 +156,7 @@ class _Step:
         self.options = bulk.options or {}
         self.now = timezone.now()
         self.delay: float | None = 0.0  # None: no next step
+        self.paced = False  # the delay is the rate's (not a wait for outcomes)
         self.updates: dict[str, Any] = {}
 
     def run(self) -> None:
@@ -189,6 +194,7 @@ class _Step:
             self.bulk.stage = "waiting"
             self.state["waitingSince"] = self.now.isoformat()
             self.delay = POLL_SECONDS if self.state["pending"] else 0.0
+            self.paced = False
 
     def _waiting(self) -> None:
         state, canary = self.state, self.options["canary"]
@@ -284,6 +290,7 @@ class _Step:
         )
         rate = self.options.get("ratePerSecond")
         self.delay = len(chunk) / rate if rate else 0.0
+        self.paced = bool(rate)
 
     def _retry_kind(self, kind: str, keys: list[str]) -> tuple[list, list[tuple[str, str]]]:
         spec = kinds.get(kind)
@@ -360,15 +367,31 @@ class _Step:
         self.delay = None
         BulkRetryPlan.objects.filter(bulk=self.bulk).delete()
 
+    def _next_at(self) -> datetime | None:
+        """When the next step may run (None: at once). A paced step's successor is due a pace
+        after this step's own due time, not after now: a backend that wakes a deferred task a
+        little late (RQ's scheduler looks each second) then keeps the asked rate on average."""
+        due = self.state.pop("dueAt", None)
+        if not self.delay:
+            return None
+        pace = timedelta(seconds=self.delay)
+        at = self.now + pace
+        if self.paced:
+            if due and self.now - datetime.fromisoformat(due) < pace + PACE_GRACE:
+                at = datetime.fromisoformat(due) + pace  # about on time: keep the timeline
+            self.state["dueAt"] = at.isoformat()
+        return at
+
     def _save(self) -> None:
         seq = self.state["seq"] + 1 if self.delay is not None else self.state["seq"]
         self.state["seq"] = seq
+        at = self._next_at()
         BulkRetry.objects.filter(pk=self.bulk.pk).update(
             stage=self.bulk.stage, staged=self.state, **self.updates
         )
         if self.delay is None:
             return
         task = staged_step
-        if self.delay > 0 and task.get_backend().supports_defer:
-            task = task.using(run_after=self.now + timedelta(seconds=self.delay))
+        if at is not None and task.get_backend().supports_defer:
+            task = task.using(run_after=at)
         enqueue_on_commit(task, str(self.bulk.pk), seq)

@@ -99,8 +99,8 @@ def test_sign_in_and_filter_by_kind_and_error_text(page: Page, manifest: dict) -
     rows = page.locator("tbody#rows tr.row")
     expect(rows.first).to_be_visible()
     assert page.locator("tbody#rows tr.row span.kind").all_inner_texts()  # several kinds
-    shot(page, "inbox.png")
     expect(page.locator("figure#chart svg")).to_be_visible()  # loaded after the list
+    shot(page, "inbox.png")  # with its chart, as the README describes it
     page.evaluate("window.__notReloaded = true")
 
     page.select_option("#f-kind", "job")

@@ -1,7 +1,14 @@
 """Staged bulk retry (issue 20 §3, executions/staged.py): a canary, a pace, an automatic stop, and
-steps that re-enqueue themselves with run_after; a worker dying mid-bulk loses nothing."""
+steps that re-enqueue themselves with run_after; a worker dying mid-bulk loses nothing. On RQ the
+same, through RQ's scheduler in the workers (without it the first deferred step never ran and the
+bulk stayed in `waiting` for good)."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
 
 import pytest
 from django_tasks_db.models import DBTaskResult
@@ -10,6 +17,7 @@ from executions import filters, services, staged
 from executions.errors import InvalidInput
 from executions.models import AutomationExecution, BulkRetry
 from tests.audit import retried_in
+from tests.conftest import ROOT, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,6 +100,12 @@ def test_a_canary_that_succeeds_lets_the_rest_go_at_the_rate(items, admin):
     assert queued is not None and queued.args_kwargs["args"] == [str(bulk.pk), bulk.staged["seq"]]
     delay = (queued.run_after - queued.enqueued_at).total_seconds()
     assert 0.5 < delay <= 1.5
+    # The pace keeps its own timeline: the next chunk's step is due a second after this one's
+    # was due, however early or late this one ran (here: at once, by hand).
+    bulk = step(bulk)
+    assert (bulk.stage, bulk.done) == ("rest", 10)
+    later = DBTaskResult.objects.filter(task_path__endswith="staged_step").latest("enqueued_at")
+    assert later.run_after - queued.run_after == timedelta(seconds=1)
     while bulk.done < 12:
         bulk = step(bulk)
     assert bulk.status == "running"  # waits for the outcomes of what it retried
@@ -197,3 +211,126 @@ def test_a_staged_bulk_runs_through_real_workers_and_survives_one_dying(
     targets = retried_by(bulk)
     assert len(targets) == len(set(targets)) == 8
     assert set(AutomationExecution.objects.values_list("status", flat=True)) == {"completed"}
+
+
+# --- on RQ ---------------------------------------------------------------------------------------
+
+# Start a staged bulk of every failed automation as alice, in a process on the backend its
+# environment names (this test process runs on the database backend); prints the bulk's id.
+START_BULK = """
+import json, os, sys
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+django.setup()
+from django.contrib.auth.models import User
+from executions import filters, services
+from executions.models import Tenant
+from executions.tenancy import Actor
+user, tenant = User.objects.get(username="alice"), Tenant.objects.get(slug="acme")
+actor = Actor.for_user(user, tenant, source="api")
+selection = {"filter": filters.parse({"kind": "automation"})}
+print(services.start_bulk_retry(actor, selection, options=json.loads(sys.argv[1])).pk)
+"""
+
+
+def start_on_rq(env: dict, **options) -> BulkRetry:
+    done = subprocess.run(
+        [sys.executable, "-c", START_BULK, json.dumps(options)],
+        cwd=ROOT,
+        env=worker_env(env=env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return BulkRetry.objects.get(pk=done.stdout.strip())
+
+
+def step_jobs(redis_url: str) -> int:
+    """How many staged_step tasks RQ has run (finished or failed) on the default queue."""
+    import redis
+    from rq import Queue
+    from rq.job import Job as RQJob
+
+    queue = Queue("default", connection=redis.Redis.from_url(redis_url))
+    ids = queue.finished_job_registry.get_job_ids() + queue.failed_job_registry.get_job_ids()
+    jobs = RQJob.fetch_many(ids, connection=queue.connection)
+    return sum(1 for job in jobs if job and job.func_name.endswith("staged_step"))
+
+
+def retry_times(bulk: BulkRetry) -> list[tuple[datetime, str]]:
+    return sorted((e.created_at, e.target_id) for e in retried_in(bulk))
+
+
+@pytest.mark.slow
+@pytest.mark.pg_only
+def test_on_rq_a_canary_goes_first_then_the_rest_at_the_rate(
+    items, admin, worker_process, wait_until, redis_url
+):
+    env = {"REDRIVE_TASKS": "rq", "REDIS_URL": redis_url}
+    for _ in range(8):
+        items.failed("automation", "flaky")
+    worker_process(env=env)
+    bulk = start_on_rq(env, canary={"size": 2, "minSuccessRate": 1}, ratePerSecond=2)
+    wait_until(
+        lambda: BulkRetry.objects.get(pk=bulk.pk).status == "finished",
+        timeout=90,
+        message="the staged bulk to finish on RQ",
+    )
+    bulk.refresh_from_db()
+    progress = staged.progress(bulk)
+    assert (bulk.stage, bulk.done, progress["succeeded"], progress["failedAgain"]) == (
+        "finished",
+        8,
+        8,
+        0,
+    )
+    times = retry_times(bulk)
+    assert len({target for _, target in times}) == 8  # each item retried once
+    canary, rest = times[:2], times[2:]
+    # The rest started only once the canary's retries had succeeded...
+    canary_done = AutomationExecution.objects.filter(pk__in=[t for _, t in canary])
+    assert set(canary_done.values_list("status", flat=True)) == {"completed"}
+    assert rest[0][0] > max(canary_done.values_list("completed_at", flat=True))
+    # ... at 2 per second: three chunks of two, none sooner than the pace allows (RQ's schedule
+    # counts whole seconds: a step must not run before its run_after).
+    chunks = [at for at, _ in rest][::2]
+    for k, at in enumerate(chunks):
+        assert (at - chunks[0]).total_seconds() >= k - 0.3
+    # Steps waited in RQ's schedule rather than running back to back (a busy loop).
+    assert step_jobs(redis_url) <= 25
+
+
+@pytest.mark.slow
+@pytest.mark.pg_only
+@pytest.mark.parametrize(
+    ("options", "because"),
+    [
+        ({"canary": {"size": 2, "minSuccessRate": 0.5}}, "Canary: 0 of 2 succeeded"),
+        ({"ratePerSecond": 2, "stopWhenFailedAgainRate": 0.5}, "retried items failed again"),
+    ],
+)
+def test_on_rq_a_staged_bulk_stops_itself(
+    items, admin, worker_process, wait_until, redis_url, options, because
+):
+    env = {"REDRIVE_TASKS": "rq", "REDIS_URL": redis_url}
+    for _ in range(10):
+        items.failed("automation", "fail")
+    worker_process(env=env)
+    bulk = start_on_rq(env, **options)
+    wait_until(
+        lambda: BulkRetry.objects.get(pk=bulk.pk).status == "finished",
+        timeout=90,
+        message="the staged bulk to stop itself on RQ",
+    )
+    bulk.refresh_from_db()
+    progress = staged.progress(bulk)
+    assert bulk.stage == "stopped" and because in progress["stoppedBecause"]
+    assert 2 <= bulk.done < 10 and progress["failedAgain"] == bulk.done
+    # What was not retried is still failed, never attempted again.
+    retried = {t for _, t in retry_times(bulk)}
+    untouched = AutomationExecution.objects.exclude(pk__in=retried)
+    assert untouched.count() == 10 - bulk.done
+    assert set(untouched.values_list("status", flat=True)) == {"failed"}
+    assert step_jobs(redis_url) <= 25

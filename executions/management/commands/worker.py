@@ -1,10 +1,11 @@
 """`manage.py worker`: a Redrive worker.
 
 It runs the configured django.tasks backend's own worker (django-tasks-db's `db_worker` loop, or an
-RQ worker when REDRIVE_TASKS=rq) on the default queue plus the job queues for `_any` and this
-worker's hostname, beats (executions/heartbeats.py), and beside it runs the reaper: it fails
-attempts whose worker was lost, gives back the tasks a dead worker had taken (on RQ: has RQ take
-them as abandoned, executions/rq_backend.py), and fails the jobs of hosts gone for good.
+RQ worker with RQ's scheduler when REDRIVE_TASKS=rq) on the default queue plus the job queues for
+`_any` and this worker's hostname, beats (executions/heartbeats.py), and beside it runs the
+reaper: it fails attempts whose worker was lost, gives back the tasks a dead worker had taken (on
+RQ: has RQ take them as abandoned, executions/rq_backend.py), and fails the jobs of hosts gone for
+good.
 """
 
 from __future__ import annotations
@@ -189,6 +190,9 @@ class Command(BaseCommand):
         connections.close_all()  # the work-horses fork from this thread: no connection to share
         heartbeat.start()
         try:
-            worker.work(burst=batch, with_scheduler=False)
+            # RQ's scheduler moves the tasks deferred with run_after (a staged bulk's next step,
+            # a webhook's or a function's retry after its backoff) to their queue when due: one
+            # worker's scheduler process holds the queues' lock, another takes over when it dies.
+            worker.work(burst=batch, with_scheduler=True)
         finally:
             heartbeat.stop()
