@@ -120,8 +120,13 @@ def _resolve_after_success(kind: kinds.KindSpec, rows: list[dict]) -> None:
             "tenant_id": [t for _, t, _, _ in changed],
             "target_id": [str(pk) for pk, _, _, _ in changed],
             "new_target_id": [str(by[pk]) for pk, _, _, _ in changed],
-            "status_before": [status for _, _, _, status in changed],
-            "status_after": [status for _, _, _, status in changed],
+            # What happened to the failure: "failed → resolved" (a record retried in place has
+            # its success status by now: its failed attempt is what was resolved).
+            "status_before": [
+                status if status in kind.failed_statuses else "failed"
+                for _, _, _, status in changed
+            ],
+            "status_after": [RESOLVED] * len(changed),
         },
     )
     _groups_resolved(kind, {(t, fp) for _, t, fp, _ in changed if fp})

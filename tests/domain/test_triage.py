@@ -44,6 +44,11 @@ def test_a_successful_retry_resolves_its_chain_in_every_kind(admin, items, run_w
     assert sorted(resolved.values_list("kind", "target_id")) == sorted(
         (k, str(pk)) for k, pk in failed.items()
     )
+    # It reads as what happened to the failure: failed -> resolved.
+    assert {(e.status_before, e.status_after) for e in resolved} == {
+        ("failed", "resolved"),
+        ("failure", "resolved"),  # a run's own word (a clone keeps its failed status)
+    }
 
 
 @pytest.mark.django_db
