@@ -325,3 +325,56 @@ def test_a_group_first_seen_in_one_kind_regresses_in_every_kind(admin, items):
     triage.ignore_group(admin, fp, until=timezone.now() + timedelta(days=1))
     quiet = items.failed("run", handler="fail")
     assert {state_of("job", job), state_of("run", run), state_of("run", quiet)} == {"ignored"}
+
+
+def rebuild_groups() -> None:
+    """Migration 0025's data migration, as `migrate` runs it."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = import_module("executions.migrations.0025_rebuild_failure_groups")
+    with connection.schema_editor() as editor:
+        migration.rebuild(apps, editor)
+
+
+@pytest.mark.django_db
+def test_groups_keyed_by_old_fingerprints_are_rebuilt_for_the_current_ones(admin, items):
+    """After 0023 recomputed the fingerprints, each group is rebuilt for its current fingerprint
+    from its failures' state (an ignore that still applies, with its reason), stale keys go, and
+    running it again changes nothing."""
+    ignored = items.failed("job", handler="fail")
+    fp = MODELS["job"].objects.get(pk=ignored).fingerprint
+    until = timezone.now() + timedelta(days=1)
+    triage.ignore_group(admin, fp, reason="vendor outage", until=until)
+    open_run = items.failed("run")  # another error, open
+    open_fp = MODELS["run"].objects.get(pk=open_run).fingerprint
+    again = items.failed("function", handler="fail", error="http_502")
+    again_fp = MODELS["function"].objects.get(pk=again).fingerprint
+    triage.ignore_group(admin, again_fp)  # until it happens again
+    assert len({fp, open_fp, again_fp}) == 3
+    # As 0023 left them: each group under the fingerprint its failures had before.
+    for n, key in enumerate((fp, open_fp, again_fp)):
+        FailureGroup.objects.filter(fingerprint=key).update(fingerprint=f"{n:016x}")
+
+    rebuild_groups()
+
+    groups = FailureGroup.objects.filter(tenant=admin.tenant)
+    rows = sorted(groups.values_list("fingerprint", "state", "until", "reason"))
+    assert rows == sorted(
+        [
+            (fp, "ignored", until, "vendor outage"),
+            (open_fp, "open", None, ""),
+            (again_fp, "ignored", None, ""),
+        ]
+    )
+    assert FailureGroup.objects.get(fingerprint=open_fp).kind == "run"
+    rebuild_groups()
+    assert sorted(groups.values_list("fingerprint", "state", "until", "reason")) == rows
+
+    # The ignore applies again: the group's next failure joins it, no new group, no regression.
+    later = items.failed("job", handler="fail")
+    assert state_of("job", later) == "ignored"
+    assert not OutboxEvent.objects.filter(name="failure.regressed").exists()
+    assert OutboxEvent.objects.filter(name="failure.new_group").count() == 3
