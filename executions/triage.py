@@ -129,7 +129,7 @@ def _resolve_after_success(kind: kinds.KindSpec, rows: list[dict]) -> None:
             "status_after": [RESOLVED] * len(changed),
         },
     )
-    _groups_resolved(kind, {(t, fp) for _, t, fp, _ in changed if fp})
+    _groups_resolved({(t, fp) for _, t, fp, _ in changed if fp})
 
 
 def _mark_resolved(kind: kinds.KindSpec, pks: list, only_failed: bool) -> list[tuple]:
@@ -166,13 +166,20 @@ def _mark_resolved(kind: kinds.KindSpec, pks: list, only_failed: bool) -> list[t
         return cursor.fetchall()
 
 
-def _groups_resolved(kind: kinds.KindSpec, keys: set[tuple[Any, str]]) -> None:
-    """Open groups among `keys` with no open failure left are resolved."""
+def _groups_resolved(keys: set[tuple[Any, str]]) -> None:
+    """Open groups among `keys` with no open failure left, in any kind (a group spans kinds),
+    are resolved."""
     now = timezone.now()
     for tenant_id, fp in keys:
-        still_open = kind.model.objects.filter(
-            tenant_id=tenant_id, fingerprint=fp, triage__in=OPEN, status__in=kind.failed_statuses
-        ).exists()
+        still_open = any(
+            other.model.objects.filter(
+                tenant_id=tenant_id,
+                fingerprint=fp,
+                triage__in=OPEN,
+                status__in=other.failed_statuses,
+            ).exists()
+            for other in kinds.KINDS
+        )
         if not still_open:
             FailureGroup.objects.filter(tenant_id=tenant_id, fingerprint=fp, state="open").update(
                 state=FailureGroup.State.RESOLVED, updated_at=now

@@ -378,3 +378,21 @@ def test_groups_keyed_by_old_fingerprints_are_rebuilt_for_the_current_ones(admin
     assert state_of("job", later) == "ignored"
     assert not OutboxEvent.objects.filter(name="failure.regressed").exists()
     assert OutboxEvent.objects.filter(name="failure.new_group").count() == 3
+
+
+@pytest.mark.django_db
+def test_a_group_stays_open_while_another_kind_has_an_open_failure(admin, items):
+    """Resolving a group's failures in one kind leaves it open while another kind's are open:
+    their next failure is no regression."""
+    from executions.kinds.jobs import run as jobs_run
+
+    job, run = items.failed("job"), items.failed("run")  # the same error (flaky), two kinds
+    fp = MODELS["job"].objects.get(pk=job).fingerprint
+    assert MODELS["run"].objects.get(pk=run).fingerprint == fp
+    jobs_run.execute(services.retry_job(admin, job).new_id, "test-host")
+    assert (state_of("job", job), state_of("run", run)) == ("resolved", "open")
+    assert FailureGroup.objects.get(fingerprint=fp).state == "open"
+
+    again = items.failed("run")
+    assert state_of("run", again) == "open"
+    assert not OutboxEvent.objects.filter(name="failure.regressed").exists()
