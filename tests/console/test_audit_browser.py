@@ -5,15 +5,18 @@ retry with the attempt it made."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from executions import selectors, services
+from executions import selectors, services, triage
 from executions.kinds.automations import run as automations_run
 from executions.kinds.jobs import run as jobs_run
-from executions.models import AutomationExecution, AutomationRule, Tenant
+from executions.models import AutomationExecution, AutomationRule, Job, Tenant
 from executions.tenancy import Actor
 
 from . import test_browser
@@ -110,3 +113,24 @@ def test_the_audit_pages_outcomes_take_the_same_queries_for_more_rows(manifest: 
         retried_job(actor, failures=5)
         retry_automation(actor, failed_automation(actor.tenant, failures=1))
     assert queries() == few
+
+
+def test_the_audit_page_shows_what_a_passed_ignore_reopened(page: Page, manifest: dict) -> None:
+    """An error group ignored until a date the workers saw pass: its row names the group (a link
+    to its failures), by "redrive", and each failure it opened again."""
+    actor = alice()
+    job = failed_job(actor.tenant, failures=5)
+    fp = Job.objects.get(pk=job).fingerprint
+    until = timezone.now() + timedelta(hours=1)
+    triage.ignore_group(actor, fp, until=until)
+    triage.lapse_ignores(now=until + timedelta(seconds=1))
+
+    sign_in(page, manifest, "alice")
+    page.goto("/audit/?actor=redrive")
+    group = page.locator("tbody tr").filter(has_text="reopen_group")
+    expect(group.locator('td[data-label="Item"]')).to_have_text(f"error group {fp}")
+    expect(group.locator('td[data-label="Change"]')).to_have_text("reopen_group (ignored → open)")
+    reopened = page.locator("tbody tr", has=page.locator(f'a[href$="/job/{job}/"]'))
+    expect(reopened.locator('td[data-label="Change"]')).to_have_text("ignored → open")
+    group.locator('td[data-label="Item"] a').click()
+    expect(page.locator(f"tr#row-job-{job}")).to_be_visible()
