@@ -203,8 +203,9 @@ def _set_outcomes(audit: list[AuditEvent], timeline: list[TimelineEntry], clones
     it (the n-th retry made the timeline's attempt n + 1)."""
     if clones:
         status = {entry.object_id: entry.status for entry in timeline}
-        for event in audit:
-            event.outcome = status.get(event.new_target_id)
+        for event in audit:  # what made another item (a retry, a resolve by a success)
+            made = event.new_target_id != event.target_id
+            event.outcome = status.get(event.new_target_id) if made else None
         return
     for event in audit:
         event.outcome = None

@@ -134,3 +134,8 @@ def test_the_audit_page_shows_what_a_passed_ignore_reopened(page: Page, manifest
     expect(reopened.locator('td[data-label="Change"]')).to_have_text("ignored → open")
     group.locator('td[data-label="Item"] a').click()
     expect(page.locator(f"tr#row-job-{job}")).to_be_visible()
+
+    # On the job's page the reopen is no retry: it has no outcome (not "failed again").
+    page.goto(f"/executions/job/{job}/")
+    expect(page.locator("#audit tbody tr")).to_contain_text("reopen")
+    expect(page.locator("#audit td.outcome .badge")).to_have_count(0)
