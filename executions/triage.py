@@ -129,7 +129,7 @@ def _resolve_after_success(kind: kinds.KindSpec, rows: list[dict]) -> None:
             "status_after": [RESOLVED] * len(changed),
         },
     )
-    _groups_resolved(kind, {(t, fp) for _, t, fp, _ in changed if fp})
+    _groups_resolved({(t, fp) for _, t, fp, _ in changed if fp})
 
 
 def _mark_resolved(kind: kinds.KindSpec, pks: list, only_failed: bool) -> list[tuple]:
@@ -166,13 +166,20 @@ def _mark_resolved(kind: kinds.KindSpec, pks: list, only_failed: bool) -> list[t
         return cursor.fetchall()
 
 
-def _groups_resolved(kind: kinds.KindSpec, keys: set[tuple[Any, str]]) -> None:
-    """Open groups among `keys` with no open failure left are resolved."""
+def _groups_resolved(keys: set[tuple[Any, str]]) -> None:
+    """Open groups among `keys` with no open failure left, in any kind (a group spans kinds),
+    are resolved."""
     now = timezone.now()
     for tenant_id, fp in keys:
-        still_open = kind.model.objects.filter(
-            tenant_id=tenant_id, fingerprint=fp, triage__in=OPEN, status__in=kind.failed_statuses
-        ).exists()
+        still_open = any(
+            other.model.objects.filter(
+                tenant_id=tenant_id,
+                fingerprint=fp,
+                triage__in=OPEN,
+                status__in=other.failed_statuses,
+            ).exists()
+            for other in kinds.KINDS
+        )
         if not still_open:
             FailureGroup.objects.filter(tenant_id=tenant_id, fingerprint=fp, state="open").update(
                 state=FailureGroup.State.RESOLVED, updated_at=now
@@ -214,14 +221,19 @@ def _failed(kind: kinds.KindSpec, rows: list[dict]) -> None:
             )
         )
         # It happened again: failures ignored "until it happens again" (or until a date now
-        # past) are open again; a record that failed again (retried in place) is open again.
-        lapsed = model.objects.filter(
-            tenant_id=tenant_id,
-            fingerprint=fp,
-            status__in=kind.failed_statuses,
-            triage=IGNORED,
-        ).filter(Q(triage_until__isnull=True) | Q(triage_until__lte=now))
-        lapsed.exclude(pk__in=pks).update(triage="open", triage_until=None)
+        # past) are open again, in every kind (a group spans kinds: this failure's kind may not
+        # be the one its ignored failures are in); a record that failed again (retried in
+        # place) is open again.
+        for other in kinds.KINDS:
+            lapsed = other.model.objects.filter(
+                tenant_id=tenant_id,
+                fingerprint=fp,
+                status__in=other.failed_statuses,
+                triage=IGNORED,
+            ).filter(Q(triage_until__isnull=True) | Q(triage_until__lte=now))
+            if other is kind:
+                lapsed = lapsed.exclude(pk__in=pks)
+            lapsed.update(triage="open", triage_until=None)
         if regressed or any(r["triage"] != "open" for r in failed):
             model.objects.filter(pk__in=pks).update(
                 triage="regressed" if regressed else "open", triage_until=None
@@ -240,6 +252,91 @@ def _failed(kind: kinds.KindSpec, rows: list[dict]) -> None:
                 created_at=now,
             )
             _emit(kind, "failure.regressed", pks[0])
+
+
+# --- when an ignore's date passes ------------------------------------------------------------
+
+
+LAPSE_BATCH = 5000  # per kind and round: a round stays short, the next one goes on
+
+
+def lapse_ignores(now: datetime | None = None, batch: int = LAPSE_BATCH) -> int:
+    """Ignores "until a date" end on time (the worker's reaper round calls this): failures and
+    groups ignored until a date now past are open again, without waiting for the fingerprint to
+    fail again. Not a regression (nothing failed again: no `regressed` mark, no event), but
+    audited like one, by "redrive": action "reopen" / "reopen_group", with the date that passed.
+    Each kind's look is an index scan of its ignored-until-a-date failures (*_ignored_until).
+    Returns how many failures it opened."""
+    now = now or timezone.now()
+    opened = sum(_lapse_failures(kind, now, batch) for kind in kinds.KINDS)
+    with transaction.atomic():
+        groups = list(
+            FailureGroup.objects.select_for_update(skip_locked=True)
+            .filter(state=IGNORED, until__lte=now)
+            .order_by("until")[:batch]
+        )
+        FailureGroup.objects.filter(pk__in=[g.pk for g in groups]).update(
+            state="open", until=None, updated_at=now
+        )
+        if groups:
+            AuditEvent.objects.bulk_create(
+                AuditEvent(
+                    tenant_id=g.tenant_id,
+                    actor=WORKER,
+                    source=AuditEvent.Source.WORKER,
+                    action="reopen_group",
+                    kind=g.kind,
+                    target_id=g.fingerprint,
+                    new_target_id=g.fingerprint,
+                    status_before=IGNORED,
+                    status_after="open",
+                    details={"state": "open", "lapsed": _until(g.until), "reason": g.reason},
+                    created_at=now,
+                )
+                for g in groups
+            )
+    return opened
+
+
+def _lapse_failures(kind: kinds.KindSpec, now: datetime, batch: int) -> int:
+    model = kind.model
+    with transaction.atomic():
+        # SKIP LOCKED: two workers' rounds share the work instead of waiting on each other.
+        rows = list(
+            model.objects.select_for_update(skip_locked=True)
+            .filter(triage=IGNORED, triage_until__lte=now)
+            .values_list("pk", "tenant_id", "status", "triage_until")[:batch]
+        )
+        if not rows:
+            return 0
+        # An ignored record that has since succeeded (retried in place) needs nobody: resolved.
+        after = ["open" if r[2] in kind.failed_statuses else RESOLVED for r in rows]
+        for state in ("open", RESOLVED):
+            these = [r[0] for r, a in zip(rows, after, strict=True) if a == state]
+            model.objects.filter(pk__in=these).update(triage=state, triage_until=None)
+        sets.insert_rows(
+            AuditEvent,
+            {
+                "actor": WORKER,
+                "source": AuditEvent.Source.WORKER,
+                "action": "reopen",
+                "kind": kind.name,
+                "created_at": now,
+                "request_id": "",
+                "idempotency_key": "",
+                "status_before": IGNORED,
+            },
+            {
+                "tenant_id": [r[1] for r in rows],
+                "target_id": [str(r[0]) for r in rows],
+                "new_target_id": [str(r[0]) for r in rows],
+                "status_after": after,
+                "details": [
+                    {"state": a, "lapsed": _until(r[3])} for r, a in zip(rows, after, strict=True)
+                ],
+            },
+        )
+        return after.count("open")
 
 
 def _emit(kind: kinds.KindSpec, name: str, pk: Any) -> None:

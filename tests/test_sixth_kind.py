@@ -196,3 +196,24 @@ def test_the_console_and_the_api_show_and_retry_a_sixth_kind(tickets, operator, 
     services.run_bulk_retry(bulk.json()["id"])  # what its task does in a worker
     again.refresh_from_db()
     assert (again.status, again.attempt) == ("open", 2)
+
+
+def test_a_sixth_kinds_ignore_until_a_date_ends_on_time(tickets, operator):
+    """The reaper round's sweep reads the sixth kind's table by its own index (its migration
+    0003) and opens its failures ignored until a date once the date passes."""
+    from executions import triage
+
+    ticket = failed_ticket(tickets, operator.tenant)
+    until = timezone.now() + timedelta(hours=1)
+    triage.ignore(operator, "ticket", ticket.pk, until=until)
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, tickets.Ticket._meta.db_table)
+    assert "ticket_ignored_until" in indexes
+
+    assert triage.lapse_ignores(now=until - timedelta(seconds=1)) == 0
+    assert triage.lapse_ignores(now=until + timedelta(seconds=1)) == 1
+
+    ticket.refresh_from_db()
+    assert (ticket.triage, ticket.triage_until) == ("open", None)
+    audit = AuditEvent.objects.get(action="reopen", kind="ticket")
+    assert (audit.actor, audit.target_id, audit.status_after) == ("redrive", str(ticket.pk), "open")

@@ -9,7 +9,7 @@ Every model is re-exported here, so `from executions.models import X` is the one
 """
 
 from .automations import AutomationExecution, AutomationRule
-from .base import Failure, Kind, Leased, WorkerHeartbeat, object_id, run_id
+from .base import Failure, Kind, Leased, WorkerHeartbeat, ignored_until_index, object_id, run_id
 from .bulk import BulkRetry, BulkRetryPlan
 from .evidence import (
     Attempt,
@@ -45,6 +45,7 @@ __all__ = [
     "BulkRetry",
     "BulkRetryPlan",
     "Failure",
+    "ignored_until_index",
     "FailureCount",
     "FailureCountDelta",
     "FailureGroup",

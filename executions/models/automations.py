@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased, check_definition
+from .base import Failure, Leased, check_definition, ignored_until_index
 from .tenancy import Tenant
 
 
@@ -98,6 +98,7 @@ class AutomationExecution(Leased, Failure):
                 name="autoexec_triage_fp",
                 condition=Q(status__in=["failed", "timeout"]),
             ),
+            ignored_until_index("autoexec_ignored_until"),
             models.Index(fields=["tenant", "status", "-started_at"], name="autoexec_list"),
             models.Index(
                 fields=["status", "lease_expires_at"],

@@ -88,3 +88,13 @@ class Failure(models.Model):
 
     class Meta:
         abstract = True
+
+
+def ignored_until_index(name: str) -> models.Index:
+    """Each kind's failures ignored until a date, by that date: what the reaper round's sweep
+    (triage.lapse_ignores) reads to open them again when it passes, at any table size."""
+    return models.Index(
+        fields=["triage_until"],
+        name=name,
+        condition=models.Q(triage="ignored", triage_until__isnull=False),
+    )

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased, check_definition, object_id
+from .base import Failure, Leased, check_definition, ignored_until_index, object_id
 from .tenancy import Tenant
 
 # The definition an execution snapshots, the record of what ran (a retry runs the function's
@@ -185,6 +185,7 @@ class FunctionExecution(Leased, Failure):
                 name="fnexec_triage_fp",
                 condition=Q(status__in=["failed", "timeout"]),
             ),
+            ignored_until_index("fnexec_ignored_until"),
             models.Index(
                 fields=["status", "lease_expires_at"],
                 name="fnexec_lease",

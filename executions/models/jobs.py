@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased, check_definition
+from .base import Failure, Leased, check_definition, ignored_until_index
 from .tenancy import Tenant
 
 
@@ -84,6 +84,7 @@ class Job(Leased, Failure):
                 name="job_triage_fp",
                 condition=Q(status="failed"),
             ),
+            ignored_until_index("job_ignored_until"),
             models.Index(fields=["tenant", "status", "-created_at"], name="job_list"),
             models.Index(
                 fields=["status", "lease_expires_at"],

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased, check_definition, run_id
+from .base import Failure, Leased, check_definition, ignored_until_index, run_id
 from .tenancy import Tenant
 
 
@@ -87,6 +87,7 @@ class Run(Leased, Failure):
                 name="run_triage_fp",
                 condition=Q(status__in=["failure", "cancelled", "partial"]),
             ),
+            ignored_until_index("run_ignored_until"),
             models.Index(fields=["tenant", "status", "-started_at"], name="run_list"),
             models.Index(
                 fields=["status", "lease_expires_at"],

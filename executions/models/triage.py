@@ -33,3 +33,11 @@ class FailureGroup(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "fingerprint"], name="failuregroup_key")
         ]
+        # The reaper round's sweep of groups ignored until a date (triage.lapse_ignores).
+        indexes = [
+            models.Index(
+                fields=["until"],
+                name="failuregroup_ignored_until",
+                condition=models.Q(state="ignored", until__isnull=False),
+            )
+        ]

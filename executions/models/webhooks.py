@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased
+from .base import Failure, Leased, ignored_until_index
 from .tenancy import Tenant
 
 
@@ -104,6 +104,7 @@ class WebhookDelivery(Failure):
                 name="webhook_delivery_failed",
                 condition=Q(status__in=("failed", "dead")),
             ),
+            ignored_until_index("webhook_delivery_ignored_until"),
         ]
 
 

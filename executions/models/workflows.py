@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .base import Failure, Leased, check_definition
+from .base import Failure, Leased, check_definition, ignored_until_index
 from .tenancy import Tenant
 
 
@@ -113,6 +113,7 @@ class WorkflowExecution(Failure):
                 name="wfexec_triage_fp",
                 condition=Q(status__in=["FAILED", "TIMED_OUT", "TERMINATED"]),
             ),
+            ignored_until_index("wfexec_ignored_until"),
             models.Index(fields=["tenant", "status", "-created_time"], name="wfexec_list"),
         ]
 

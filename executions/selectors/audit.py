@@ -5,7 +5,9 @@ row each item had before: retried by the bulk's actor, from its source, in the b
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import NamedTuple
 
 from django.db.models import QuerySet
@@ -52,10 +54,70 @@ def audit_events(
         found += _items(tenant, kind, actor, source, target, bulk, before, item, floor, limit)
     found.sort(key=lambda entry: entry[0], reverse=True)
     page = found[:limit]
+    set_outcomes(tenant, [e for _, e in page])
     if len(found) <= limit:
         return [e for _, e in page], None
     (row_id, item_id), _ = page[-1]
     return [e for _, e in page], AuditCursor(row_id, None if item_id == _ROW else item_id)
+
+
+def set_outcomes(tenant: Tenant, events: list[AuditEvent]) -> None:
+    """Each retry's outcome on its audit row (`outcome`: the status its new attempt has now, or
+    None), for a page of rows in at most three queries per kind, not one per row: the clone a
+    retry made, or, in place, the attempt it made (`nth_retry_outcomes`)."""
+    retries: dict[str, list[AuditEvent]] = defaultdict(list)
+    for event in events:
+        event.outcome = None
+        if event.action == "retry" and event.kind in kinds.BY_NAME:
+            retries[event.kind].append(event)
+    for kind, these in retries.items():
+        spec = kinds.get(kind)
+        objects = spec.model.objects.filter(tenant=tenant)
+        if spec.resets_to is None:
+            made = {e.new_target_id for e in these if e.new_target_id not in ("", e.target_id)}
+            status = {
+                str(pk): s for pk, s in objects.filter(pk__in=made).values_list("pk", "status")
+            }
+            for event in these:
+                event.outcome = status.get(event.new_target_id)
+            continue
+        targets = {e.target_id for e in these}
+        current = {
+            str(pk): s for pk, s in objects.filter(pk__in=targets).values_list("pk", "status")
+        }
+        history = Attempt.objects.filter(tenant=tenant, kind=kind, object_id__in=targets)
+        attempts: dict[str, list[str]] = defaultdict(list)
+        # Every retry of an item, the page's and the others: a single one's audit row, a bulk's
+        # item (its history row, as_audit's time), in the order the detail page ranks them.
+        ranked: dict[str, list[tuple]] = defaultdict(list)
+        for object_id, status, when, bulk in history.order_by("number").values_list(
+            "object_id", "status", "recorded_at", "bulk_audit_id"
+        ):
+            attempts[object_id].append(status)
+            if bulk is not None:
+                ranked[object_id].append((when, 0))
+        singles = AuditEvent.objects.filter(
+            tenant=tenant, kind=kind, action="retry", target_id__in=targets
+        ).values_list("target_id", "created_at", "id")
+        for object_id, when, pk in singles:
+            ranked[object_id].append((when, pk))
+        for target in targets:
+            page = [e for e in these if e.target_id == target]
+            shown = {(e.created_at, e.pk or 0) for e in page}
+            others = [
+                SimpleNamespace(created_at=when, pk=pk)
+                for when, pk in ranked[target]
+                if (when, pk) not in shown
+            ]
+            nth_retry_outcomes([*page, *others], [*attempts[target], current.get(target)])
+
+
+def nth_retry_outcomes(retries: list, statuses: list[str | None]) -> None:
+    """In place, an item's n-th retry made its attempt n + 1: each of `retries` (all of the
+    item's) gets the status of the attempt it made, `statuses` being the item's attempts in
+    order, its current one last (None: not known)."""
+    for n, event in enumerate(sorted(retries, key=lambda e: (e.created_at, e.pk or 0)), 1):
+        event.outcome = statuses[n] if n < len(statuses) else None
 
 
 def bulk_items(tenant: Tenant, kind: str, object_ids: list[str]) -> list[AuditEvent]:

@@ -16,7 +16,7 @@ from executions.kinds.shown import log_lines
 from executions.models import Attempt, AuditEvent, Tenant
 from executions.tenancy import get_for_tenant
 
-from .audit import bulk_items
+from .audit import bulk_items, nth_retry_outcomes
 from .inbox import is_active, retried_by
 from .shown import HEAVY, finished, started
 
@@ -203,14 +203,10 @@ def _set_outcomes(audit: list[AuditEvent], timeline: list[TimelineEntry], clones
     it (the n-th retry made the timeline's attempt n + 1)."""
     if clones:
         status = {entry.object_id: entry.status for entry in timeline}
-        for event in audit:
-            event.outcome = status.get(event.new_target_id)
+        for event in audit:  # what made another item (a retry, a resolve by a success)
+            made = event.new_target_id != event.target_id
+            event.outcome = status.get(event.new_target_id) if made else None
         return
-    retries = sorted(
-        (e for e in audit if e.action == "retry"), key=lambda e: (e.created_at, e.pk or 0)
-    )
     for event in audit:
         event.outcome = None
-    for n, event in enumerate(retries, start=1):
-        if n < len(timeline):
-            event.outcome = timeline[n].status
+    nth_retry_outcomes([e for e in audit if e.action == "retry"], [t.status for t in timeline])

@@ -148,6 +148,21 @@ def status_badge(status: str, kind: str | None = None) -> str:
     )
 
 
+@register.simple_tag
+def outcome_badge(status: str, kind: str) -> str:
+    """A retry's outcome (the status its new attempt has now), on the detail page's audit and
+    the audit page: a failure is said as what it is for a retry, "failed again"."""
+    spec = kinds.BY_NAME.get(kind)
+    if spec is None or status not in spec.failed_statuses:
+        return status_badge(status, kind)
+    return _html(
+        '<span class="badge {}">failed again</span><small class="native" title="Its own status">'
+        "{}</small>",
+        status_class(status),
+        kinds.status_word(status, kind),
+    )
+
+
 @register.filter
 def json_text(value: Any, indent: int | None = None) -> str:
     """A JSON value as text (escaped by the template like any other text)."""

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from executions import filters, selectors, services, triage
@@ -261,3 +262,139 @@ def test_counts_chart_and_groups_follow_the_state(admin, items):
     assert seen("ignored") == (1, 1, {fp})
     assert seen("all") == (2, 2, {fp, run_fp})
     assert seen("resolved") == (0, 0, set())
+
+
+@pytest.mark.django_db
+def test_an_ignore_until_a_date_ends_on_time_without_a_new_failure(admin, items):
+    """The reaper round opens failures and groups ignored until a date once it passes: not a
+    regression (nothing failed again), audited as reopened by "redrive"."""
+    from executions.management.commands.worker import reaper_round
+
+    one, two = items.failed("job", handler="fail"), items.failed("job", handler="fail")
+    fp = MODELS["job"].objects.get(pk=one).fingerprint
+    later = items.failed("run")  # another error, ignored until a later date
+    until = timezone.now() + timedelta(days=1)
+    triage.ignore_group(admin, fp, reason="maintenance", until=until)
+    triage.ignore(admin, "run", later, until=until + timedelta(days=1))
+    reaper_round(["default"])
+    assert {state_of("job", one), state_of("job", two)} == {"ignored"}
+
+    # A day passes (the stored dates move back a day and a minute, as the clock would move on).
+    passed = timedelta(days=1, minutes=1)
+    for model in (MODELS["job"], MODELS["run"]):
+        model.objects.filter(triage="ignored").update(triage_until=F("triage_until") - passed)
+    FailureGroup.objects.filter(fingerprint=fp).update(until=F("until") - passed)
+    reaper_round(["default"])
+
+    assert (state_of("job", one), state_of("job", two)) == ("open", "open")
+    assert state_of("run", later) == "ignored"  # its date is still to come
+    group = FailureGroup.objects.get(fingerprint=fp)
+    assert (group.state, group.until, group.regressed_at) == ("open", None, None)
+    assert listed(admin.tenant, "open") == {f"job:{one}", f"job:{two}"}
+    assert not OutboxEvent.objects.filter(name="failure.regressed").exists()
+    reopened = AuditEvent.objects.filter(actor="redrive", source="worker")
+    assert sorted(reopened.values_list("action", "target_id", "status_before", "status_after")) == [
+        *sorted([("reopen", str(one), "ignored", "open"), ("reopen", str(two), "ignored", "open")]),
+        ("reopen_group", fp, "ignored", "open"),
+    ]
+    assert reopened.get(action="reopen_group").details["reason"] == "maintenance"
+
+    reaper_round(["default"])  # nothing left to open: nothing more audited
+    assert reopened.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_group_first_seen_in_one_kind_regresses_in_every_kind(admin, items):
+    """A group spans kinds: a failure of another kind than the group's first ends the ignores
+    of the group's failures in every kind, and an ignore until a date keeps it ignored."""
+    job = items.failed("job", handler="fail")
+    fp = MODELS["job"].objects.get(pk=job).fingerprint
+    run = items.failed("run", handler="fail")
+    assert FailureGroup.objects.get(fingerprint=fp).kind == "job"
+
+    triage.ignore(admin, "job", job)  # one failure, until it happens again
+    items.failed("run", handler="fail")
+    assert state_of("job", job) == "open"
+
+    triage.ignore_group(admin, fp)  # the whole group, until it happens again
+    regressed = items.failed("run", handler="fail")
+    assert (state_of("job", job), state_of("run", run)) == ("open", "open")
+    assert state_of("run", regressed) == "regressed"
+    assert FailureGroup.objects.get(fingerprint=fp).state == "open"
+
+    triage.ignore_group(admin, fp, until=timezone.now() + timedelta(days=1))
+    quiet = items.failed("run", handler="fail")
+    assert {state_of("job", job), state_of("run", run), state_of("run", quiet)} == {"ignored"}
+
+
+def rebuild_groups(rows: bool) -> None:
+    """Migration 0025's data migration, as `migrate` runs it (`rows`: its row-by-row form, for
+    databases other than PostgreSQL)."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = import_module("executions.migrations.0025_rebuild_failure_groups")
+    with connection.schema_editor() as editor:
+        (migration._rebuild_rows if rows else migration.rebuild)(apps, editor)
+
+
+@pytest.mark.parametrize("rows", [False, True], ids=["set-based", "row-by-row"])
+@pytest.mark.django_db
+def test_groups_keyed_by_old_fingerprints_are_rebuilt_for_the_current_ones(admin, items, rows):
+    """After 0023 recomputed the fingerprints, each group is rebuilt for its current fingerprint
+    from its failures' state (an ignore that still applies, with its reason), stale keys go, and
+    running it again changes nothing."""
+    ignored = items.failed("job", handler="fail")
+    fp = MODELS["job"].objects.get(pk=ignored).fingerprint
+    until = timezone.now() + timedelta(days=1)
+    triage.ignore_group(admin, fp, reason="vendor outage", until=until)
+    open_run = items.failed("run")  # another error, open
+    open_fp = MODELS["run"].objects.get(pk=open_run).fingerprint
+    again = items.failed("function", handler="fail", error="http_502")
+    again_fp = MODELS["function"].objects.get(pk=again).fingerprint
+    triage.ignore_group(admin, again_fp)  # until it happens again
+    assert len({fp, open_fp, again_fp}) == 3
+    # As 0023 left them: each group under the fingerprint its failures had before.
+    for n, key in enumerate((fp, open_fp, again_fp)):
+        FailureGroup.objects.filter(fingerprint=key).update(fingerprint=f"{n:016x}")
+
+    rebuild_groups(rows)
+
+    groups = FailureGroup.objects.filter(tenant=admin.tenant)
+    rows = sorted(groups.values_list("fingerprint", "state", "until", "reason"))
+    assert rows == sorted(
+        [
+            (fp, "ignored", until, "vendor outage"),
+            (open_fp, "open", None, ""),
+            (again_fp, "ignored", None, ""),
+        ]
+    )
+    assert FailureGroup.objects.get(fingerprint=open_fp).kind == "run"
+    rebuild_groups(rows)
+    assert sorted(groups.values_list("fingerprint", "state", "until", "reason")) == rows
+
+    # The ignore applies again: the group's next failure joins it, no new group, no regression.
+    later = items.failed("job", handler="fail")
+    assert state_of("job", later) == "ignored"
+    assert not OutboxEvent.objects.filter(name="failure.regressed").exists()
+    assert OutboxEvent.objects.filter(name="failure.new_group").count() == 3
+
+
+@pytest.mark.django_db
+def test_a_group_stays_open_while_another_kind_has_an_open_failure(admin, items):
+    """Resolving a group's failures in one kind leaves it open while another kind's are open:
+    their next failure is no regression."""
+    from executions.kinds.jobs import run as jobs_run
+
+    job, run = items.failed("job"), items.failed("run")  # the same error (flaky), two kinds
+    fp = MODELS["job"].objects.get(pk=job).fingerprint
+    assert MODELS["run"].objects.get(pk=run).fingerprint == fp
+    jobs_run.execute(services.retry_job(admin, job).new_id, "test-host")
+    assert (state_of("job", job), state_of("run", run)) == ("resolved", "open")
+    assert FailureGroup.objects.get(fingerprint=fp).state == "open"
+
+    again = items.failed("run")
+    assert state_of("run", again) == "open"
+    assert not OutboxEvent.objects.filter(name="failure.regressed").exists()

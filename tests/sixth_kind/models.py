@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from executions.models import Failure, Leased, Tenant
+from executions.models import Failure, Leased, Tenant, ignored_until_index
 
 
 class Ticket(Leased, Failure):
@@ -22,3 +22,6 @@ class Ticket(Leased, Failure):
     fails = models.BooleanField(default=False)  # whether processing it fails
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [ignored_until_index("ticket_ignored_until")]

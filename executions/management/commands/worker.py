@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connections
 
-from executions import failure_counts, heartbeats, leases, queueing, reaper
+from executions import failure_counts, heartbeats, leases, queueing, reaper, triage
 from executions import queues as queue_control
 from executions.kinds.functions.starting import fire_due_cron
 from executions.kinds.jobs.run import ANY_HOST, fail_jobs_of_gone_hosts
@@ -64,6 +64,7 @@ def reaper_round(queues: list[str]) -> None:
     fail_jobs_of_gone_hosts()
     heartbeats.prune()
     failure_counts.fold()  # keep the console's pending counts short
+    triage.lapse_ignores()  # ignores until a date end on time, not at the next failure
 
 
 class Command(BaseCommand):
