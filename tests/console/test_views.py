@@ -351,11 +351,12 @@ def test_the_inbox_query_count_does_not_grow_with_rows(
 ) -> None:
     client = login("alice")
     client.get(reverse("inbox"))  # warm up (session, content types)
-    # session, user, memberships, the actor's membership; then per kind the page's keys, and
-    # per kind on the page (the five first; no delivery here) its rows; and the count: on
-    # PostgreSQL folding and summing the failure counts, elsewhere one capped count per kind.
+    # session, user, memberships, the actor's membership, an admin's disabled webhooks; then per
+    # kind the page's keys, and per kind on the page (the five first; no delivery here) its rows;
+    # and the count: on PostgreSQL folding and summing the failure counts, elsewhere one capped
+    # count per kind.
     queries = (
-        4 + len(kinds.KINDS) + 5 + (2 if connection.vendor == "postgresql" else len(kinds.KINDS))
+        5 + len(kinds.KINDS) + 5 + (2 if connection.vendor == "postgresql" else len(kinds.KINDS))
     )
     with django_assert_num_queries(queries):
         client.get(reverse("inbox"))
