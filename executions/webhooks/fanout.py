@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..models import OutboxEvent, WebhookDelivery, WebhookSubscription
@@ -68,16 +69,21 @@ def matches(sub: WebhookSubscription, name: str, data: dict) -> bool:
 
 @worker_task
 def fan_out(event_ids: list[int]) -> int:
-    """One delivery per (event, matching subscription). Two fan-outs of a tenant run one after
-    the other (the subscriptions' row locks), and each takes every earlier event of the tenant
-    not fanned out yet too: a later commit's fan-out that runs first writes the earlier events
-    first, so deliveries (ordered by event id) keep the events' order."""
-    from .delivery import kick
+    """One delivery per (event, matching subscription), for the given events and every other
+    committed one not fanned out yet (events.publish_on_commit enqueues one fan-out per
+    transaction, whatever its tenants and event types). Two fan-outs of a tenant run one after
+    the other (the subscriptions' row locks) and each takes all the tenant's events not fanned
+    out yet, in id order: deliveries (ordered by event id) keep the events' order. Then this
+    worker delivers one woken subscription itself (a task pickup less on the way from commit to
+    receiver); the others go to the queue, for the idle workers."""
+    from .delivery import deliver_now, kick
 
     now = timezone.now()
+    due = Q(pk__in=event_ids) | Q(published_at__isnull=True)
     with transaction.atomic():
-        given = list(OutboxEvent.objects.filter(pk__in=event_ids).values_list("tenant_id", "pk"))
-        tenants = {tenant for tenant, _ in given}
+        tenants = set(
+            OutboxEvent.objects.filter(due).values_list("tenant_id", flat=True).distinct()
+        )
         subs: dict[int, list[WebhookSubscription]] = defaultdict(list)
         for sub in (
             WebhookSubscription.objects.select_for_update()
@@ -85,16 +91,8 @@ def fan_out(event_ids: list[int]) -> int:
             .order_by("pk")
         ):
             subs[sub.tenant_id].append(sub)
-        earlier = (
-            OutboxEvent.objects.filter(
-                tenant_id__in=tenants, published_at__isnull=True, pk__lt=max(pk for _, pk in given)
-            )
-            if given
-            else OutboxEvent.objects.none()
-        )
-        events = list(
-            (OutboxEvent.objects.filter(pk__in=event_ids) | earlier).distinct().order_by("pk")
-        )
+        # Read under the locks: what an earlier fan-out of these tenants wrote is published now.
+        events = list(OutboxEvent.objects.filter(due, tenant_id__in=tenants).order_by("pk"))
         rows = [
             _delivery(sub, event, now)
             for event in events
@@ -109,9 +107,15 @@ def fan_out(event_ids: list[int]) -> int:
         # A subscription whose worker holds it now needs no task: that worker looks again
         # after releasing it (delivery.deliver), and finds these.
         free = {s.pk for group in subs.values() for s in group if _free(s, now)}
-        for sub_id in dict.fromkeys(r.subscription_id for r in rows):
-            if sub_id in free:
-                kick(sub_id)
+        woken = [
+            sub_id for sub_id in dict.fromkeys(r.subscription_id for r in rows) if sub_id in free
+        ]
+        for sub_id in woken[1:]:
+            kick(sub_id)
+    if woken and not transaction.get_connection().in_atomic_block:
+        deliver_now(woken[0])
+    elif woken:
+        kick(woken[0])  # called inside a caller's transaction (tests): after its commit
     return len(rows)
 
 
