@@ -204,10 +204,16 @@ def test_one_fan_out_per_transaction_delivers_all_its_events(
 def test_the_fan_out_worker_delivers_without_another_task(
     allow_local, admin, tenant, receiver, worker_process
 ):
-    """From commit to receiver is one task pickup: the worker that fans an event out sends it."""
+    """From commit to receiver is one task pickup: the worker that fans an event out sends it,
+    to every subscription it woke."""
     subscribe(admin, receiver)
+    subscribe(admin, receiver, description="second")
     worker_process(env=WORKER_ENV)
     emit(tenant, 3)
-    wait_for(lambda: len(receiver.unique()) == 3, what="3 deliveries")
-    assert [r.json["data"]["executionId"] for r in receiver.unique()] == ["e0", "e1", "e2"]
+    wait_for(lambda: len(receiver.unique()) == 6, what="6 deliveries")
+    for sub in WebhookSubscription.objects.all():
+        sent = [
+            r for r in receiver.unique() if r.headers["webhook-id"].startswith(f"msg_{sub.pk.hex}")
+        ]
+        assert [r.json["data"]["executionId"] for r in sent] == ["e0", "e1", "e2"]
     assert tasks("delivery.deliver") == 0
