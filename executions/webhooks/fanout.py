@@ -1,8 +1,9 @@
 """From committed events to deliveries. events.emit_many/emit_from ask `wanted()` whether a
 tenant's enabled subscription takes the event (one small query; none: the rows are written as
 published, as before) and then enqueue `fan_out` in the causing transaction: a rolled-back change
-leaves neither the event nor the task. The task writes one delivery per matching subscription
-(idempotently: a task run twice writes each once) and wakes each subscription's worker."""
+leaves neither the event nor the task (one per transaction). The task writes one delivery per
+matching subscription (idempotently: a task run twice writes each once) and sends them, holding
+each subscription's lease in turn, unless another worker holds it (that one sends them)."""
 
 from __future__ import annotations
 
