@@ -8,8 +8,9 @@ subscription, so one subscription is one worker's at a time).
   tasks, one per event (bench/drain.py's reference).
 - delay_p95_ms, the target's figure (not saturated): with 2 long-running workers, first
   `sustained_per_s`, N/5 events committed in transactions of 20 as fast as this process can,
-  N/5 / (first commit to last arrival), the rate the workers keep up with for commits of that
-  size; then N/5 events at half that rate, per event its commit to its arrival.
+  N/5 / (first commit to the last arrival with no task left), the rate the workers keep up with
+  for commits of that size; then N/5 events at half that rate, per event its commit to its
+  arrival. Each phase starts with the workers idle (no task queued or running).
 - delay_p95_ms_half_batch: the same at half `deliveries_per_s` (what this bench used to report):
   that rate was measured on commits of 500, and when it is above `sustained_per_s` the queue
   grows and the figure measures the backlog, not a delivery's delay. The summary says of each
@@ -125,8 +126,20 @@ def wait_arrived(count: int, timeout: float) -> None:
         time.sleep(0.01)
 
 
+def wait_idle(timeout: float = 600) -> None:
+    """Until the workers have no task left: a phase must not start behind the last one's."""
+    from django_tasks_db.models import DBTaskResult
+
+    deadline = time.monotonic() + timeout
+    while DBTaskResult.objects.filter(status__in=("READY", "RUNNING")).exists():
+        if time.monotonic() > deadline:
+            sys.exit("the workers did not go idle")
+        time.sleep(0.05)
+
+
 def paced_delays(tenants: list, first: int, n: int, per_s: float) -> list[float]:
     """Events first..first+n, PER_COMMIT to a commit, at `per_s`: commit to arrival, ms."""
+    wait_idle()
     arrived.clear()
     pause = PER_COMMIT / per_s
     committed: dict[int, float] = {}
@@ -184,10 +197,12 @@ def main() -> None:
     n_delay = max(args.n // 5, 100)
     first = args.n
     # The rate the running workers keep up with, commits of 20 as fast as we can make them.
+    wait_idle()
     arrived.clear()
     began = time.monotonic()
     emit(tenants, first, n_delay, PER_COMMIT)
     wait_arrived(n_delay, 600)
+    wait_idle()  # the tasks left once all arrived are the workers' time too
     sustained = n_delay / (time.monotonic() - began)
     first += n_delay
     paced = paced_delays(tenants, first, n_delay, sustained / 2)
