@@ -73,14 +73,33 @@ def _tasks_connection():
 
 
 class _Notified:
-    """Registered with on_commit by the transaction's first wake: Django holds it until that
-    transaction (or the savepoint it was registered in) commits or rolls back, then drops it."""
+    """Registered with on_commit by first_in_transaction: Django holds it until that transaction
+    (or the savepoint it was registered in) commits or rolls back, then drops it."""
 
     def __call__(self) -> None:
         pass
 
 
-_wakes = threading.local()
+_markers = threading.local()
+
+
+def first_in_transaction(what: str, using: str | None = None) -> bool:
+    """Whether the current transaction has not done `what` yet (and from now on it has). Outside
+    a transaction: always True. A savepoint rolled back forgets what was done inside it."""
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return True
+    key = (connection.alias, what)
+    done = getattr(_markers, "done", None)
+    if done is None:
+        done = _markers.done = {}
+    marker = done.get(key)
+    if marker is not None and marker() is not None:
+        return False
+    new = _Notified()
+    transaction.on_commit(new, using=connection.alias)
+    done[key] = weakref.ref(new)
+    return True
 
 
 def wake_workers(sender, **kwargs) -> None:
@@ -91,13 +110,8 @@ def wake_workers(sender, **kwargs) -> None:
     connection = _tasks_connection()
     if connection.vendor != "postgresql":
         return
-    if connection.in_atomic_block:
-        notified = getattr(_wakes, connection.alias, None)
-        if notified is not None and notified() is not None:
-            return  # this transaction notifies already
-        marker = _Notified()
-        transaction.on_commit(marker, using=connection.alias)
-        setattr(_wakes, connection.alias, weakref.ref(marker))
+    if not first_in_transaction("wake", connection.alias):
+        return  # this transaction notifies already
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, '')", [WAKE_CHANNEL])
 

@@ -82,6 +82,11 @@ def _client() -> httpx.Client:
 
 @worker_task
 def deliver(sub_id: str) -> int:
+    return deliver_now(sub_id)
+
+
+def deliver_now(sub_id) -> int:
+    """Send the subscription's due deliveries here and now, if no other worker holds it."""
     owner = leases.new_owner()
     sent = 0
     while True:

@@ -155,3 +155,65 @@ def test_worker_killed_mid_delivery_delivers_later(
     assert len(receiver.received) == 3  # e0 twice, under one webhook-id
     for got in receiver.received:
         Webhook(secret).verify(got.body, got.headers)
+
+
+def tasks(name: str) -> int:
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(task_path=f"executions.webhooks.{name}").count()
+
+
+def test_one_fan_out_per_transaction_delivers_all_its_events(
+    allow_local, admin, other_admin, tenant, receiver, worker_process
+):
+    """A transaction emitting for two tenants and several times costs one fan-out task (each
+    was a task pickup on every event's way to its receiver), and still delivers every event."""
+    mine, _ = subscribe(admin, receiver)
+    theirs, _ = subscribe(other_admin, receiver)
+    with transaction.atomic():
+        events.emit_many(tenant, EVENT, [{"executionId": "a0"}])
+        events.emit_many(other_admin.tenant, EVENT, [{"executionId": "b0"}])
+        # A savepoint rolled back takes its events with it, and nothing else.
+        with pytest.raises(RuntimeError), transaction.atomic():
+            events.emit_many(tenant, EVENT, [{"executionId": "rolled-back"}])
+            raise RuntimeError
+        events.emit_many(tenant, EVENT, [{"executionId": "a1"}, {"executionId": "a2"}])
+    assert tasks("fanout.fan_out") == 1
+    # A savepoint that enqueued the transaction's fan-out and rolled back leaves none behind:
+    # the next emit enqueues its own.
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            events.emit_many(tenant, EVENT, [{"executionId": "rolled-back"}])
+            raise RuntimeError
+        events.emit_many(other_admin.tenant, EVENT, [{"executionId": "b1"}])
+    assert tasks("fanout.fan_out") == 2
+    worker_process(env=WORKER_ENV)
+    wait_for(lambda: len(receiver.unique()) == 5, what="5 deliveries")
+    by_sub = {
+        sub.pk: list(
+            sub.deliveries.order_by("event_id").values_list("payload__data__executionId", flat=True)
+        )
+        for sub in (mine, theirs)
+    }
+    assert by_sub == {mine.pk: ["a0", "a1", "a2"], theirs.pk: ["b0", "b1"]}
+    got = [r.json["data"]["executionId"] for r in receiver.unique()]
+    assert [e for e in got if e.startswith("a")] == ["a0", "a1", "a2"]
+    assert [e for e in got if e.startswith("b")] == ["b0", "b1"]
+
+
+def test_the_fan_out_worker_delivers_without_another_task(
+    allow_local, admin, tenant, receiver, worker_process
+):
+    """From commit to receiver is one task pickup: the worker that fans an event out sends it,
+    to every subscription it woke."""
+    subscribe(admin, receiver)
+    subscribe(admin, receiver, description="second")
+    worker_process(env=WORKER_ENV)
+    emit(tenant, 3)
+    wait_for(lambda: len(receiver.unique()) == 6, what="6 deliveries")
+    for sub in WebhookSubscription.objects.all():
+        sent = [
+            r for r in receiver.unique() if r.headers["webhook-id"].startswith(f"msg_{sub.pk.hex}")
+        ]
+        assert [r.json["data"]["executionId"] for r in sent] == ["e0", "e1", "e2"]
+    assert tasks("delivery.deliver") == 0
