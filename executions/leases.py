@@ -163,11 +163,13 @@ def claim(
         if not claimed:
             return {}
         # Our UPDATE holds the row locks until commit, so this read sees exactly what we won.
-        won = dict(
-            model.objects.filter(lease_owner=owner, **{status_field: to_status}).values_list(
-                "pk", "lease_token"
-            )
-        )
+        # The expiry it wrote narrows the read to each kind's (status, lease_expires_at) index:
+        # by status alone it visited every row in that status, a queued backlog included, so a
+        # claim cost grew with the queue (bench/README.md, start).
+        mine = {"lease_owner": owner, status_field: to_status}
+        if isinstance(values["lease_expires_at"], datetime):
+            mine["lease_expires_at"] = values["lease_expires_at"]
+        won = dict(model.objects.filter(**mine).values_list("pk", "lease_token"))
     for pk, token in won.items():
         keeper.hold(model, pk, token)
     return {str(pk): token for pk, token in won.items()}
