@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -103,7 +103,8 @@ class StartWorkMixin:
                         audit_start(actor, kind, execution.pk)
                 self.message_user(request, started_message(obj, started), messages.SUCCESS)
                 change = reverse(
-                    f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk]
+                    f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change",
+                    args=[quote(obj.pk)],
                 )
                 return HttpResponseRedirect(change)
         context = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import reverse
@@ -221,7 +222,7 @@ def test_the_admin_pages_never_show_a_secret(root, items):
         ("automationrule", items["rule"]),
         ("workflow", items["workflow"]),
     ):
-        response = root.get(reverse(f"admin:executions_{name}_change", args=[obj.pk]))
+        response = root.get(reverse(f"admin:executions_{name}_change", args=[quote(obj.pk)]))
         assert response.status_code == 200, name
         shown_masked(response.content.decode())
     event = items["job"].events.get()

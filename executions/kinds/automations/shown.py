@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from ...work import secrets
@@ -34,7 +35,9 @@ class AutomationShown(Shown):
 
     def definition(self, obj):
         # Rules are edited in the admin (their actions checked there as by the API).
-        url = reverse("admin:executions_automationrule_change", args=[obj.automation_rule_id])
+        url = reverse(
+            "admin:executions_automationrule_change", args=[quote(obj.automation_rule_id)]
+        )
         return f"rule {obj.automation_rule.name} (now v{obj.automation_rule.version})", url
 
     def extras(self, obj):

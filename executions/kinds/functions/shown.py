@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from ...work import secrets
@@ -27,7 +28,7 @@ class FunctionShown(Shown):
 
     def definition(self, obj):
         # Edited in the admin (a code editor field) as through the API: both make versions.
-        url = reverse("admin:executions_function_change", args=[obj.function_id])
+        url = reverse("admin:executions_function_change", args=[quote(obj.function_id)])
         return f"{obj.function.name} (now v{obj.function.version})", url
 
     def extras(self, obj):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from ..base import unit_name
@@ -27,7 +28,7 @@ class WorkflowShown(Shown):
 
     def definition(self, obj):
         # The version's tasks, edited in the admin (or upserted again through Cognite's API).
-        url = reverse("admin:executions_workflow_change", args=[obj.workflow_id])
+        url = reverse("admin:executions_workflow_change", args=[quote(obj.workflow_id)])
         return f"{obj.workflow.external_id} version {obj.workflow.version}", url
 
     def error(self, obj):
