@@ -148,17 +148,9 @@ def claim(
     its finish fails, its task is given back and the work is claimed and run again.
     """
     model = queryset.model
-    values = {
-        status_field: to_status,
-        "lease_owner": owner,
-        "lease_token": F("lease_token") + 1,
-        "lease_expires_at": lease_expiry(grace_seconds),
-        **(extra or {}),
-    }
+    values = _claim_values(status_field, to_status, owner, grace_seconds, extra)
     with transaction.atomic():
-        if not wait_for_disk and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        _commit_without_flush(wait_for_disk)
         claimed = queryset.update(**values)
         if not claimed:
             return {}
@@ -175,8 +167,60 @@ def claim(
     return {str(pk): token for pk, token in won.items()}
 
 
-def finish(model: type[Model], pk, token: int, *, running_status: str, **values) -> bool:
-    """The fenced closing UPDATE. False means the attempt was reaped or re-claimed meanwhile."""
+def claim_one(
+    model: type[Model],
+    pk,
+    token: int,
+    *,
+    from_status: str,
+    to_status: str,
+    owner: str,
+    grace_seconds: float = 0,
+    wait_for_disk: bool = True,
+) -> int | None:
+    """claim() for one row its caller read at `token` in `from_status`: the token it wins is
+    token + 1, so nothing is read back (a statement less on a synchronous retry's path). None:
+    another worker won it, or it is no longer in `from_status`."""
+    values = _claim_values("status", to_status, owner, grace_seconds, None)
+    with transaction.atomic():
+        _commit_without_flush(wait_for_disk)
+        claimed = model.objects.filter(pk=pk, status=from_status, lease_token=token).update(
+            **values
+        )
+    if not claimed:
+        return None
+    keeper.hold(model, pk, token + 1)
+    return token + 1
+
+
+def _claim_values(status_field, to_status, owner, grace_seconds, extra) -> dict:
+    return {
+        status_field: to_status,
+        "lease_owner": owner,
+        "lease_token": F("lease_token") + 1,
+        "lease_expires_at": lease_expiry(grace_seconds),
+        **(extra or {}),
+    }
+
+
+def _commit_without_flush(wait_for_disk: bool) -> None:
+    """Inside the claim's transaction: wait_for_disk=False lets its commit skip the WAL flush."""
+    if not wait_for_disk and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def finish(
+    model: type[Model],
+    pk,
+    token: int,
+    *,
+    running_status: str,
+    notify: str = "",
+    **values,
+) -> bool:
+    """The fenced closing UPDATE. False means the attempt was reaped or re-claimed meanwhile.
+    `notify`: a channel told when it commits (PostgreSQL), for whoever waits for this attempt."""
     keeper.release(model, pk)
     # The finish and what it settles (a success resolves its chain) commit together.
     with transaction.atomic():
@@ -185,6 +229,10 @@ def finish(model: type[Model], pk, token: int, *, running_status: str, **values)
         )
         if updated:
             became_final(model, [(pk, values)])
+            if notify and connection.vendor == "postgresql":
+                # In the transaction, so sent at its commit: no round trip of its own after it.
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_notify(%s, '')", [notify])
     if not updated:
         log.warning("dropped a late result for %s %s (token %s)", model.__name__, pk, token)
     return bool(updated)

@@ -24,9 +24,8 @@ def _after_one(new_id: Any, options: dict[str, Any]) -> FunctionExecution | None
     timeout and REDRIVE_SYNC_WAIT_GRACE_MS; then 504 with its id, the execution going on."""
     if not options.get("wait"):
         return None
-    timeout_ms = FunctionExecution.objects.values_list("timeout_ms", flat=True).get(pk=new_id)
-    seconds = (timeout_ms + settings.REDRIVE_SYNC_WAIT_GRACE_MS) / 1000
-    execution = run.wait_final(str(new_id), seconds)
+    grace = settings.REDRIVE_SYNC_WAIT_GRACE_MS / 1000
+    execution, seconds = run.wait_final(str(new_id), grace)
     if execution is None:
         raise StillRunning(str(new_id), seconds)
     return execution

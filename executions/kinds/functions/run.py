@@ -58,65 +58,62 @@ def invoke_function(
 
 
 def execute(execution_id: str) -> None:
-    owner = leases.new_owner()
-    qs = FunctionExecution.objects.filter(pk=execution_id, status="running", lease_token=0)
-    execution = FunctionExecution.objects.filter(pk=execution_id).first()
+    execution = FunctionExecution.objects.filter(
+        pk=execution_id, status="running", lease_token=0
+    ).first()
     if execution is None:
-        return
+        return  # claimed already (a bulk's task, or a task run twice)
     # A function's timeout bounds the attempt; the lease covers it even without renewal. Its
     # code has no I/O, so running it again after a database crash is harmless: the claim's
     # commit need not wait for the disk (one flush less per execution, on a sync retry's path).
-    won = leases.claim(
-        qs,
+    token = leases.claim_one(
+        FunctionExecution,
+        execution_id,
+        0,
+        from_status="running",
         to_status="running",
-        owner=owner,
+        owner=leases.new_owner(),
         grace_seconds=execution.timeout_ms / 1000,
         wait_for_disk=not execution.code,
     )
-    if execution_id not in won:
+    if token is None:
         return
     started = time.monotonic()
     values = run_code(execution) if execution.code else run_handler(execution)
-    if leases.finish(
+    finished = leases.finish(
         FunctionExecution,
         execution_id,
-        won[execution_id],
+        token,
         running_status="running",
+        notify=_channel(execution_id),  # wakes a single retry's request waiting for it
         execution_time=int((time.monotonic() - started) * 1000),
         finished_at=timezone.now(),
         **values,
-    ):
-        _notify_final(execution_id)
-        if values["status"] != "success":
-            from .retry import retry_automatically  # retry.py imports this module
+    )
+    if finished and values["status"] != "success":
+        from .retry import retry_automatically  # retry.py imports this module
 
-            retry_automatically(execution_id)
+        retry_automatically(execution_id)
 
 
 def _channel(execution_id: str) -> str:
     return f"redrive_fn_{execution_id}"  # ids are 24 hex digits: a valid identifier
 
 
-def _notify_final(execution_id: str) -> None:
-    """Wake the request waiting for this execution at once (PostgreSQL; elsewhere it polls)."""
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [_channel(execution_id)])
-
-
-def wait_final(execution_id: str, seconds: float) -> FunctionExecution | None:
+def wait_final(execution_id: str, grace_seconds: float) -> tuple[FunctionExecution | None, float]:
     """The execution once a worker has finished it (or the reaper failed it as worker lost),
-    or None if it is still running after `seconds`. Outside any transaction (it must see the
+    waiting at most its timeout and `grace_seconds`: (the execution or None if it is still
+    running then, the seconds waited at most). Outside any transaction (it must see the
     worker's commits)."""
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
     if connection.vendor == "postgresql":
-        return _wait_notified(execution_id, deadline)
+        return _wait_notified(execution_id, started, grace_seconds)
     delay = 0.002
     while True:
-        execution = _if_final(execution_id)
-        if execution is not None or time.monotonic() >= deadline:
-            return execution
-        time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        final, seconds = _look(execution_id, grace_seconds)
+        if final or time.monotonic() >= started + seconds:
+            return _read_if(final, execution_id), seconds
+        time.sleep(min(delay, max(started + seconds - time.monotonic(), 0)))
         delay = min(delay * 1.5, 0.05)
 
 
@@ -125,17 +122,19 @@ def wait_final(execution_id: str, seconds: float) -> FunctionExecution | None:
 RECHECK_SECONDS = 0.1
 
 
-def _wait_notified(execution_id: str, deadline: float) -> FunctionExecution | None:
+def _wait_notified(
+    execution_id: str, started: float, grace_seconds: float
+) -> tuple[FunctionExecution | None, float]:
     channel = _channel(execution_id)
     with connection.cursor() as cursor:
         cursor.execute(f'LISTEN "{channel}"')
     try:
         while True:
             # Listening first, then looking: a finish committed in between is seen by the look.
-            execution = _if_final(execution_id)
-            remaining = deadline - time.monotonic()
-            if execution is not None or remaining <= 0:
-                return execution
+            final, seconds = _look(execution_id, grace_seconds)
+            remaining = started + seconds - time.monotonic()
+            if final or remaining <= 0:
+                return _read_if(final, execution_id), seconds
             for _ in connection.connection.notifies(
                 timeout=min(remaining, RECHECK_SECONDS), stop_after=1
             ):
@@ -145,9 +144,22 @@ def _wait_notified(execution_id: str, deadline: float) -> FunctionExecution | No
             cursor.execute(f'UNLISTEN "{channel}"')
 
 
-def _if_final(execution_id: str) -> FunctionExecution | None:
-    execution = FunctionExecution.objects.filter(pk=execution_id).first()
-    return execution if execution is None or execution.final else None
+def _look(execution_id: str, grace_seconds: float) -> tuple[bool, float]:
+    """Whether the execution is final (or gone), and how long to wait for it: its timeout and
+    the grace. Two columns: the whole row (its payload, result and logs) is read once, final."""
+    row = (
+        FunctionExecution.objects.filter(pk=execution_id)
+        .values_list("status", "timeout_ms")
+        .first()
+    )
+    if row is None:
+        return True, 0
+    status, timeout_ms = row
+    return status not in FunctionExecution.IN_FLIGHT, timeout_ms / 1000 + grace_seconds
+
+
+def _read_if(final: bool, execution_id: str) -> FunctionExecution | None:
+    return FunctionExecution.objects.filter(pk=execution_id).first() if final else None
 
 
 def execute_many(execution_ids: list[str]) -> None:
