@@ -48,7 +48,9 @@ def free_port() -> int:
 class Server:
     """gunicorn in its own process group, so stop() reaches the master and its workers."""
 
-    def __init__(self, port: int, workers: int, worker_class: str, threads: int) -> None:
+    def __init__(
+        self, port: int, workers: int, worker_class: str, threads: int, settings: str = ""
+    ) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="redrive-bench-gunicorn-", suffix=".log", delete=False
@@ -60,6 +62,7 @@ class Server:
             # Plain HTTP on loopback: the redirect to HTTPS would answer every request with 301.
             "SECURE_SSL_REDIRECT": "0",
             "LOG_LEVEL": "WARNING",
+            **({"DJANGO_SETTINGS_MODULE": settings} if settings else {}),
         }
         command = [
             sys.executable,

@@ -9,7 +9,11 @@ the work as it arrives. In the same run, the reference: the stock django-tasks-d
 - api_starts_per_s: starts / wall time of sending them (every one must answer 201 or 202);
 - completed_per_s:  starts / time from the first start until every one is final (a workflow
                     counts once, when its three tasks are done);
-- stock_per_s:      no-op tasks / time from the start of their enqueue until the last is done.
+- stock_per_s:      no-op tasks / time from the start of their enqueue until the last is done;
+- stock_http_starts_per_s, stock_http_completed_per_s: the floor of a start over HTTP on this
+                    machine: the same gunicorn, settings and client POSTing the same number of
+                    requests to a plain Django view that enqueues one no-op task each
+                    (bench/stock_site.py), the db_workers draining them meanwhile.
 
 Each workflow run spends a single-use session nonce, as Cognite's SDK does: the nonces are made
 before the clock starts (the SDK would POST /sessions for each), not counted as starts.
@@ -72,6 +76,30 @@ def stock_enqueue_and_drain(n: int, timeout: float) -> float:
     unfinished = DBTaskResult.objects.exclude(status="SUCCESSFUL")
     wait_until(lambda: not unfinished.exists(), timeout, "stock drain")
     return time.perf_counter() - started
+
+
+def stock_http(n: int, workers: int, time_limit: float, timeout: float) -> tuple[float, float]:
+    """The floor of a start over HTTP: the same gunicorn, settings and load client POSTing to a
+    plain Django view that enqueues one no-op task (bench/stock_site.py), with the running
+    db_workers draining. Returns (seconds to send them, seconds until the last is done)."""
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.all().delete()
+    server = Server(free_port(), workers, "sync", 1, settings="bench.stock_site")
+    try:
+        server.wait_ready()
+        body = [("/enqueue", json.dumps({"n": i}).encode()) for i in range(n + 20)]
+        _, _, warm = send(server.base, body[:20], {}, 120)
+        assert set(warm) == {202}, (warm, server.output())
+        unfinished = DBTaskResult.objects.exclude(status="SUCCESSFUL")
+        wait_until(lambda: not unfinished.exists(), timeout, "stock HTTP warm-up")
+        started = time.perf_counter()
+        send_s, _, codes = send(server.base, body[20:], {}, time_limit)
+        assert codes == {202: n}, (codes, server.output())
+        wait_until(lambda: not unfinished.exists(), timeout, "stock HTTP drain")
+        return send_s, time.perf_counter() - started
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -199,6 +227,7 @@ def main() -> None:
     try:
         stock_enqueue_and_drain(20, args.timeout)  # warm
         stock_s = stock_enqueue_and_drain(sent, args.timeout)
+        http_send_s, http_done_s = stock_http(sent, args.workers, args.time_limit, args.timeout)
     finally:
         stop(stock)
     load_after = os.getloadavg()
@@ -207,6 +236,8 @@ def main() -> None:
     print(f"api_starts_per_s: {api_rate:.0f}")
     print(f"completed_per_s: {completed_rate:.0f}")
     print(f"stock_per_s: {stock_rate:.0f}")
+    print(f"stock_http_starts_per_s: {sent / http_send_s:.0f}")
+    print(f"stock_http_completed_per_s: {sent / http_done_s:.0f}")
     print(f"starts: {sent} of {total} ({n_functions} functions, {n_jobs} jobs, ", end="")
     print(f"{n_workflows} three-task workflows)")
     print(f"start_p50_ms: {percentile(latencies, 50):.1f}")
