@@ -81,6 +81,17 @@ class RetryOutcome:
 # --- single retries --------------------------------------------------------------------------
 
 
+def function_for(actor: Actor, project_id: str, function_id: str) -> Function:
+    """The actor's tenant's function `function_id` in seed 000's project `project_id`."""
+    return get_for_tenant(
+        Function,
+        actor.tenant,
+        "Function not found",
+        pk=function_id,
+        tenant__functions_project_id=project_id,
+    )
+
+
 def retry_function(
     actor: Actor,
     *,
@@ -94,16 +105,6 @@ def retry_function(
     execution with the original payload and the function's current code, queued for a worker,
     and wait for its result."""
     actor.require(functions.KIND.permission)
-
-    def function() -> Function:
-        return get_for_tenant(
-            Function,
-            actor.tenant,
-            "Function not found",
-            pk=function_id,
-            tenant__functions_project_id=project_id,
-        )
-
     if execution_id is not None:
         # The function and the execution in one look (a statement less on a synchronous
         # retry's path); on a miss, the function's own look says which of the two is missing.
@@ -113,10 +114,11 @@ def retry_function(
         try:
             execution = get_for_tenant(found, actor.tenant, pk=execution_id)
         except NotFound:
-            function()
+            function_for(actor, project_id, function_id)
             raise NotFound("Execution not found") from None
     else:
-        log_order = FunctionExecution.objects.filter(function=function()).order_by(
+        function = function_for(actor, project_id, function_id)
+        log_order = FunctionExecution.objects.filter(function=function).order_by(
             "-executed_at", "-id"
         )
         if index is None or index < 0:

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from executions import services
-from executions.models import Function, FunctionExecution
+from executions.models import FunctionExecution
 from executions.tenancy import get_for_tenant
 
 from ..base import ApiView, valid_id, valid_index, valid_object_id
@@ -45,14 +45,7 @@ RETRY_MESSAGES = {
 }
 
 
-def function_for(actor, project_id: str, function_id: str) -> Function:
-    return get_for_tenant(
-        Function,
-        actor.tenant,
-        "Function not found",
-        pk=function_id,
-        tenant__functions_project_id=project_id,
-    )
+function_for = services.function_for
 
 
 def retry_body(outcome: services.RetryOutcome) -> tuple[int, dict]:
