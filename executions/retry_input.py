@@ -48,6 +48,8 @@ def clean_reason(value: Any, field: str = "reason") -> str:
         raise InvalidInput(
             f"{field} is too long ({len(value)} characters; at most {MAX_REASON})", field=field
         )
+    if "\x00" in value:  # PostgreSQL keeps no NUL in text or JSON: a 400, not its DataError
+        raise InvalidInput(f"{field} must not contain NUL characters", field=field)
     return value
 
 

@@ -148,6 +148,28 @@ def test_racing_workflow_retries_resume_once(manifest):
     assert sorted(r.status_code for r in results) == [200, 409]
 
 
+def test_racing_runs_with_one_nonce_start_one(manifest):
+    from executions.models import Workflow, WorkflowExecution
+
+    key, items = manifest["api_keys"]["alice"], manifest["acme"]
+    workflow = Workflow.objects.filter(tenant__workflows_project=items["workflows"]["project"])[0]
+    nonce = (
+        Client()
+        .post(
+            f"{wf_base(items)}/sessions",
+            {"items": [{"tokenExchange": True}]},
+            content_type="application/json",
+            headers={"X-API-Key": key},
+        )
+        .json()["items"][0]["nonce"]
+    )
+    path = f"{wf_base(items)}/workflows/{workflow.external_id}/versions/{workflow.version}/run"
+    before = WorkflowExecution.objects.filter(workflow=workflow).count()
+    results = race([post(key, path, {"authentication": {"nonce": nonce}}) for _ in range(2)])
+    assert sorted(r.status_code for r in results) == [201, 400]
+    assert WorkflowExecution.objects.filter(workflow=workflow).count() == before + 1
+
+
 def test_racing_same_idempotency_key_answers_the_same_run(manifest):
     key, pk = manifest["api_keys"]["alice"], manifest["acme"]["runs"]["failure"]
 

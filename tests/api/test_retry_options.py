@@ -59,6 +59,13 @@ def test_a_too_long_reason_is_a_400_and_retries_nothing(api, manifest):
     assert not AuditEvent.objects.filter(kind="job", target_id=pk, action="retry").exists()
     r = api.post(url("job", pk), {"reason": 5})
     assert r.status_code == 400 and r.json()["error"]["field"] == "reason"
+    # PostgreSQL keeps no NUL in text: named here, not its DataError as a 500.
+    r = api.post(url("job", pk), {"reason": "dns\x00fixed"})
+    assert r.status_code == 400
+    assert r.json()["error"]["field"] == "reason" and "NUL" in r.json()["error"]["message"]
+    assert Job.objects.get(pk=pk).retried_by_id is None
+    r = api.post("/api/failures/retry", {"filter": {"kind": "job"}, "reason": "\x00"})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "reason"
 
 
 def test_a_function_retry_runs_the_edited_payload(api, manifest):

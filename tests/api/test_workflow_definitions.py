@@ -176,6 +176,29 @@ def test_run_needs_a_nonce_and_spends_it_once(api, base, function):
     )
 
 
+def test_a_run_refuses_an_expired_nonce_and_another_tenants(api, base, manifest, function):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    api.post(f"{base}/workflows/versions", version_body())
+    run = f"{base}/workflows/api-wf/versions/1/run"
+    expired = nonce(api, base)
+    WorkflowSession.objects.filter(nonce=expired).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    carol = api.as_("carol")
+    foreign = nonce(carol, wf_base(manifest["globex"]))
+    for refused in (expired, foreign):
+        r = api.post(run, {"authentication": {"nonce": refused}})
+        assert r.status_code == 400
+        assert r.json()["error"]["message"] == (
+            "authentication.nonce is not a valid, unused session nonce"
+        )
+    assert not WorkflowExecution.objects.filter(workflow__external_id="api-wf").exists()
+    assert not WorkflowSession.objects.filter(used_at__isnull=False).exists()
+
+
 def test_run_and_upserts_are_idempotent_with_a_key(api, base, function):
     key = {"Idempotency-Key": "wf-create-1"}
     first = api.post(f"{base}/workflows/versions", version_body(), headers=key)
