@@ -130,9 +130,9 @@ def test_racing_function_retries_run_once(manifest, sync_worker):
     )
 
 
-def test_racing_workflow_retries_resume_once(manifest):
-    key, items = manifest["api_keys"]["alice"], manifest["acme"]
-    nonces = [
+def session_nonce(key: str, items: dict) -> str:
+    """A new session's nonce (POST /sessions), as Cognite's SDK gets one to run or retry with."""
+    return (
         Client()
         .post(
             f"{wf_base(items)}/sessions",
@@ -141,8 +141,12 @@ def test_racing_workflow_retries_resume_once(manifest):
             headers={"X-API-Key": key},
         )
         .json()["items"][0]["nonce"]
-        for _ in range(2)
-    ]
+    )
+
+
+def test_racing_workflow_retries_resume_once(manifest):
+    key, items = manifest["api_keys"]["alice"], manifest["acme"]
+    nonces = [session_nonce(key, items) for _ in range(2)]
     path = f"{wf_base(items)}/workflows/executions/{items['workflows']['failed']}/retry"
     results = race([post(key, path, {"authentication": {"nonce": n}}) for n in nonces])
     assert sorted(r.status_code for r in results) == [200, 409]
@@ -153,16 +157,7 @@ def test_racing_runs_with_one_nonce_start_one(manifest):
 
     key, items = manifest["api_keys"]["alice"], manifest["acme"]
     workflow = Workflow.objects.filter(tenant__workflows_project=items["workflows"]["project"])[0]
-    nonce = (
-        Client()
-        .post(
-            f"{wf_base(items)}/sessions",
-            {"items": [{"tokenExchange": True}]},
-            content_type="application/json",
-            headers={"X-API-Key": key},
-        )
-        .json()["items"][0]["nonce"]
-    )
+    nonce = session_nonce(key, items)
     path = f"{wf_base(items)}/workflows/{workflow.external_id}/versions/{workflow.version}/run"
     before = WorkflowExecution.objects.filter(workflow=workflow).count()
     results = race([post(key, path, {"authentication": {"nonce": nonce}}) for _ in range(2)])
