@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from executions import filters, services, staged
+from executions import filters, leases, services, staged
 from executions.errors import InvalidInput
 from executions.models import AutomationExecution, BulkRetry
 from tests.audit import retried_in
@@ -201,16 +201,21 @@ def test_a_staged_bulk_runs_through_real_workers_and_survives_one_dying(
     )
     bulk.refresh_from_db()
     progress = staged.progress(bulk)
+    # What the killed worker was running when it died failed as "worker lost" (counted as failed
+    # again, and retryable): the kill lands between items or in one, as it happens. Every other
+    # item succeeded: the work really ran.
+    lost = AutomationExecution.objects.exclude(status="completed")
+    assert set(lost.values_list("status", "error_message")) <= {("failed", leases.WORKER_LOST)}
     assert (bulk.stage, bulk.done, progress["succeeded"], progress["failedAgain"]) == (
         "finished",
         8,
-        8,
-        0,
+        8 - lost.count(),
+        lost.count(),
     )
-    # Each item retried exactly once, and the work really ran.
+    assert lost.count() <= at_death.done  # only what was retried before the kill
+    # Each item retried exactly once.
     targets = retried_by(bulk)
     assert len(targets) == len(set(targets)) == 8
-    assert set(AutomationExecution.objects.values_list("status", flat=True)) == {"completed"}
 
 
 # --- on RQ ---------------------------------------------------------------------------------------
