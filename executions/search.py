@@ -6,8 +6,10 @@ order ("timed out" finds "read timed out after 60s", "refused 10.0.4.17" finds "
 What looks like an id is looked up as one only: hex digits and dashes with at least one digit and
 one letter (a uuid's or an object id's start), or a run id (`run_...`). Such a search reads a
 range of the primary key, not every message of the tenant (bench/inbox.py, id_search_p95_ms); a
-search like "E11000 duplicate" has a space, so it searches the text. Six digits (and dashes) or more
-(a number, a date, or an id's start that happens to hold no letter) match either.
+search like "E11000 duplicate" has a space, so it searches the text. Six or more hex characters
+that are all digits (a number, a date) or all letters (a word like "facade") match either: an id's
+start holds no letter, or no digit, often enough (one in sixteen and one in 350 six-character
+starts) to be found as one.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.db.models import IntegerField, Model, Q, UUIDField
 MIN_ID = 6
 _HEX_ID = re.compile(r"^(?=.*[0-9])(?=.*[a-f])[0-9a-f-]{6,64}$")
 _RUN_ID = re.compile(r"^run_[0-9a-f]{2,60}$")
-_DIGITS = re.compile(r"^(?=.*[0-9])[0-9-]{6,64}$")
+_EITHER = re.compile(r"^(?=.*[0-9a-f])(?:[0-9-]{6,64}|[a-f-]{6,64})$")
 
 
 def looks_like_id(q: str) -> bool:
@@ -35,8 +37,8 @@ def condition(model: type[Model], q: str) -> Q:
     cond = Q()
     for word in q.split():
         cond &= Q(error_message__icontains=word)
-    if _DIGITS.match(q):  # a number in a message, or the start of an id: both
-        cond |= id_prefix(model, q)
+    if _EITHER.match(q.lower()):  # a number or a word in a message, or the start of an id: both
+        cond |= id_prefix(model, q.lower())
     return cond
 
 

@@ -4,6 +4,7 @@ and GET /api/failures read the same selectors)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -153,6 +154,21 @@ def test_q_finds_any_kinds_item_by_its_id_or_a_prefix_of_it(tenant, items, other
     # Another tenant's id is no match.
     foreign = str(kinds.get(kind).model.objects.filter(tenant=other_tenant).first().pk)
     assert not selectors.inbox(tenant, filters.parse({"q": foreign})).rows
+
+
+@pytest.mark.parametrize("start", ["facade", "deface-", "201612", "2016-12"])
+def test_an_ids_start_without_a_letter_or_a_digit_finds_it_and_the_words_too(tenant, items, start):
+    # One in sixteen uuids starts with six digits, one in 350 with six letters: both are found.
+    job = Job.objects.get(pk=items.failed("job"))
+    Job.objects.filter(pk=job.pk).update(error_message=f"mirror {start} unreachable")
+    hex_start = start.replace("-", "")
+    pk = uuid.UUID(hex_start + "0" * (32 - len(hex_start)))
+    Job.objects.create(
+        job_id=pk, tenant=tenant, operation_type="package.install", operation={}, status="failed"
+    )
+    items.failed("job")  # neither
+    rows = selectors.inbox(tenant, filters.parse({"q": start.upper()})).rows
+    assert sorted(r.id for r in rows) == sorted([str(job.pk), str(pk)])
 
 
 def test_the_readmes_error_search_finds_the_words_in_any_order(tenant, items) -> None:
