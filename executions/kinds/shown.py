@@ -70,6 +70,8 @@ class Shown:
     retried_by_fields: ClassVar[tuple[str, ...]] = ()  # besides pk, status and time
     detail_related: ClassVar[tuple[str, ...]] = ()
     started_field: ClassVar[str]
+    # When an attempt was made, where that differs from when it started running (jobs).
+    made_field: ClassVar[str] = ""
     finished_field: ClassVar[str] = "finished_at"
     has_logs: ClassVar[bool] = False  # the item's own `logs` column
     asks_host: ClassVar[bool] = False  # its Retry form asks for a target host

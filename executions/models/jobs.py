@@ -43,6 +43,8 @@ class Job(Leased, Failure):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # When a worker claimed it: a job may wait long for its host, and what it took is from here.
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     IN_FLIGHT = ("unprocessed", "processing")

@@ -18,7 +18,7 @@ from executions.tenancy import get_for_tenant
 
 from .audit import bulk_items, nth_retry_outcomes
 from .inbox import is_active, retried_by
-from .shown import HEAVY, finished, started
+from .shown import HEAVY, finished, made, started
 
 
 @dataclass
@@ -27,7 +27,8 @@ class TimelineEntry:
     status: str
     error_message: str | None
     error_stack: str | None
-    started_at: datetime | None
+    made_at: datetime | None  # when the attempt was made
+    started_at: datetime | None  # when it began running (None: it never did)
     finished_at: datetime | None
     logs: list[dict]
     kind: str
@@ -86,6 +87,7 @@ def _entry(kind: str, item: Model, number: int, current: bool) -> TimelineEntry:
         status=item.status,
         error_message=kinds.get(kind).shown.error(item),
         error_stack=item.error_stack,
+        made_at=made(kind, item),
         started_at=started(kind, item),
         finished_at=finished(kind, item),
         logs=kinds.get(kind).shown.logs(item),
@@ -126,6 +128,7 @@ def detail(tenant: Tenant, kind: str, object_id: str, *, with_audit: bool = True
                 status=a.status,
                 error_message=a.error_message,
                 error_stack=a.error_stack,
+                made_at=a.started_at,
                 started_at=a.started_at,
                 finished_at=a.finished_at,
                 logs=log_lines(a.logs),
@@ -193,8 +196,7 @@ def _chain(kind: str, obj: Model) -> list[Model]:
             *(f.name for f in model._meta.concrete_fields if f.name in HEAVY)
         )
     }
-    made = kinds.get(kind).shown.started_field
-    return sorted(items.values(), key=lambda item: (depths[str(item.pk)], getattr(item, made)))
+    return sorted(items.values(), key=lambda item: (depths[str(item.pk)], made(kind, item)))
 
 
 def _set_outcomes(audit: list[AuditEvent], timeline: list[TimelineEntry], clones: bool) -> None:

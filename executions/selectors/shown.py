@@ -32,5 +32,10 @@ def started(kind: str, obj: Model) -> datetime | None:
     return getattr(obj, kinds.get(kind).shown.started_field, None)
 
 
+def made(kind: str, obj: Model) -> datetime | None:
+    shown = kinds.get(kind).shown
+    return getattr(obj, shown.made_field or shown.started_field, None)
+
+
 def finished(kind: str, obj: Model) -> datetime | None:
     return getattr(obj, kinds.get(kind).shown.finished_field, None)

@@ -617,6 +617,28 @@ def test_a_job_retry_goes_to_the_chosen_host(login, cast) -> None:
     assert not Job.objects.filter(retry_of=cast.command_job).exists()
 
 
+def test_a_jobs_attempt_took_from_its_run_not_from_its_wait_for_the_host(login, cast) -> None:
+    # The worker that ran the job recorded when it took it; the job was made before that.
+    job = cast.job
+    assert job.created_at <= job.started_at <= job.finished_at
+    # A job that waited ten minutes for its host and then ran for two seconds.
+    Job.objects.filter(pk=job.pk).update(
+        created_at=job.finished_at - timedelta(minutes=10),
+        started_at=job.finished_at - timedelta(seconds=2),
+    )
+    never_ran = jobs_run.create_job(cast.acme, {"type": "package.install", "data": {}}, "gone-1")
+    Job.objects.filter(pk=never_ran.pk).update(
+        status="failed", finished_at=never_ran.created_at + timedelta(minutes=5)
+    )
+    client = login("alice")
+    page = client.get(detail_url("job", job.pk)).content.decode()
+    attempts = page[page.index('id="attempts"') :]
+    assert "10 min ago</time> · took 2.0 s" in attempts
+    page = client.get(detail_url("job", never_ran.pk)).content.decode()
+    attempts = page[page.index('id="attempts"') :]
+    assert "took" not in attempts[: attempts.index("</li>")]
+
+
 def test_an_operator_without_command_execute_sees_why_and_cannot_post(login, cast) -> None:
     client = login("dave")
     page = client.get(reverse("inbox")).content.decode()

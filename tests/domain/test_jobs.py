@@ -87,3 +87,22 @@ def test_the_clone_runs_only_on_its_target_host(items, admin, run_worker):
         (2, "processing"),
         (3, "completed"),
     ]
+
+
+def test_migration_0026_dates_a_finished_jobs_start_from_its_processing_event(items, tenant):
+    """Jobs run before 0026 recorded their start only as the `processing` event."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    ran = Job.objects.get(pk=items.failed("job"))
+    waiting = Job.objects.create(
+        tenant=tenant, operation_type="package.install", operation={"type": "package.install"}
+    )
+    Job.objects.update(started_at=None)
+    migration = import_module("executions.migrations.0026_job_started_at")
+    migration.from_events(apps, None)
+
+    event = ran.events.get(type="processing")
+    assert Job.objects.get(pk=ran.pk).started_at == event.timestamp
+    assert Job.objects.get(pk=waiting.pk).started_at is None

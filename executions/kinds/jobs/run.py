@@ -118,6 +118,7 @@ def job_transition(
 
 def execute(job_id: str, hostname: str) -> None:
     owner = leases.new_owner()
+    now = timezone.now()
     with transaction.atomic():
         won = leases.claim(
             Job.objects.filter(
@@ -128,7 +129,8 @@ def execute(job_id: str, hostname: str) -> None:
             extra={
                 "taken_by": hostname,
                 "revision": F("revision") + 1,
-                "updated_at": timezone.now(),
+                "updated_at": now,
+                "started_at": now,
             },
         )
         if job_id not in won:

@@ -12,7 +12,8 @@ class JobShown(Shown):
     row_related = ("retried_by",)
     retried_by_fields = ("retried_by__target_hostname",)  # what the clone waits for
     detail_related = ("retry_of", "retried_by")
-    started_field = "created_at"
+    # A job can wait long for its host: the timeline shows when it was made, and took from its run.
+    made_field, started_field = "created_at", "started_at"
     has_logs = True
     asks_host = waits_for_host = True
     input_label = "Operation"
