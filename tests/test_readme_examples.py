@@ -26,7 +26,7 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from tests.test_up import ROOT, free_port
+from tests.test_up import ROOT, start_up
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -117,21 +117,8 @@ def settled(since) -> bool:
 
 @pytest.fixture
 def up(tmp_path, process_env, wait_until):
-    port, manifest, log = free_port(), tmp_path / "demo-manifest.json", tmp_path / "up.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "manage.py", "up", "--port", str(port), "--manifest", manifest],
-            cwd=ROOT,
-            env=process_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    server, port, manifest, log = start_up(tmp_path, process_env(), wait_until)
     try:
-        wait_until(
-            lambda: "Press Ctrl-C to stop both" in log.read_text() or server.poll() is not None,
-            timeout=120,
-            message="manage.py up to start",
-        )
         assert server.poll() is None, log.read_text()
         yield port, manifest
     finally:

@@ -36,7 +36,9 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
-def test_up_seeds_serves_works_and_stops_cleanly(tmp_path, process_env, wait_until):
+def start_up(tmp_path: Path, env: dict, wait_until) -> tuple[subprocess.Popen, int, Path, Path]:
+    """`manage.py up` on a free port, once it says it is ready: (the process, its port, the
+    manifest it wrote, its log)."""
     port = free_port()
     manifest_path = tmp_path / "demo-manifest.json"
     log = tmp_path / "up.log"
@@ -44,7 +46,7 @@ def test_up_seeds_serves_works_and_stops_cleanly(tmp_path, process_env, wait_unt
         up = subprocess.Popen(
             [sys.executable, "manage.py", "up", "--port", str(port), "--manifest", manifest_path],
             cwd=ROOT,
-            env=process_env(),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -54,6 +56,16 @@ def test_up_seeds_serves_works_and_stops_cleanly(tmp_path, process_env, wait_unt
             timeout=120,
             message="manage.py up to start",
         )
+    except BaseException:
+        up.kill()
+        up.wait()
+        raise
+    return up, port, manifest_path, log
+
+
+def test_up_seeds_serves_works_and_stops_cleanly(tmp_path, process_env, wait_until):
+    up, port, manifest_path, log = start_up(tmp_path, process_env(), wait_until)
+    try:
         output = log.read_text()
         assert up.poll() is None, output
         assert f"Redrive is running at http://127.0.0.1:{port}" in output
