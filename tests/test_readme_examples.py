@@ -36,8 +36,11 @@ pytestmark = [
 ]
 
 DONE = "__readme_segment_done__"
-# Every answer on a line of its own; an HTTP error is curl's error, not a body to read on.
-CURL = 'curl() { command curl -sS --max-time 60 --fail-with-body "$@"; echo; }'
+# Every answer on a line of its own; an HTTP error is a failure, named with its command.
+CURL = (
+    'curl() { command curl -sS --max-time 60 --fail-with-body "$@"'
+    ' || printf "\\nFAILED: curl %s" "$*"; echo; }'
+)
 # The queues `up`'s worker serves: a job for another host (the README's web-01, a retried job's
 # own host) waits for a worker that is not running here.
 SERVED = ("default", "host-_any", f"host-{socket.gethostname()}")
@@ -164,7 +167,8 @@ def test_the_readmes_examples_run_as_written(up, process_env, wait_until) -> Non
     five = sh_blocks("## Your own work in five minutes", "## Definitions in a file")
     assert len(five) == 2
     output = run_in_order(segments(five, port, manifest), env, wait_until)
-    assert not [line for line in output if line.startswith(("curl: (", "parse error"))], output
+    errors = [line for line in output if line.startswith(("FAILED:", "parse error", "bash:"))]
+    assert not errors, (errors, output)
     promised = [
         line.removeprefix("# -> ")
         for block in five
@@ -178,8 +182,8 @@ def test_the_readmes_examples_run_as_written(up, process_env, wait_until) -> Non
     api = sh_blocks("## REST API", "## Use your existing client")
     assert len(api) >= 7
     output = run_in_order(segments(api, port, manifest), env, wait_until)
-    errors = [line for line in output if line.startswith(("curl: (", "parse error", "bash:"))]
-    assert not errors, output
+    errors = [line for line in output if line.startswith(("FAILED:", "parse error", "bash:"))]
+    assert not errors, (errors, output)
     text = "\n".join(output)
     # What the comments promise, at the places a broken example showed something else.
     assert '"failed"' in text  # the charge-card execution, before its fix
