@@ -37,6 +37,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which database the run is on (CI checks its SQLite run really is one)."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    return f"redrive database: {engine}"
+
+
 def is_postgresql() -> bool:
     from django.db import connection
 
