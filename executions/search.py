@@ -8,8 +8,8 @@ one letter (a uuid's or an object id's start), or a run id (`run_...`). Such a s
 range of the primary key, not every message of the tenant (bench/inbox.py, id_search_p95_ms); a
 search like "E11000 duplicate" has a space, so it searches the text. Six or more hex characters
 that are all digits (a number, a date) or all letters (a word like "facade") match either: an id's
-start holds no letter, or no digit, often enough (one in sixteen and one in 350 six-character
-starts) to be found as one.
+start holds no letter, or no digit, often enough (about one in seventeen and one in 360
+six-character starts) to be found as one.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def test_q_finds_any_kinds_item_by_its_id_or_a_prefix_of_it(tenant, items, other
 
 @pytest.mark.parametrize("start", ["facade", "deface-", "201612", "2016-12"])
 def test_an_ids_start_without_a_letter_or_a_digit_finds_it_and_the_words_too(tenant, items, start):
-    # One in sixteen uuids starts with six digits, one in 350 with six letters: both are found.
+    # About one uuid in 17 starts with six digits, one in 360 with six letters: both are found.
     job = Job.objects.get(pk=items.failed("job"))
     Job.objects.filter(pk=job.pk).update(error_message=f"mirror {start} unreachable")
     hex_start = start.replace("-", "")
